@@ -1,0 +1,78 @@
+// The IMDS surface as pure functions: a request, who is calling and what they are bound to go in;
+// either a finished response or a plan for the session (fetch a token, forward upstream) comes out.
+// No sockets, clocks or globals in here: sessions (agent/http/session.cpp) do the I/O.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include "caller/caller.h"
+#include "observe/reason.h"
+#include "policy/binding.h"
+#include "token/token.h"
+
+namespace podid {
+
+using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
+using HttpResponse = boost::beast::http::response<boost::beast::http::string_body>;
+
+struct HandlerOptions {
+    bool block_instance_metadata = false;  // --block-instance-metadata
+    bool loopback_listener = false;        // request arrived on 127.0.0.1 (only there /host/token lives)
+};
+
+// What the request is, for metrics and the audit log.
+enum class RequestKind { token, probe, host_token, instance_metadata, other_metadata, health, unknown };
+const char* to_string(RequestKind kind);
+
+// Answer now (errors, probes, blocked paths).
+struct Reply {
+    HttpResponse response;
+    Reason reason;
+};
+
+// Fetch a token for `key` (as identity `identity`), then call render_token().
+struct FetchToken {
+    TokenKey key;
+    Identity identity;    // the bound identity chosen (empty for node identity passthrough)
+    bool bypass_cache = false;
+    bool host_token_shape = false;  // answer in /host/token's {"token":{...},"clientid":...} shape
+    Reason reason;        // why it is allowed (bound, node identity, ...)
+};
+
+// Forward the request unchanged to the node's IMDS (non-identity metadata paths, NMI behaviour).
+struct Forward {
+    Reason reason;
+};
+
+using Plan = std::variant<Reply, FetchToken, Forward>;
+
+struct Classified {
+    RequestKind kind = RequestKind::unknown;
+    std::string path;            // normalised path
+    std::string resource;        // decoded resource, if any
+    std::string requested_identity;  // "client_id=..." / "msi_res_id=..." / "object_id=..." or ""
+};
+
+// Looks at method, target and headers only.
+Classified classify(const HttpRequest& req);
+
+// The decision for an IMDS token request (or any other path) from `caller` bound as `binding`.
+// `binding` is ignored for paths that need no identity.
+Plan plan_request(const HttpRequest& req, const Classified& what, const Caller& caller, const Binding& binding,
+                  const HandlerOptions& options);
+
+// Turn the token outcome into the client's response; `now` is epoch seconds (expires_in is
+// recomputed at serve time).
+HttpResponse render_token(const HttpRequest& req, const FetchToken& plan, const TokenOutcome& outcome, int64_t now);
+
+// IMDS-shaped JSON error response.
+HttpResponse imds_error(const HttpRequest& req, unsigned status, const std::string& error,
+                        const std::string& description);
+
+}  // namespace podid

@@ -1,0 +1,49 @@
+// Tokens and the interface of the token provider (cache + single-flight + upstream IMDS).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+
+namespace podid {
+
+// Which identity to ask the node's IMDS for. Exactly one selector field or none
+// (none = the node's system-assigned/default identity, used only for node-identity passthrough).
+struct TokenKey {
+    std::string client_id;
+    std::string msi_res_id;
+    std::string object_id;
+    std::string resource;  // decoded App ID URI, e.g. "https://vault.azure.net"
+
+    bool operator==(const TokenKey&) const = default;
+    std::string to_string() const;  // for logs: "client_id=...;resource=..."
+};
+
+struct Token {
+    std::string access_token;
+    std::string client_id;
+    std::string resource;
+    std::string token_type = "Bearer";
+    int64_t expires_on = 0;      // epoch seconds
+    int64_t not_before = 0;      // epoch seconds
+    int64_t ext_expires_in = 0;  // seconds, as IMDS reported it
+};
+
+struct TokenOutcome {
+    std::optional<Token> token;  // set on success
+    int status = 200;            // HTTP status to give the client when token is empty (upstream's, or 503/504)
+    std::string error_body;      // IMDS-shaped JSON error body when token is empty
+    bool cache_hit = false;      // served from cache without waiting for upstream
+    bool shared = false;         // waited on another request's upstream call (single-flight)
+};
+
+class TokenProvider {
+public:
+    virtual ~TokenProvider() = default;
+    // Never throws; errors come back as an IMDS-shaped outcome.
+    virtual boost::asio::awaitable<TokenOutcome> get(TokenKey key, bool bypass_cache) = 0;
+};
+
+}  // namespace podid
