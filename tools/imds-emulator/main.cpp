@@ -1,0 +1,2 @@
+// Temporary entry point while the emulator is being written.
+int main() { return 0; }
