@@ -1,0 +1,360 @@
+#include "datapath/datapath.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <set>
+
+#include "datapath/bpffs.h"
+#include "datapath/fd.h"
+#include "podid.skel.h"
+
+namespace podid {
+
+namespace {
+
+struct ProgramSlot {
+    const char* pin;  // link pin name under the pin directory
+    bpf_program* (*get)(podid_bpf*);
+};
+
+// Order matters on a fresh attach: the egress filter and the sockops recorder go in before the
+// redirect, so no redirected connection ever exists without its origin being copied.
+const ProgramSlot kPrograms[] = {
+    {"link_egress", [](podid_bpf* s) { return s->progs.podid_egress; }},
+    {"link_sock_create", [](podid_bpf* s) { return s->progs.podid_sock_create; }},
+    {"link_sockops", [](podid_bpf* s) { return s->progs.podid_sockops; }},
+    {"link_getpeername4", [](podid_bpf* s) { return s->progs.podid_getpeername4; }},
+    {"link_getpeername6", [](podid_bpf* s) { return s->progs.podid_getpeername6; }},
+    {"link_connect4", [](podid_bpf* s) { return s->progs.podid_connect4; }},
+    {"link_connect6", [](podid_bpf* s) { return s->progs.podid_connect6; }},
+};
+
+struct MapSlot {
+    const char* pin;
+    bpf_map* (*get)(podid_bpf*);
+};
+
+const MapSlot kMaps[] = {
+    {"sk_origin", [](podid_bpf* s) { return s->maps.sk_origin; }},
+    {"conn_origin", [](podid_bpf* s) { return s->maps.conn_origin; }},
+    {"cgroup_stats", [](podid_bpf* s) { return s->maps.cgroup_stats; }},
+    {"exempt_cgroups", [](podid_bpf* s) { return s->maps.exempt_cgroups; }},
+};
+
+Error errno_error(const std::string& what, int err) {
+    return make_error(what + ": " + std::strerror(err), err);
+}
+
+// libbpf reports failures as negative errno (or NULL + errno); turn them into positive errno here.
+int libbpf_errno(int ret) { return ret < 0 ? -ret : (errno ? errno : EINVAL); }
+
+// Keeps libbpf's own messages (verifier logs) for warnings and errors only.
+int libbpf_log(enum libbpf_print_level level, const char* format, va_list args) {
+    if (level == LIBBPF_DEBUG)
+        return 0;
+    return std::vfprintf(stderr, format, args);
+}
+
+// A pinned map whose layout differs from the new object's cannot be reused (an upgrade changed it):
+// drop the pin so libbpf creates a fresh map. Origin records of in-flight connections are lost then.
+void drop_incompatible_pin(bpf_map* map, const std::string& path) {
+    Fd fd(bpf_obj_get(path.c_str()));
+    if (!fd.valid())
+        return;
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0)
+        return;
+    if (info.type != static_cast<uint32_t>(bpf_map__type(map)) || info.key_size != bpf_map__key_size(map) ||
+        info.value_size != bpf_map__value_size(map) || info.max_entries != bpf_map__max_entries(map) ||
+        info.map_flags != bpf_map__map_flags(map)) {
+        std::fprintf(stderr, "podid: pinned map %s has another layout; recreating it\n", path.c_str());
+        ::unlink(path.c_str());
+    }
+}
+
+struct LinkDeleter {
+    void operator()(bpf_link* link) const {
+        if (link)
+            bpf_link__destroy(link);  // closes our fd; the pin keeps the attachment
+    }
+};
+using LinkPtr = std::unique_ptr<bpf_link, LinkDeleter>;
+
+// Attaches `prog` at the cgroup, or swaps it into the pinned link if one exists for that cgroup.
+Result<std::string> attach_or_update(bpf_program* prog, int cgroup_fd, uint64_t cgroup_id, const std::string& pin) {
+    std::string how = "attached";
+    LinkPtr old(bpf_link__open(pin.c_str()));
+    if (old) {
+        bpf_link_info info{};
+        uint32_t len = sizeof(info);
+        bool same_cgroup = bpf_obj_get_info_by_fd(bpf_link__fd(old.get()), &info, &len) == 0 &&
+                           info.type == BPF_LINK_TYPE_CGROUP && info.cgroup.cgroup_id == cgroup_id;
+        if (same_cgroup) {
+            int ret = bpf_link__update_program(old.get(), prog);
+            if (ret == 0)
+                return std::string("updated pinned link");
+            // ENOLINK: the cgroup the link was attached to is gone (a stale pin).
+            how = "re-attached (" + std::string(libbpf_errno(ret) == ENOLINK ? "stale pin" : std::strerror(libbpf_errno(ret))) + ")";
+        } else {
+            how = info.cgroup.cgroup_id == 0 ? "re-attached (stale pin)" : "re-attached (cgroup changed)";
+        }
+    }
+    // Attach the new link before the old pin goes, so there is no moment without a program.
+    LinkPtr link(bpf_program__attach_cgroup(prog, cgroup_fd));
+    if (!link) {
+        int err = errno;
+        return errno_error(std::string("cannot attach ") + bpf_program__name(prog) + " to the cgroup", err);
+    }
+    if (old || ::access(pin.c_str(), F_OK) == 0)
+        ::unlink(pin.c_str());
+    int ret = bpf_link__pin(link.get(), pin.c_str());
+    if (ret != 0)
+        return errno_error("cannot pin link " + pin, libbpf_errno(ret));
+    return how;
+}
+
+uint64_t inode_of(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+}  // namespace
+
+Result<uint32_t> parse_ip4(const std::string& text) {
+    in_addr addr{};
+    if (::inet_pton(AF_INET, text.c_str(), &addr) != 1)
+        return make_error("'" + text + "' is not an IPv4 address", EINVAL);
+    return addr.s_addr;
+}
+
+std::string format_ip4(uint32_t network_order) {
+    char buf[INET_ADDRSTRLEN] = {};
+    in_addr addr{network_order};
+    ::inet_ntop(AF_INET, &addr, buf, sizeof(buf));
+    return buf;
+}
+
+std::vector<std::string> datapath_pin_names() {
+    std::vector<std::string> names;
+    for (const auto& m : kMaps)
+        names.emplace_back(m.pin);
+    for (const auto& p : kPrograms)
+        names.emplace_back(p.pin);
+    return names;
+}
+
+Datapath::~Datapath() = default;
+Datapath::Datapath(Datapath&&) noexcept = default;
+Datapath& Datapath::operator=(Datapath&&) noexcept = default;
+
+Result<Datapath> Datapath::install(const DatapathConfig& config) {
+    libbpf_set_print(libbpf_log);
+    if (config.agent_ip4 == 0)
+        return make_error("the node IP is not set; pass --node-ip or set $NODE_IP", EINVAL);
+
+    Datapath dp;
+    dp.config_ = config;
+    dp.cgroup_root_id_ = inode_of(config.cgroup_root);
+    if (dp.cgroup_root_id_ == 0)
+        return errno_error("cannot open the cgroup root " + config.cgroup_root, errno ? errno : ENOENT);
+    Fd cgroup_fd(::open(config.cgroup_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!cgroup_fd.valid())
+        return errno_error("cannot open the cgroup root " + config.cgroup_root, errno);
+
+    if (auto r = ensure_pin_dir(config.pin_dir); !r)
+        return r.error();
+
+    dp.skel_ = {podid_bpf__open(), podid_bpf__destroy};
+    if (!dp.skel_)
+        return errno_error("cannot open the BPF object", errno);
+    auto* skel = dp.skel_.get();
+    skel->rodata->cfg_agent_ip4 = config.agent_ip4;
+    skel->rodata->cfg_agent_port = config.agent_port;
+    skel->rodata->cfg_deny_packet_sockets = config.deny_packet_sockets ? 1 : 0;
+
+    for (const auto& m : kMaps) {
+        std::string path = config.pin_dir + "/" + m.pin;
+        drop_incompatible_pin(m.get(skel), path);
+        if (int ret = bpf_map__set_pin_path(m.get(skel), path.c_str()); ret != 0)
+            return errno_error("cannot set the pin path of map " + std::string(m.pin), libbpf_errno(ret));
+    }
+
+    if (int ret = podid_bpf__load(skel); ret != 0) {
+        int err = libbpf_errno(ret);
+        return errno_error(std::string("cannot load the BPF programs") +
+                               (err == EPERM ? " (run as root: CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN are needed)"
+                                             : " (see the verifier log above)"),
+                           err);
+    }
+
+    if (auto r = dp.set_exempt(config.exempt_cgroups); !r)
+        return r.error();
+
+    for (const auto& p : kPrograms) {
+        auto how = attach_or_update(p.get(skel), cgroup_fd.get(), dp.cgroup_root_id_, config.pin_dir + "/" + p.pin);
+        if (!how)
+            return how.error();
+        dp.report_.push_back({bpf_program__name(p.get(skel)), *how});
+    }
+    dp.ncpus_ = libbpf_num_possible_cpus();
+    if (dp.ncpus_ <= 0)
+        dp.ncpus_ = 1;
+    return dp;
+}
+
+Result<void> Datapath::uninstall(const std::string& pin_dir) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (!fs::exists(pin_dir, ec))
+        return {};
+    std::set<std::string> known;
+    for (const auto& n : datapath_pin_names())
+        known.insert(n);
+    // Links first: removing the last reference to a link detaches its program.
+    for (const auto& p : kPrograms) {
+        std::string path = pin_dir + "/" + p.pin;
+        if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+            return errno_error("cannot remove " + path, errno);
+    }
+    for (const auto& m : kMaps) {
+        std::string path = pin_dir + "/" + m.pin;
+        if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+            return errno_error("cannot remove " + path, errno);
+    }
+    for (const auto& entry : fs::directory_iterator(pin_dir, ec)) {
+        if (!known.count(entry.path().filename().string()))
+            return make_error("pin directory " + pin_dir + " holds " + entry.path().filename().string() +
+                                  ", which podid did not create; left it in place",
+                              ENOTEMPTY);
+    }
+    if (::rmdir(pin_dir.c_str()) != 0 && errno != ENOENT)
+        return errno_error("cannot remove " + pin_dir, errno);
+    return {};
+}
+
+int Datapath::conn_origin_fd() const { return bpf_map__fd(skel_->maps.conn_origin); }
+
+std::optional<Origin> Datapath::origin_of(int accepted_fd) const {
+    sockaddr_storage peer{}, local{};
+    socklen_t plen = sizeof(peer), llen = sizeof(local);
+    if (::getpeername(accepted_fd, reinterpret_cast<sockaddr*>(&peer), &plen) != 0 ||
+        ::getsockname(accepted_fd, reinterpret_cast<sockaddr*>(&local), &llen) != 0)
+        return std::nullopt;
+
+    podid_tuple key{};
+    if (peer.ss_family == AF_INET && local.ss_family == AF_INET) {
+        const auto& p = reinterpret_cast<const sockaddr_in&>(peer);
+        const auto& l = reinterpret_cast<const sockaddr_in&>(local);
+        key.peer_ip4 = p.sin_addr.s_addr;
+        key.peer_port = p.sin_port;
+        key.local_ip4 = l.sin_addr.s_addr;
+        key.local_port = l.sin_port;
+    } else if (peer.ss_family == AF_INET6 && local.ss_family == AF_INET6) {
+        const auto& p = reinterpret_cast<const sockaddr_in6&>(peer);
+        const auto& l = reinterpret_cast<const sockaddr_in6&>(local);
+        if (!IN6_IS_ADDR_V4MAPPED(&p.sin6_addr) || !IN6_IS_ADDR_V4MAPPED(&l.sin6_addr))
+            return std::nullopt;
+        std::memcpy(&key.peer_ip4, &p.sin6_addr.s6_addr[12], 4);
+        std::memcpy(&key.local_ip4, &l.sin6_addr.s6_addr[12], 4);
+        key.peer_port = p.sin6_port;
+        key.local_port = l.sin6_port;
+    } else {
+        return std::nullopt;
+    }
+
+    podid_origin value{};
+    int fd = conn_origin_fd();
+    if (bpf_map_lookup_elem(fd, &key, &value) != 0)
+        return std::nullopt;
+    // One read per connection: the entry is not needed again, and a reused 4-tuple gets a fresh one.
+    bpf_map_delete_elem(fd, &key);
+
+    Origin o;
+    o.cgroup_id = value.cgroup_id;
+    o.pid = value.tgid;
+    o.comm.assign(reinterpret_cast<const char*>(value.comm), strnlen(reinterpret_cast<const char*>(value.comm),
+                                                                      PODID_COMM_LEN));
+    o.orig_dst = format_ip4(value.orig_dst_ip4) + ":" + std::to_string(ntohs(value.orig_dst_port));
+    o.redirected = (value.flags & PODID_ORIGIN_REDIRECTED) != 0;
+    return o;
+}
+
+std::map<uint64_t, CgroupCounters> Datapath::counters() const {
+    std::map<uint64_t, CgroupCounters> out;
+    int fd = bpf_map__fd(skel_->maps.cgroup_stats);
+    std::vector<podid_counters> percpu(static_cast<size_t>(ncpus_));
+    uint64_t key = 0, next = 0;
+    uint64_t* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        if (bpf_map_lookup_elem(fd, &next, percpu.data()) == 0) {
+            CgroupCounters sum{};
+            for (const auto& c : percpu)
+                for (size_t i = 0; i < sum.size(); ++i)
+                    sum[i] += c.count[i];
+            out[next] = sum;
+        }
+        key = next;
+        prev = &key;
+    }
+    return out;
+}
+
+std::optional<CgroupCounters> Datapath::counters_of(uint64_t cgroup_id) const {
+    int fd = bpf_map__fd(skel_->maps.cgroup_stats);
+    std::vector<podid_counters> percpu(static_cast<size_t>(ncpus_));
+    if (bpf_map_lookup_elem(fd, &cgroup_id, percpu.data()) != 0)
+        return std::nullopt;
+    CgroupCounters sum{};
+    for (const auto& c : percpu)
+        for (size_t i = 0; i < sum.size(); ++i)
+            sum[i] += c.count[i];
+    return sum;
+}
+
+void Datapath::forget_cgroup(uint64_t cgroup_id) const {
+    bpf_map_delete_elem(bpf_map__fd(skel_->maps.cgroup_stats), &cgroup_id);
+}
+
+Result<void> Datapath::set_exempt(const std::vector<uint64_t>& cgroup_ids) const {
+    int fd = bpf_map__fd(skel_->maps.exempt_cgroups);
+    std::set<uint64_t> want(cgroup_ids.begin(), cgroup_ids.end());
+    // Add before removing, so a cgroup that stays exempt is never briefly redirected.
+    const uint8_t one = 1;
+    for (uint64_t id : want) {
+        if (bpf_map_update_elem(fd, &id, &one, BPF_ANY) != 0)
+            return errno_error("cannot update the exempt cgroup set", errno);
+    }
+    for (uint64_t id : exempt()) {
+        if (!want.count(id))
+            bpf_map_delete_elem(fd, &id);
+    }
+    return {};
+}
+
+std::vector<uint64_t> Datapath::exempt() const {
+    std::vector<uint64_t> ids;
+    int fd = bpf_map__fd(skel_->maps.exempt_cgroups);
+    uint64_t key = 0, next = 0;
+    uint64_t* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        ids.push_back(next);
+        key = next;
+        prev = &key;
+    }
+    return ids;
+}
+
+}  // namespace podid

@@ -1,0 +1,90 @@
+// The kernel side of podid from user space: load, configure, attach (or take over pinned links),
+// read origin records and counters, uninstall.
+//
+// Lifecycle: open -> configure rodata -> load (reusing pinned maps) -> attach or bpf_link_update the
+// pinned links. Links and maps are pinned under the pin directory, so the redirect outlives the agent:
+// while it is down pods' connections are refused (fail closed), and a new agent swaps in its programs
+// atomically (no window without a redirect).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "caller/caller.h"
+#include "common/result.h"
+#include "podid/abi.h"
+
+struct podid_bpf;
+
+namespace podid {
+
+struct DatapathConfig {
+    std::string cgroup_root;            // absolute path of the cgroup the programs attach to (kubepods)
+    std::string pin_dir = "/sys/fs/bpf/podid";
+    uint32_t agent_ip4 = 0;             // network order: where pods are redirected (the node IP)
+    uint16_t agent_port = PODID_DEFAULT_AGENT_PORT;
+    std::vector<uint64_t> exempt_cgroups;  // besides the agent's own cgroup
+    bool deny_packet_sockets = true;
+};
+
+// How each program ended up attached, for logs and `podidctl status`.
+struct AttachReport {
+    std::string program;
+    std::string how;  // "attached", "updated pinned link", "re-attached (cgroup changed)", "re-attached (stale pin)"
+};
+
+using CgroupCounters = std::array<uint64_t, PODID_CTR_MAX>;
+
+class Datapath {
+public:
+    ~Datapath();
+    Datapath(Datapath&&) noexcept;
+    Datapath& operator=(Datapath&&) noexcept;
+
+    // Loads and attaches, taking over pins from an earlier agent. Requires root (CAP_BPF + CAP_NET_ADMIN +
+    // CAP_SYS_ADMIN for cgroup attach and bpffs mount).
+    static Result<Datapath> install(const DatapathConfig& config);
+
+    // Detaches everything pinned under pin_dir and removes the pins (no agent needed).
+    static Result<void> uninstall(const std::string& pin_dir);
+
+    // The origin record of an accepted connection (looked up by its 4-tuple, then deleted), or nullopt
+    // when the kernel recorded none (the connection did not come through the hooks).
+    std::optional<Origin> origin_of(int accepted_fd) const;
+
+    // Per-cgroup decision counters summed over CPUs.
+    std::map<uint64_t, CgroupCounters> counters() const;
+    std::optional<CgroupCounters> counters_of(uint64_t cgroup_id) const;
+    // Drop a removed cgroup's counters (the LRU would age them out, this keeps the map small).
+    void forget_cgroup(uint64_t cgroup_id) const;
+
+    Result<void> set_exempt(const std::vector<uint64_t>& cgroup_ids) const;
+    std::vector<uint64_t> exempt() const;
+
+    const std::vector<AttachReport>& report() const { return report_; }
+    const DatapathConfig& config() const { return config_; }
+    uint64_t cgroup_root_id() const { return cgroup_root_id_; }
+    int conn_origin_fd() const;
+
+private:
+    Datapath() = default;
+    std::unique_ptr<podid_bpf, void (*)(podid_bpf*)> skel_{nullptr, nullptr};
+    DatapathConfig config_;
+    uint64_t cgroup_root_id_ = 0;
+    std::vector<AttachReport> report_;
+    int ncpus_ = 1;
+};
+
+// Names of the pins under the pin directory (maps and links), shared with `podidctl` and the tests.
+std::vector<std::string> datapath_pin_names();
+
+// Converts "a.b.c.d" to network order; error on anything else.
+Result<uint32_t> parse_ip4(const std::string& text);
+std::string format_ip4(uint32_t network_order);
+
+}  // namespace podid

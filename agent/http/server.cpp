@@ -1,0 +1,310 @@
+#include "http/server.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <variant>
+
+namespace podid {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+int64_t epoch_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+int64_t epoch_s() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+std::string describe(const Identity& id) {
+    if (!id.client_id.empty())
+        return "client_id=" + id.client_id;
+    if (!id.resource_id.empty())
+        return "msi_res_id=" + id.resource_id;
+    if (!id.object_id.empty())
+        return "object_id=" + id.object_id;
+    return "";
+}
+
+}  // namespace
+
+class Server::Session : public std::enable_shared_from_this<Session> {
+public:
+    Session(Server& server, tcp::socket socket, bool loopback)
+        : server_(server), stream_(std::move(socket)), loopback_(loopback) {}
+
+    asio::awaitable<void> run();
+
+    // Called on the session's strand when the server drains.
+    void drain() {
+        draining_ = true;
+        if (!busy_) {
+            beast::error_code ec;
+            stream_.socket().cancel(ec);
+            stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+        }
+    }
+
+    asio::any_io_executor executor() { return stream_.get_executor(); }
+
+private:
+    asio::awaitable<bool> wait_readable(const beast::flat_buffer& buffer);
+    asio::awaitable<void> send_error(unsigned status, const char* error, const char* description);
+
+    Server& server_;
+    beast::tcp_stream stream_;
+    bool loopback_;
+    bool busy_ = false;
+    bool draining_ = false;
+};
+
+// Waits for the next request's first byte up to the idle timeout. The whole request then has
+// request_timeout to arrive, so a slow sender cannot hold a connection on the idle budget.
+asio::awaitable<bool> Server::Session::wait_readable(const beast::flat_buffer& buffer) {
+    if (buffer.size() > 0)
+        co_return true;
+    auto self = shared_from_this();
+    asio::steady_timer idle(stream_.get_executor());
+    idle.expires_after(server_.limits_.idle_timeout);
+    idle.async_wait([self](beast::error_code ec) {
+        if (!ec) {
+            beast::error_code ignored;
+            self->stream_.socket().cancel(ignored);
+        }
+    });
+    beast::error_code ec;
+    co_await stream_.socket().async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
+    idle.cancel();
+    co_return !ec && !draining_;
+}
+
+asio::awaitable<void> Server::Session::send_error(unsigned status, const char* error, const char* description) {
+    HttpRequest dummy;
+    dummy.version(11);
+    HttpResponse res = imds_error(dummy, status, error, description);
+    res.keep_alive(false);
+    beast::error_code ec;
+    stream_.expires_after(server_.limits_.request_timeout);
+    co_await http::async_write(stream_, res, asio::redirect_error(asio::use_awaitable, ec));
+}
+
+asio::awaitable<void> Server::Session::run() {
+    auto self = shared_from_this();
+    // Attribution happens once per connection, from the kernel's record of who connected.
+    const std::optional<Origin> origin = server_.deps_.origins->origin_of(stream_.socket().native_handle());
+    beast::flat_buffer buffer;
+    for (;;) {
+        if (!co_await wait_readable(buffer))
+            break;
+        http::request_parser<http::string_body> parser;
+        parser.header_limit(static_cast<std::uint32_t>(server_.limits_.header_limit));
+        parser.body_limit(server_.limits_.body_limit);
+        beast::error_code ec;
+        stream_.expires_after(server_.limits_.request_timeout);
+        co_await http::async_read(stream_, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec == http::error::header_limit) {
+            co_await send_error(431, "invalid_request", "Request header fields too large");
+            break;
+        }
+        if (ec == http::error::body_limit) {
+            co_await send_error(413, "invalid_request", "Request body too large");
+            break;
+        }
+        if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::operation_aborted ||
+            ec == asio::error::connection_reset || ec == asio::error::eof)
+            break;
+        if (ec) {
+            co_await send_error(400, "invalid_request", "Malformed HTTP request");
+            break;
+        }
+        busy_ = true;
+        const HttpRequest& req = parser.get();
+        AuditRecord record;
+        record.listener = loopback_ ? "loopback" : "node";
+        auto started = std::chrono::steady_clock::now();
+        HttpResponse res = co_await server_.handle(req, origin, loopback_, record);
+        res.keep_alive(req.keep_alive() && !draining_ && !server_.stopping_.load());
+        stream_.expires_after(server_.limits_.request_timeout);
+        co_await http::async_write(stream_, res, asio::redirect_error(asio::use_awaitable, ec));
+        record.latency_ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+        record.time_ms = epoch_ms();
+        record.status = res.result_int();
+        for (RequestSink* sink : server_.deps_.sinks)
+            sink->on_request(record);
+        busy_ = false;
+        if (ec || !res.keep_alive())
+            break;
+    }
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.socket().close(ignored);
+}
+
+Server::Server(asio::io_context& io, ServerDeps deps, HandlerOptions options, ServerLimits limits)
+    : io_(io), deps_(std::move(deps)), options_(options), limits_(limits) {}
+
+Server::~Server() = default;
+
+Result<tcp::endpoint> Server::listen(const tcp::endpoint& endpoint, bool loopback) {
+    auto acceptor = std::make_shared<tcp::acceptor>(asio::make_strand(io_));
+    beast::error_code ec;
+    acceptor->open(endpoint.protocol(), ec);
+    if (!ec)
+        acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec)
+        acceptor->bind(endpoint, ec);
+    if (!ec)
+        acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+        return make_error("cannot listen on " + endpoint.address().to_string() + ":" + std::to_string(endpoint.port()) +
+                              ": " + ec.message() +
+                              (ec == boost::system::errc::address_not_available ? " (is --node-ip an address of this host?)" : ""),
+                          ec.value());
+    acceptors_.push_back(acceptor);
+    asio::co_spawn(acceptor->get_executor(), accept_loop(acceptor, loopback), asio::detached);
+    return acceptor->local_endpoint();
+}
+
+asio::awaitable<void> Server::accept_loop(std::shared_ptr<tcp::acceptor> acceptor, bool loopback) {
+    for (;;) {
+        beast::error_code ec;
+        tcp::socket socket = co_await acceptor->async_accept(asio::make_strand(io_),
+                                                             asio::redirect_error(asio::use_awaitable, ec));
+        if (ec == asio::error::operation_aborted || stopping_.load())
+            co_return;
+        if (ec) {
+            // EMFILE and friends: back off briefly instead of spinning.
+            std::fprintf(stderr, "podid: accept failed: %s\n", ec.message().c_str());
+            asio::steady_timer pause(acceptor->get_executor(), std::chrono::milliseconds(50));
+            co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            continue;
+        }
+        if (active_.load() >= limits_.max_connections) {
+            socket.close(ec);  // over the limit: refuse rather than queue without bound
+            continue;
+        }
+        socket.set_option(tcp::no_delay(true), ec);
+        auto session = std::make_shared<Session>(*this, std::move(socket), loopback);
+        {
+            std::lock_guard lock(sessions_mu_);
+            sessions_.insert(session);
+        }
+        ++active_;
+        for (RequestSink* sink : deps_.sinks)
+            sink->on_connection(+1);
+        asio::co_spawn(session->executor(), session->run(), [this, session](std::exception_ptr e) {
+            if (e) {
+                try {
+                    std::rethrow_exception(e);
+                } catch (const std::exception& ex) {
+                    std::fprintf(stderr, "podid: session ended with an error: %s\n", ex.what());
+                }
+            }
+            {
+                std::lock_guard lock(sessions_mu_);
+                sessions_.erase(session);
+            }
+            --active_;
+            for (RequestSink* sink : deps_.sinks)
+                sink->on_connection(-1);
+        });
+    }
+}
+
+void Server::shutdown() {
+    stopping_.store(true);
+    for (auto& acceptor : acceptors_) {
+        asio::post(acceptor->get_executor(), [acceptor] {
+            beast::error_code ec;
+            acceptor->close(ec);
+        });
+    }
+    std::lock_guard lock(sessions_mu_);
+    for (const auto& session : sessions_)
+        asio::post(session->executor(), [session] { session->drain(); });
+}
+
+asio::awaitable<HttpResponse> Server::handle(const HttpRequest& req, const std::optional<Origin>& origin,
+                                             bool loopback, AuditRecord& record) {
+    const Classified what = classify(req);
+    record.method = std::string(req.method_string());
+    record.path = what.path;
+    record.kind = to_string(what.kind);
+    record.resource = what.resource;
+    record.requested_identity = what.requested_identity;
+
+    // Probes (no Metadata header) never wait for the pod directory; identity requests may.
+    const bool wants_identity = (what.kind == RequestKind::token || what.kind == RequestKind::host_token) &&
+                                req["Metadata"] == "true";
+    Caller caller = co_await deps_.callers->resolve(origin, wants_identity);
+
+    Binding binding;
+    if (what.kind == RequestKind::token && wants_identity && caller.origin) {
+        binding = deps_.bindings->bindings_for(caller);
+    } else if (what.kind == RequestKind::host_token && loopback) {
+        if (!deps_.host_tokens) {
+            record.caller = caller;
+            record.reason = Reason::deny_path;
+            co_return imds_error(req, 404, "not_found", "/host/token is served only in Kubernetes mode");
+        }
+        if (!caller.origin || !deps_.host_tokens->authorised(caller)) {
+            record.caller = caller;
+            record.reason = Reason::deny_host_token_caller;
+            co_return imds_error(req, 403, "forbidden", "caller is not allowed to request tokens for other pods");
+        }
+        std::string ns(req["podns"]), name(req["podname"]);
+        record.target_pod = ns + "/" + name;
+        if (!ns.empty() && !name.empty()) {
+            if (auto b = co_await deps_.host_tokens->binding_of(ns, name))
+                binding = *b;
+        }
+    }
+    record.caller = caller;
+    record.binding = std::string(to_string(binding.kind)) + (binding.explanation.empty() ? "" : ": " + binding.explanation);
+
+    Plan plan = plan_request(req, what, caller, binding, HandlerOptions{options_.block_instance_metadata, loopback});
+    if (auto* reply = std::get_if<Reply>(&plan)) {
+        record.reason = reply->reason;
+        co_return std::move(reply->response);
+    }
+    if (auto* fwd = std::get_if<Forward>(&plan)) {
+        record.reason = fwd->reason;
+        co_return co_await deps_.forwarder->forward(req);
+    }
+    auto& fetch = std::get<FetchToken>(plan);
+    record.reason = fetch.reason;
+    record.granted_identity = fetch.reason == Reason::ok_node_identity ? "node" : describe(fetch.identity);
+    TokenOutcome outcome = co_await deps_.tokens->get(fetch.key, fetch.bypass_cache);
+    record.cache = outcome.cache_hit ? "hit" : (outcome.shared ? "shared" : "miss");
+    if (outcome.token) {
+        record.token_sha256 = token_fingerprint(outcome.token->access_token);
+        record.token_expires_on = outcome.token->expires_on;
+    } else {
+        record.granted_identity.clear();
+        record.reason = outcome.status == 503 || outcome.status == 504 ? Reason::error_unavailable
+                                                                       : Reason::error_upstream;
+    }
+    co_return render_token(req, fetch, outcome, epoch_s());
+}
+
+}  // namespace podid

@@ -1,0 +1,109 @@
+// The HTTP server pods are redirected to: Boost.Beast sessions as coroutines, one strand per
+// connection, attribution of every connection through the kernel's origin record, limits and a
+// graceful drain on SIGTERM. Request decisions live in imds_handler (pure); this file does I/O only.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "caller/caller.h"
+#include "caller/origin_source.h"
+#include "common/result.h"
+#include "http/imds_handler.h"
+#include "observe/audit.h"
+#include "policy/binding.h"
+#include "token/token.h"
+
+namespace podid {
+
+// Sends a request for a non-identity metadata path to the node's IMDS (NMI behaviour).
+class Forwarder {
+public:
+    virtual ~Forwarder() = default;
+    virtual boost::asio::awaitable<HttpResponse> forward(const HttpRequest& req) = 0;
+};
+
+// Resolves the caller (cgroup path, pod) from the kernel's origin record; may wait for the pod
+// directory (Kubernetes mode) when `may_wait` — never for probes.
+class CallerResolver {
+public:
+    virtual ~CallerResolver() = default;
+    virtual boost::asio::awaitable<Caller> resolve(std::optional<Origin> origin, bool may_wait) = 0;
+};
+
+// /host/token (Secrets Store CSI driver): is `caller` allowed to ask for pod ns/name, and what is that
+// pod bound to. Absent in standalone mode (then /host/token answers 404).
+class HostTokenAuthority {
+public:
+    virtual ~HostTokenAuthority() = default;
+    virtual bool authorised(const Caller& caller) const = 0;
+    virtual boost::asio::awaitable<std::optional<Binding>> binding_of(const std::string& ns, const std::string& name) = 0;
+};
+
+// Everything that happened in one request, for the audit log and metrics.
+class RequestSink {
+public:
+    virtual ~RequestSink() = default;
+    virtual void on_request(const AuditRecord& record) = 0;
+    virtual void on_connection(int delta) {}
+};
+
+struct ServerLimits {
+    size_t header_limit = 8 * 1024;
+    size_t body_limit = 64 * 1024;
+    std::chrono::milliseconds request_timeout{10'000};  // whole request must arrive within this
+    std::chrono::milliseconds idle_timeout{90'000};     // keep-alive connection idle
+    size_t max_connections = 10'000;
+    std::chrono::milliseconds drain_timeout{10'000};    // SIGTERM: finish in-flight requests within this
+};
+
+struct ServerDeps {
+    const OriginSource* origins = nullptr;
+    CallerResolver* callers = nullptr;
+    const BindingSource* bindings = nullptr;
+    TokenProvider* tokens = nullptr;
+    Forwarder* forwarder = nullptr;
+    HostTokenAuthority* host_tokens = nullptr;  // optional
+    std::vector<RequestSink*> sinks;
+};
+
+class Server {
+public:
+    Server(boost::asio::io_context& io, ServerDeps deps, HandlerOptions options, ServerLimits limits);
+    ~Server();
+
+    // Binds and listens; `loopback` marks the 127.0.0.1 listener (where /host/token lives).
+    Result<boost::asio::ip::tcp::endpoint> listen(const boost::asio::ip::tcp::endpoint& endpoint, bool loopback);
+    // Stops accepting, closes idle connections, lets in-flight requests finish (up to drain_timeout).
+    void shutdown();
+    size_t connections() const { return active_.load(); }
+
+private:
+    class Session;
+    boost::asio::awaitable<void> accept_loop(std::shared_ptr<boost::asio::ip::tcp::acceptor> acceptor, bool loopback);
+    boost::asio::awaitable<HttpResponse> handle(const HttpRequest& req, const std::optional<Origin>& origin,
+                                                bool loopback, AuditRecord& record);
+
+    boost::asio::io_context& io_;
+    ServerDeps deps_;
+    HandlerOptions options_;
+    ServerLimits limits_;
+    std::vector<std::shared_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
+    std::mutex sessions_mu_;
+    std::set<std::shared_ptr<Session>> sessions_;
+    std::atomic<size_t> active_{0};
+    std::atomic<bool> stopping_{false};
+};
+
+}  // namespace podid
