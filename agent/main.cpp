@@ -1,2 +1,57 @@
-// Temporary entry point while the agent is being wired (replaced by the flags + wiring main).
-int main() { return 0; }
+// podid-agent: flags and wiring only. Each stage lives in its own folder (see docs/architecture.md).
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "app/agent.h"
+#include "app/options.h"
+#include "datapath/datapath.h"
+
+extern char** environ;
+
+int main(int argc, char** argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    std::map<std::string, std::string> env;
+    for (char** e = environ; *e; ++e) {
+        std::string kv(*e);
+        if (auto eq = kv.find('='); eq != std::string::npos)
+            env[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    auto options = podid::parse_agent_options(args, env);
+    if (!options) {
+        std::fprintf(stderr, "podid-agent: %s\n", options.error().message.c_str());
+        return 2;
+    }
+    switch (options->command) {
+    case podid::AgentOptions::Command::help:
+        std::fputs(podid::agent_usage().c_str(), stdout);
+        return 0;
+    case podid::AgentOptions::Command::version:
+        std::printf("podid-agent %s\n", PODID_VERSION);
+        return 0;
+    case podid::AgentOptions::Command::uninstall: {
+        auto r = podid::Datapath::uninstall(options->bpffs);
+        if (!r) {
+            std::fprintf(stderr, "podid-agent: uninstall: %s\n", r.error().message.c_str());
+            return 1;
+        }
+        std::fprintf(stderr, "podid-agent: removed every pin under %s; pods now reach 169.254.169.254 directly\n",
+                     options->bpffs.c_str());
+        return 0;
+    }
+    case podid::AgentOptions::Command::run:
+        break;
+    }
+    return podid::run_agent(*options);
+}

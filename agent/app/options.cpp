@@ -1,0 +1,205 @@
+#include "app/options.h"
+
+#include <arpa/inet.h>
+
+#include <charconv>
+#include <functional>
+
+namespace podid {
+
+namespace {
+
+Result<uint64_t> parse_uint(const std::string& flag, const std::string& text, uint64_t min, uint64_t max) {
+    uint64_t value = 0;
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || ptr != text.data() + text.size() || value < min || value > max)
+        return make_error(flag + ": '" + text + "' is not a number from " + std::to_string(min) + " to " +
+                              std::to_string(max),
+                          EINVAL);
+    return value;
+}
+
+bool is_ip4(const std::string& text) {
+    in_addr a{};
+    return inet_pton(AF_INET, text.c_str(), &a) == 1;
+}
+
+}  // namespace
+
+Result<std::chrono::milliseconds> parse_duration(const std::string& text) {
+    size_t digits = 0;
+    while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9')
+        ++digits;
+    if (digits == 0 || digits > 12)
+        return make_error("'" + text + "' is not a duration (use e.g. 500ms, 5s, 2m)", EINVAL);
+    uint64_t n = std::stoull(text.substr(0, digits));
+    std::string unit = text.substr(digits);
+    uint64_t ms;
+    if (unit == "ms")
+        ms = n;
+    else if (unit == "s" || unit.empty())
+        ms = n * 1000;
+    else if (unit == "m")
+        ms = n * 60'000;
+    else if (unit == "h")
+        ms = n * 3'600'000;
+    else
+        return make_error("'" + text + "' has an unknown unit '" + unit + "' (use ms, s, m or h)", EINVAL);
+    return std::chrono::milliseconds(ms);
+}
+
+std::string agent_usage() {
+    return R"(usage: podid-agent [flags]            run the agent
+       podid-agent uninstall [--bpffs DIR]   detach the programs and remove every pin
+
+Datapath:
+  --node-ip IP              node IP pods are redirected to and the agent listens on (default $NODE_IP)
+  --port N                  agent port (default 2579)
+  --cgroup-root DIR         cgroup the programs attach to (default: the kubepods cgroup under the cgroup2
+                            mount found in /proc/self/mountinfo)
+  --bpffs DIR               where links and maps are pinned (default /sys/fs/bpf/podid)
+  --exempt-cgroup PATH      cgroup (path under the cgroup2 mount) the programs leave alone; repeatable.
+                            The agent's own cgroup is always exempt.
+  --allow-packet-sockets    let pods create AF_PACKET sockets (they bypass the IP-level filter; off by default)
+
+Token service:
+  --imds-url URL            the node's IMDS (default http://169.254.169.254)
+  --bindings FILE           standalone bindings (cgroup glob -> identities), reloaded on SIGHUP and on change
+  --audit-log PATH|-        one JSON line per token request (default -: stdout; "" disables); reopened on SIGHUP
+  --block-instance-metadata answer /metadata/instance with 403 instead of forwarding it
+  --threads N               I/O threads (default 2)
+  --request-timeout DUR     a request must arrive within this (default 10s)
+  --idle-timeout DUR        keep-alive idle limit (default 90s)
+  --upstream-timeout DUR    how long a client waits for IMDS on a cache miss, retries included (default 20s)
+  --max-connections N       concurrent client connections (default 10000)
+
+  --help, --version
+)";
+}
+
+Result<AgentOptions> parse_agent_options(const std::vector<std::string>& args,
+                                         const std::map<std::string, std::string>& env) {
+    AgentOptions o;
+    if (auto it = env.find("NODE_IP"); it != env.end())
+        o.node_ip = it->second;
+
+    size_t i = 0;
+    if (!args.empty() && args[0] == "uninstall") {
+        o.command = AgentOptions::Command::uninstall;
+        i = 1;
+    }
+
+    using Setter = std::function<Result<void>(const std::string&)>;
+    auto text = [](std::string& field) -> Setter {
+        return [&field](const std::string& v) -> Result<void> {
+            field = v;
+            return {};
+        };
+    };
+    auto duration = [](const std::string& flag, std::chrono::milliseconds& field) -> Setter {
+        return [flag, &field](const std::string& v) -> Result<void> {
+            auto d = parse_duration(v);
+            if (!d)
+                return make_error(flag + ": " + d.error().message, EINVAL);
+            field = *d;
+            return {};
+        };
+    };
+    const std::map<std::string, Setter> with_value = {
+        {"--node-ip", text(o.node_ip)},
+        {"--port",
+         [&o](const std::string& v) -> Result<void> {
+             auto n = parse_uint("--port", v, 1, 65535);
+             if (!n)
+                 return n.error();
+             o.port = static_cast<uint16_t>(*n);
+             return {};
+         }},
+        {"--cgroup-root", text(o.cgroup_root)},
+        {"--bpffs", text(o.bpffs)},
+        {"--exempt-cgroup",
+         [&o](const std::string& v) -> Result<void> {
+             o.exempt_cgroups.push_back(v);
+             return {};
+         }},
+        {"--imds-url", text(o.imds_url)},
+        {"--bindings", text(o.bindings_file)},
+        {"--audit-log", text(o.audit_log)},
+        {"--threads",
+         [&o](const std::string& v) -> Result<void> {
+             auto n = parse_uint("--threads", v, 1, 64);
+             if (!n)
+                 return n.error();
+             o.threads = static_cast<unsigned>(*n);
+             return {};
+         }},
+        {"--request-timeout", duration("--request-timeout", o.request_timeout)},
+        {"--idle-timeout", duration("--idle-timeout", o.idle_timeout)},
+        {"--upstream-timeout", duration("--upstream-timeout", o.upstream_timeout)},
+        {"--max-connections",
+         [&o](const std::string& v) -> Result<void> {
+             auto n = parse_uint("--max-connections", v, 1, 1'000'000);
+             if (!n)
+                 return n.error();
+             o.max_connections = *n;
+             return {};
+         }},
+    };
+    const std::map<std::string, bool*> switches = {
+        {"--allow-packet-sockets", &o.allow_packet_sockets},
+        {"--block-instance-metadata", &o.block_instance_metadata},
+    };
+
+    for (; i < args.size(); ++i) {
+        std::string arg = args[i];
+        if (arg == "--help" || arg == "-h") {
+            o.command = AgentOptions::Command::help;
+            return o;
+        }
+        if (arg == "--version") {
+            o.command = AgentOptions::Command::version;
+            return o;
+        }
+        std::string value;
+        bool inline_value = false;
+        if (auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+            value = arg.substr(eq + 1);
+            arg = arg.substr(0, eq);
+            inline_value = true;
+        }
+        if (auto s = switches.find(arg); s != switches.end()) {
+            if (inline_value)
+                return make_error(arg + " takes no value", EINVAL);
+            *s->second = true;
+            continue;
+        }
+        auto f = with_value.find(arg);
+        if (f == with_value.end())
+            return make_error("unknown flag '" + arg + "' (see --help)", EINVAL);
+        if (o.command == AgentOptions::Command::uninstall && arg != "--bpffs")
+            return make_error("uninstall takes only --bpffs", EINVAL);
+        if (!inline_value) {
+            if (i + 1 >= args.size())
+                return make_error(arg + " needs a value", EINVAL);
+            value = args[++i];
+        }
+        if (auto r = f->second(value); !r)
+            return r.error();
+    }
+
+    if (o.command == AgentOptions::Command::run) {
+        if (o.node_ip.empty())
+            return make_error("the node IP is not set: pass --node-ip or set $NODE_IP (the DaemonSet sets it from "
+                              "status.hostIP)",
+                              EINVAL);
+        if (!is_ip4(o.node_ip))
+            return make_error("--node-ip: '" + o.node_ip + "' is not an IPv4 address", EINVAL);
+        if (!o.cgroup_root.empty() && o.cgroup_root[0] != '/')
+            return make_error("--cgroup-root: '" + o.cgroup_root + "' must be an absolute path", EINVAL);
+    }
+    if (o.bpffs.empty() || o.bpffs[0] != '/')
+        return make_error("--bpffs: '" + o.bpffs + "' must be an absolute path", EINVAL);
+    return o;
+}
+
+}  // namespace podid

@@ -1,0 +1,49 @@
+// The agent's command line: every flag, its default and its validation. Parsing is pure (argv and
+// environment in, options or one-line error out), so it is unit tested without running anything.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace podid {
+
+struct AgentOptions {
+    enum class Command { run, uninstall, help, version };
+    Command command = Command::run;
+
+    // Datapath (issue: interception)
+    std::string node_ip;                          // --node-ip, default $NODE_IP
+    uint16_t port = 2579;                         // --port
+    std::string cgroup_root;                      // --cgroup-root (absolute), default: detected kubepods
+    std::string bpffs = "/sys/fs/bpf/podid";      // --bpffs
+    std::vector<std::string> exempt_cgroups;      // --exempt-cgroup (repeatable), paths under the cgroup2 mount
+    bool allow_packet_sockets = false;            // --allow-packet-sockets
+
+    // Token service
+    std::string imds_url = "http://169.254.169.254";  // --imds-url
+    std::string bindings_file;                        // --bindings
+    std::string audit_log = "-";                      // --audit-log PATH|- ("" disables)
+    bool block_instance_metadata = false;             // --block-instance-metadata
+    unsigned threads = 2;                             // --threads
+    std::chrono::milliseconds request_timeout{10'000};  // --request-timeout
+    std::chrono::milliseconds idle_timeout{90'000};     // --idle-timeout
+    std::chrono::milliseconds upstream_timeout{20'000}; // --upstream-timeout (client-facing miss deadline)
+    size_t max_connections = 10'000;                    // --max-connections
+};
+
+// argv[0] is skipped. `env` supplies $NODE_IP and friends (tests pass their own).
+Result<AgentOptions> parse_agent_options(const std::vector<std::string>& args,
+                                         const std::map<std::string, std::string>& env);
+
+// "5s", "250ms", "2m", "1h"; a bare number is seconds.
+Result<std::chrono::milliseconds> parse_duration(const std::string& text);
+
+std::string agent_usage();
+
+}  // namespace podid
