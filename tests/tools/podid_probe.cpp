@@ -1,0 +1,286 @@
+// podid-probe: the client the end-to-end tests and the demo run inside pods. Each subcommand does
+// one network thing the way an application (or an attacker) would, and prints a machine-readable
+// line: "ok key=value ..." or "fail errno=N (text)". Exit 0 on ok, 1 on fail, 2 on usage.
+//
+//   tcp HOST PORT [--v6mapped]              connect; print local and peer addresses (getpeername)
+//   http HOST PORT PATH [--v6mapped] [-H 'Name: value']...   one GET; print status and body
+//   loop HOST PORT PATH COUNT               COUNT GETs, one connection each; print ok/failed counts
+//   keepalive HOST PORT PATH COUNT          COUNT GETs on one connection
+//   raw-syn HOST PORT                       hand-made TCP SYN through a raw socket
+//   udp HOST PORT                           one UDP datagram
+//   icmp HOST                               ICMP echo through a raw socket
+//   packet                                  open an AF_PACKET socket
+#include <arpa/inet.h>
+#include <netinet/icmp6.h>
+#include <netinet/in.h>
+#include <netinet/ip_icmp.h>
+#include <netinet/tcp.h>
+#include <linux/if_ether.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+int fail(const char* what) {
+    int err = errno;
+    std::printf("fail op=%s errno=%d (%s)\n", what, err, std::strerror(err));
+    return 1;
+}
+
+struct Target {
+    sockaddr_storage addr{};
+    socklen_t len = 0;
+    int family = AF_INET;
+};
+
+bool make_target(const char* host, int port, bool v6mapped, Target& t) {
+    if (v6mapped) {
+        auto* a = reinterpret_cast<sockaddr_in6*>(&t.addr);
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons(static_cast<uint16_t>(port));
+        std::string mapped = std::string("::ffff:") + host;
+        if (inet_pton(AF_INET6, mapped.c_str(), &a->sin6_addr) != 1)
+            return false;
+        t.len = sizeof(*a);
+        t.family = AF_INET6;
+        return true;
+    }
+    auto* a = reinterpret_cast<sockaddr_in*>(&t.addr);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(static_cast<uint16_t>(port));
+    if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+        return false;
+    t.len = sizeof(*a);
+    return true;
+}
+
+std::string format(const sockaddr_storage& ss) {
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (ss.ss_family == AF_INET) {
+        const auto& a = reinterpret_cast<const sockaddr_in&>(ss);
+        inet_ntop(AF_INET, &a.sin_addr, buf, sizeof(buf));
+        return std::string(buf) + ":" + std::to_string(ntohs(a.sin_port));
+    }
+    const auto& a = reinterpret_cast<const sockaddr_in6&>(ss);
+    inet_ntop(AF_INET6, &a.sin6_addr, buf, sizeof(buf));
+    return "[" + std::string(buf) + "]:" + std::to_string(ntohs(a.sin6_port));
+}
+
+void set_timeouts(int fd, int seconds) {
+    timeval tv{seconds, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+int connect_to(const Target& t) {
+    int fd = socket(t.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    set_timeouts(fd, 5);
+    // Short-lived connections in loops: no TIME_WAIT pile-up on the client side.
+    linger lg{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    if (connect(fd, reinterpret_cast<const sockaddr*>(&t.addr), t.len) != 0) {
+        int err = errno;
+        close(fd);
+        errno = err;
+        return -1;
+    }
+    return fd;
+}
+
+// Sends one GET and reads one response (Content-Length framed). Returns status or -1.
+int http_get(int fd, const std::string& host, const std::string& path, const std::vector<std::string>& headers,
+             bool keep_alive, std::string* body) {
+    std::string req = "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\n";
+    for (const auto& h : headers)
+        req += h + "\r\n";
+    req += keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
+    if (send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size()))
+        return -1;
+    std::string data;
+    char buf[4096];
+    size_t header_end = std::string::npos;
+    size_t content_length = 0;
+    for (;;) {
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        if (n <= 0)
+            break;
+        data.append(buf, static_cast<size_t>(n));
+        if (header_end == std::string::npos) {
+            header_end = data.find("\r\n\r\n");
+            if (header_end != std::string::npos) {
+                std::string lower;
+                for (size_t i = 0; i < header_end; ++i)
+                    lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(data[i]))));
+                auto cl = lower.find("content-length:");
+                if (cl != std::string::npos)
+                    content_length = std::strtoul(lower.c_str() + cl + 15, nullptr, 10);
+            }
+        }
+        if (header_end != std::string::npos && data.size() >= header_end + 4 + content_length)
+            break;
+    }
+    if (data.rfind("HTTP/1.", 0) != 0 || header_end == std::string::npos)
+        return -1;
+    if (body)
+        *body = data.substr(header_end + 4, content_length);
+    return std::atoi(data.c_str() + 9);
+}
+
+uint16_t checksum(const void* data, size_t len, uint32_t sum = 0) {
+    const auto* p = static_cast<const uint8_t*>(data);
+    for (size_t i = 0; i + 1 < len; i += 2)
+        sum += static_cast<uint32_t>(p[i] << 8 | p[i + 1]);
+    if (len & 1)
+        sum += static_cast<uint32_t>(p[len - 1] << 8);
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return htons(static_cast<uint16_t>(~sum));
+}
+
+int raw_syn(const Target& t) {
+    int fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_TCP);
+    if (fd < 0)
+        return fail("socket");
+    tcphdr tcp{};
+    tcp.source = htons(40000);
+    tcp.dest = reinterpret_cast<const sockaddr_in&>(t.addr).sin_port;
+    tcp.seq = htonl(1);
+    tcp.doff = 5;
+    tcp.syn = 1;
+    tcp.window = htons(65535);
+    // The checksum is only right by chance (no pseudo-header): enough to prove the packet never leaves.
+    tcp.check = checksum(&tcp, sizeof(tcp));
+    ssize_t n = sendto(fd, &tcp, sizeof(tcp), 0, reinterpret_cast<const sockaddr*>(&t.addr), t.len);
+    if (n < 0)
+        return fail("sendto");
+    std::printf("ok op=raw-syn sent=%zd\n", n);
+    return 0;
+}
+
+int udp(const Target& t) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return fail("socket");
+    const char msg[] = "podid-probe";
+    if (sendto(fd, msg, sizeof(msg), 0, reinterpret_cast<const sockaddr*>(&t.addr), t.len) < 0)
+        return fail("sendto");
+    std::printf("ok op=udp\n");
+    return 0;
+}
+
+int icmp_echo(const Target& t) {
+    int fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP);
+    if (fd < 0)
+        return fail("socket");
+    icmphdr h{};
+    h.type = ICMP_ECHO;
+    h.un.echo.id = htons(7);
+    h.un.echo.sequence = htons(1);
+    h.checksum = checksum(&h, sizeof(h));
+    if (sendto(fd, &h, sizeof(h), 0, reinterpret_cast<const sockaddr*>(&t.addr), t.len) < 0)
+        return fail("sendto");
+    std::printf("ok op=icmp\n");
+    return 0;
+}
+
+int usage() {
+    std::fprintf(stderr, "usage: podid-probe tcp|http|loop|keepalive|raw-syn|udp|icmp|packet ... (see source)\n");
+    return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2)
+        return usage();
+    std::string cmd = argv[1];
+    std::vector<std::string> rest(argv + 2, argv + argc);
+    bool v6mapped = false;
+    std::vector<std::string> headers, positional;
+    for (size_t i = 0; i < rest.size(); ++i) {
+        if (rest[i] == "--v6mapped")
+            v6mapped = true;
+        else if (rest[i] == "-H" && i + 1 < rest.size())
+            headers.push_back(rest[++i]);
+        else
+            positional.push_back(rest[i]);
+    }
+    if (cmd == "packet") {
+        int fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+        if (fd < 0)
+            return fail("socket");
+        std::printf("ok op=packet\n");
+        return 0;
+    }
+    if (positional.empty())
+        return usage();
+    Target t;
+    int port = positional.size() > 1 ? std::atoi(positional[1].c_str()) : 0;
+    if (!make_target(positional[0].c_str(), port, v6mapped, t))
+        return usage();
+
+    if (cmd == "tcp") {
+        int fd = connect_to(t);
+        if (fd < 0)
+            return fail("connect");
+        sockaddr_storage local{}, peer{};
+        socklen_t ll = sizeof(local), pl = sizeof(peer);
+        getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll);
+        getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl);
+        std::printf("ok op=tcp pid=%d local=%s peer=%s\n", getpid(), format(local).c_str(), format(peer).c_str());
+        close(fd);
+        return 0;
+    }
+    if (cmd == "http" && positional.size() >= 3) {
+        int fd = connect_to(t);
+        if (fd < 0)
+            return fail("connect");
+        std::string body;
+        int status = http_get(fd, positional[0], positional[2], headers, false, &body);
+        close(fd);
+        if (status < 0)
+            return fail("http");
+        std::printf("ok op=http status=%d body=%s\n", status, body.c_str());
+        return 0;
+    }
+    if ((cmd == "loop" || cmd == "keepalive") && positional.size() >= 4) {
+        int count = std::atoi(positional[3].c_str());
+        int ok = 0, failed = 0;
+        int fd = -1;
+        for (int i = 0; i < count; ++i) {
+            if (fd < 0)
+                fd = connect_to(t);
+            if (fd < 0) {
+                ++failed;
+                continue;
+            }
+            int status = http_get(fd, positional[0], positional[2], headers, cmd == "keepalive", nullptr);
+            (status > 0 ? ok : failed)++;
+            if (cmd == "loop" || status < 0) {
+                close(fd);
+                fd = -1;
+            }
+        }
+        if (fd >= 0)
+            close(fd);
+        std::printf("%s op=%s ok=%d failed=%d\n", failed == 0 ? "ok" : "fail", cmd.c_str(), ok, failed);
+        return failed == 0 ? 0 : 1;
+    }
+    if (cmd == "raw-syn")
+        return raw_syn(t);
+    if (cmd == "udp")
+        return udp(t);
+    if (cmd == "icmp")
+        return icmp_echo(t);
+    return usage();
+}
