@@ -1,0 +1,103 @@
+// cgroup v2 paths: where the hierarchy is mounted, and cgroup id <-> path relative to that mount.
+//
+// Paths returned and accepted here are relative to the cgroup2 mount and start with '/' ("/" is the mount itself,
+// "/kubepods.slice/..." a cgroup below it), which is what kubelet_cgroup.h and static bindings match against.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "common/result.h"
+
+namespace podid {
+
+// The mount point of the cgroup2 hierarchy according to a mountinfo file. cgroup v2 may sit at /sys/fs/cgroup,
+// /sys/fs/cgroup/unified (hybrid layout) or anywhere else, so it is never assumed.
+Result<std::string> find_cgroup2_mount(const std::string& mountinfo = "/proc/self/mountinfo");
+
+// Same, from mountinfo text already read (for tests). Octal escapes such as "\040" are decoded. When several cgroup2
+// mounts exist, the first one whose root is the hierarchy root ("/") wins, else the first one.
+Result<std::string> parse_cgroup2_mount(std::string_view mountinfo_text);
+
+// The calling process's cgroup2 path from /proc/self/cgroup (the "0::/..." line), relative to its cgroup namespace
+// root; "" when the process has no cgroup2 membership (pure v1) or the file cannot be read.
+std::string own_cgroup_path(const std::string& proc_cgroup = "/proc/self/cgroup");
+
+// Same, from the text of a /proc/<pid>/cgroup file.
+std::string parse_own_cgroup(std::string_view proc_cgroup_text);
+
+// The kubelet's kubepods cgroup below `mount` (absolute mount path), as a path relative to the mount:
+// "/kubepods.slice" (systemd driver), "/kubepods" (cgroupfs driver), "/some/prefix/kubepods.slice" when the node runs
+// nested (kind) or in a test prefix, or "/" when the mount itself is the kubepods cgroup (a cgroup namespace rooted
+// there). The shallowest match wins; two candidates at the same depth are an error, since attaching to the wrong
+// one would leave pods unprotected: the operator must then name the cgroup explicitly.
+Result<std::string> detect_kubepods_root(const std::string& mount);
+
+// Maps cgroup ids (what bpf_get_current_cgroup_id() recorded) to paths and back.
+//
+// A cgroup id is the inode number of the cgroup's directory on the cgroup2 mount. path_of() first asks a bounded LRU
+// cache, whose entries are re-validated with one stat() (a removed cgroup must not keep its old path, and ids are
+// never reused while the kernel runs, but a cached path can be reused by a new cgroup with another id). On a miss
+// it opens the id as a kernfs file handle (open_by_handle_at, needs CAP_DAC_READ_SEARCH) and reads the path back
+// from /proc/self/fd; if handles are not permitted, it falls back to an index built by scanning the tree, rebuilt
+// when an id is missing from it. Thread-safe.
+class CgroupPathResolver {
+public:
+    // `mount` is the absolute path of the cgroup2 mount (find_cgroup2_mount()).
+    static Result<std::unique_ptr<CgroupPathResolver>> open(const std::string& mount, std::size_t cache_capacity = 4096);
+
+    ~CgroupPathResolver();
+    CgroupPathResolver(const CgroupPathResolver&) = delete;
+    CgroupPathResolver& operator=(const CgroupPathResolver&) = delete;
+
+    // "/kubepods.slice/..." for a live cgroup; an error with code ENOENT when no such cgroup exists (any more).
+    Result<std::string> path_of(uint64_t id);
+
+    // The id of the cgroup at `relative_path` ("/" or "" for the mount itself); 0 when it does not exist or the
+    // path tries to leave the mount ("..").
+    uint64_t id_of(const std::string& relative_path) const;
+
+    const std::string& mount() const { return mount_; }
+
+    // Whether path_of() currently uses file handles (false after the kernel refused them once).
+    bool uses_file_handles() const;
+
+    // For tests and diagnostics: force the scan fallback as if open_by_handle_at were not permitted.
+    void disable_file_handles();
+
+private:
+    CgroupPathResolver(std::string mount, int mount_fd, std::size_t capacity);
+
+    struct CacheEntry {
+        std::string path;
+        std::list<uint64_t>::iterator lru_pos;
+    };
+
+    bool still_valid(uint64_t id, const std::string& path) const;
+    Result<std::string> resolve_by_handle(uint64_t id);
+    Result<std::string> resolve_by_scan(uint64_t id);
+    void remember(uint64_t id, const std::string& path);
+    void forget(uint64_t id);
+
+    std::string mount_;
+    int mount_fd_ = -1;
+    std::size_t capacity_;
+
+    mutable std::mutex mu_;  // guards cache_, lru_, use_handles_
+    std::unordered_map<uint64_t, CacheEntry> cache_;
+    std::list<uint64_t> lru_;  // most recently used first
+    bool use_handles_ = true;
+
+    std::mutex scan_mu_;  // one scan at a time; guards scan_index_
+    std::unordered_map<uint64_t, std::string> scan_index_;
+    std::atomic<uint64_t> scans_started_{0};
+};
+
+}  // namespace podid

@@ -1,0 +1,286 @@
+// cgroup2 mount discovery, own cgroup, kubepods root detection, and the id <-> path resolver on the real mount.
+#include "caller/cgroup_paths.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace podid {
+namespace {
+
+namespace fs = std::filesystem;
+
+// ---- mountinfo ----
+
+const char* kHybrid =
+    "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/root rw\n"
+    "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
+    "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n"
+    "40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd\n"
+    "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+
+struct MountRow {
+    const char* name;
+    std::string text;
+    bool ok;
+    std::string mount_or_error;  // expected mount, or a fragment of the error
+};
+
+TEST(CgroupPaths, ParseMountinfo) {
+    const std::vector<MountRow> table = {
+        {"hybrid", kHybrid, true, "/sys/fs/cgroup/unified"},
+        {"unified_with_optional_fields",
+         "30 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 master:1 - cgroup2 cgroup2 "
+         "rw,nsdelegate,memory_recursiveprot\n",
+         true, "/sys/fs/cgroup"},
+        {"escaped_space", "50 1 0:40 / /mnt/my\\040cgroup\\134x rw - cgroup2 none rw\n", true, "/mnt/my cgroup\\x"},
+        {"prefers_hierarchy_root",
+         "60 1 0:40 /kubepods.slice /host/kp rw - cgroup2 cgroup2 rw\n"
+         "61 1 0:40 / /host/cgroup rw - cgroup2 cgroup2 rw\n",
+         true, "/host/cgroup"},
+        {"namespace_root_only", "70 1 0:40 /.. /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n", true, "/sys/fs/cgroup"},
+        {"no_trailing_newline", "41 31 0:38 / /cg rw - cgroup2 cgroup2 rw", true, "/cg"},
+        {"v1_only", "32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup2 rw,cpu\n", false, "no cgroup2 mount"},
+        {"empty", "", false, "no cgroup2 mount"},
+        {"malformed_lines", "garbage\n- cgroup2\n1 2 3 4 - cgroup2\n\n", false, "no cgroup2 mount"},
+    };
+    for (const auto& row : table) {
+        SCOPED_TRACE(row.name);
+        auto mount = parse_cgroup2_mount(row.text);
+        ASSERT_EQ(mount.ok(), row.ok) << (mount.ok() ? *mount : mount.error().message);
+        if (mount.ok()) {
+            EXPECT_EQ(*mount, row.mount_or_error);
+        } else {
+            EXPECT_NE(mount.error().message.find(row.mount_or_error), std::string::npos) << mount.error().message;
+        }
+    }
+}
+
+// A scratch directory removed at scope exit, even when an assertion fails.
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        std::string tmpl = (fs::temp_directory_path() / "podid-cgpaths-XXXXXX").string();
+        path = ::mkdtemp(tmpl.data());
+    }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+};
+
+TEST(CgroupPaths, FindMountFromFile) {
+    TempDir dir;
+    auto file = dir.path / "mountinfo";
+    std::ofstream(file) << kHybrid;
+    auto mount = find_cgroup2_mount(file.string());
+    ASSERT_TRUE(mount.ok()) << mount.error().message;
+    EXPECT_EQ(*mount, "/sys/fs/cgroup/unified");
+
+    auto missing = find_cgroup2_mount((dir.path / "nope").string());
+    ASSERT_FALSE(missing.ok());
+    EXPECT_EQ(missing.error().code, ENOENT);
+}
+
+TEST(CgroupPaths, OwnCgroup) {
+    struct Row {
+        const char* name;
+        std::string text;
+        std::string expected;
+    };
+    const std::vector<Row> table = {
+        {"hybrid", "9:name=systemd:/\n4:memory:/x\n0::/system.slice/podid.service\n", "/system.slice/podid.service"},
+        {"unified", "0::/\n", "/"},
+        {"v1_only", "4:memory:/x\n1:cpu:/\n", ""},
+        {"no_newline", "0::/kubepods.slice/a", "/kubepods.slice/a"},
+        {"empty", "", ""},
+    };
+    for (const auto& row : table) {
+        SCOPED_TRACE(row.name);
+        EXPECT_EQ(parse_own_cgroup(row.text), row.expected);
+    }
+    // The real file: this process lives in some cgroup2 group on these machines.
+    EXPECT_EQ(own_cgroup_path().substr(0, 1), "/");
+    EXPECT_EQ(own_cgroup_path("/nonexistent/cgroup"), "");
+}
+
+// ---- kubepods root detection (plain directories stand in for the cgroup tree) ----
+
+TEST(CgroupPaths, DetectKubepodsRoot) {
+    struct Row {
+        const char* name;
+        std::vector<std::string> dirs;
+        bool ok;
+        std::string root_or_error;
+    };
+    const std::vector<Row> table = {
+        {"systemd", {"system.slice/a.service", "kubepods.slice/kubepods-burstable.slice"}, true, "/kubepods.slice"},
+        {"cgroupfs", {"kubepods/burstable", "kubepods/besteffort", "user.slice"}, true, "/kubepods"},
+        {"test_prefix", {"podid-t123/kubepods.slice/kubepods-besteffort.slice"}, true, "/podid-t123/kubepods.slice"},
+        {"kind_node", {"system.slice/docker-abc.scope/kubepods.slice/kubepods-pod1.slice"}, true,
+         "/system.slice/docker-abc.scope/kubepods.slice"},
+        {"shallowest_wins", {"kubepods.slice/x/kubepods.slice", "a/kubepods"}, true, "/kubepods.slice"},
+        {"namespace_root_systemd", {"kubepods-burstable.slice", "kubepods-besteffort.slice"}, true, "/"},
+        {"namespace_root_cgroupfs", {"burstable", "besteffort", "podabc"}, true, "/"},
+        {"none", {"system.slice/a.service", "user.slice"}, false, "no kubepods cgroup"},
+        {"too_deep", {"a/b/c/kubepods.slice"}, false, "no kubepods cgroup"},
+        {"ambiguous", {"kubepods.slice", "kubepods"}, false, "several kubepods cgroups"},
+        {"a_file_is_not_a_cgroup", {}, false, "no kubepods cgroup"},
+    };
+    for (const auto& row : table) {
+        SCOPED_TRACE(row.name);
+        TempDir dir;
+        for (const auto& d : row.dirs) fs::create_directories(dir.path / d);
+        if (row.dirs.empty()) std::ofstream(dir.path / "kubepods.slice") << "x";
+        auto root = detect_kubepods_root(dir.path.string() + "/");
+        ASSERT_EQ(root.ok(), row.ok) << (root.ok() ? *root : root.error().message);
+        if (root.ok()) {
+            EXPECT_EQ(*root, row.root_or_error);
+        } else {
+            EXPECT_NE(root.error().message.find(row.root_or_error), std::string::npos) << root.error().message;
+        }
+    }
+    auto missing = detect_kubepods_root("/nonexistent/cgroup2");
+    ASSERT_FALSE(missing.ok());
+    EXPECT_NE(missing.error().message.find("not a directory"), std::string::npos);
+}
+
+// ---- the resolver on the real cgroup2 mount (needs root: creating cgroups and open_by_handle_at) ----
+
+// A cgroup subtree made for one test, removed deepest first at scope exit.
+class ScratchCgroups {
+public:
+    explicit ScratchCgroups(std::string mount) : mount_(std::move(mount)) {}
+    ~ScratchCgroups() {
+        for (auto it = made_.rbegin(); it != made_.rend(); ++it) ::rmdir((mount_ + *it).c_str());
+    }
+    // `rel` like "/podid-x/a"; parents must have been made first.
+    bool make(const std::string& rel) {
+        if (::mkdir((mount_ + rel).c_str(), 0755) != 0) return false;
+        made_.push_back(rel);
+        return true;
+    }
+    bool remove(const std::string& rel) {
+        if (::rmdir((mount_ + rel).c_str()) != 0) return false;
+        std::erase(made_, rel);
+        return true;
+    }
+
+private:
+    std::string mount_;
+    std::vector<std::string> made_;
+};
+
+class ResolverOnRealMount : public ::testing::TestWithParam<bool> {};
+
+TEST_P(ResolverOnRealMount, RoundTripAndRemoval) {
+    const bool use_handles = GetParam();
+    ASSERT_EQ(::geteuid(), 0u) << "this test creates cgroups on the real cgroup2 mount and needs root "
+                                  "(CAP_SYS_ADMIN, CAP_DAC_READ_SEARCH); run it as root";
+    auto mount = find_cgroup2_mount();
+    ASSERT_TRUE(mount.ok()) << mount.error().message;
+    auto opened = CgroupPathResolver::open(*mount, 2);  // tiny cache: exercise eviction too
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    auto& resolver = **opened;
+    if (!use_handles) resolver.disable_file_handles();
+
+    const std::string base = "/podid-cgpaths-" + std::to_string(::getpid()) + (use_handles ? "-h" : "-s");
+    ScratchCgroups cg(*mount);
+    ASSERT_TRUE(cg.make(base)) << "mkdir " << *mount << base << ": " << std::strerror(errno);
+    ASSERT_TRUE(cg.make(base + "/a b"));  // a space must survive /proc/self/fd readlink
+    ASSERT_TRUE(cg.make(base + "/a b/leaf"));
+    ASSERT_TRUE(cg.make(base + "/other"));
+
+    EXPECT_EQ(resolver.id_of("/"), 1u);  // the root cgroup's id
+    auto root = resolver.path_of(1);
+    ASSERT_TRUE(root.ok()) << root.error().message;
+    EXPECT_EQ(*root, "/");
+
+    const std::vector<std::string> paths = {base, base + "/a b", base + "/a b/leaf", base + "/other"};
+    std::vector<uint64_t> ids;
+    for (const auto& p : paths) {
+        uint64_t id = resolver.id_of(p);
+        ASSERT_NE(id, 0u) << p;
+        ids.push_back(id);
+    }
+    for (int pass = 0; pass < 2; ++pass) {  // second pass: from the cache (or after eviction)
+        for (std::size_t i = 0; i < paths.size(); ++i) {
+            auto p = resolver.path_of(ids[i]);
+            ASSERT_TRUE(p.ok()) << paths[i] << ": " << p.error().message;
+            EXPECT_EQ(*p, paths[i]);
+        }
+    }
+    EXPECT_EQ(resolver.uses_file_handles(), use_handles);
+    EXPECT_EQ(resolver.id_of(base + "/../" + base), 0u);
+    EXPECT_EQ(resolver.id_of(base + "/missing"), 0u);
+
+    // Removed: the cached path must not come back, even when a new cgroup reuses the name.
+    const uint64_t leaf_id = ids[2];
+    ASSERT_TRUE(resolver.path_of(leaf_id).ok());
+    ASSERT_TRUE(cg.remove(base + "/a b/leaf"));
+    auto gone = resolver.path_of(leaf_id);
+    ASSERT_FALSE(gone.ok()) << "stale path " << *gone;
+    EXPECT_EQ(gone.error().code, ENOENT);
+    ASSERT_TRUE(cg.make(base + "/a b/leaf"));
+    const uint64_t new_leaf = resolver.id_of(base + "/a b/leaf");
+    ASSERT_NE(new_leaf, leaf_id);
+    EXPECT_FALSE(resolver.path_of(leaf_id).ok());
+    auto again = resolver.path_of(new_leaf);
+    ASSERT_TRUE(again.ok()) << again.error().message;
+    EXPECT_EQ(*again, base + "/a b/leaf");
+
+    EXPECT_FALSE(resolver.path_of(0).ok());
+    EXPECT_FALSE(resolver.path_of(~uint64_t{0}).ok());
+}
+
+TEST_P(ResolverOnRealMount, ConcurrentLookups) {
+    const bool use_handles = GetParam();
+    ASSERT_EQ(::geteuid(), 0u) << "this test creates cgroups on the real cgroup2 mount and needs root";
+    auto mount = find_cgroup2_mount();
+    ASSERT_TRUE(mount.ok()) << mount.error().message;
+    auto opened = CgroupPathResolver::open(*mount, 8);
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    auto& resolver = **opened;
+    if (!use_handles) resolver.disable_file_handles();
+
+    const std::string base = "/podid-cgpaths-mt-" + std::to_string(::getpid()) + (use_handles ? "-h" : "-s");
+    ScratchCgroups cg(*mount);
+    ASSERT_TRUE(cg.make(base));
+    std::vector<std::string> paths;
+    std::vector<uint64_t> ids;
+    for (int i = 0; i < 32; ++i) {
+        paths.push_back(base + "/c" + std::to_string(i));
+        ASSERT_TRUE(cg.make(paths.back()));
+        ids.push_back(resolver.id_of(paths.back()));
+    }
+    std::atomic<int> wrong{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([&, t] {
+            for (int n = 0; n < 500; ++n) {
+                std::size_t i = static_cast<std::size_t>((n * 7 + t * 13) % 32);
+                auto p = resolver.path_of(ids[i]);
+                if (!p.ok() || *p != paths[i]) ++wrong;
+            }
+        });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(wrong.load(), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, ResolverOnRealMount, ::testing::Values(true, false),
+                         [](const auto& info) { return info.param ? "FileHandles" : "TreeScan"; });
+
+}  // namespace
+}  // namespace podid
