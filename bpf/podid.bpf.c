@@ -11,7 +11,9 @@
  *                           cgroup is taken in the connect hook, where it is).
  *   cgroup_skb/egress       drops what got past the connect hooks: raw sockets, UDP, ICMP, other ports to
  *                           169.254.169.254, and hand-made TCP to the agent endpoint.
- *   cgroup/sock_create      refuses AF_PACKET sockets, which bypass the IP layer (and so cgroup_skb).
+ *
+ * Not covered by any cgroup hook: AF_PACKET sockets (they write frames below the IP layer, and the
+ * kernel runs cgroup sock hooks only for inet sockets). See docs/security.md for the mitigation.
  *
  * Configuration is load-time rodata (cfg_*), set by the agent between open and load.
  * Only UAPI context structs and packet headers are used, so no vmlinux.h/CO-RE is needed.
@@ -31,13 +33,11 @@
 /* sys/socket.h is not usable for the BPF target. */
 #define PODID_AF_INET 2
 #define PODID_AF_INET6 10
-#define PODID_AF_PACKET 17
 #define PODID_SOCK_STREAM 1
 
 const volatile __u32 cfg_agent_ip4 = 0;   /* network order: the node IP the agent listens on */
 const volatile __u16 cfg_agent_port = PODID_DEFAULT_AGENT_PORT; /* host order */
 const volatile __u32 cfg_metadata_ip4 = __bpf_constant_htonl(PODID_METADATA_IP4_HOST);
-const volatile __u8 cfg_deny_packet_sockets = 1;
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -343,17 +343,4 @@ int podid_egress(struct __sk_buff *skb)
         }
     }
     return 1;
-}
-
-/* AF_PACKET sockets write frames below the IP layer, past cgroup_skb: refuse them in pods. */
-SEC("cgroup/sock_create")
-int podid_sock_create(struct bpf_sock *sk)
-{
-    if (!cfg_deny_packet_sockets || sk->family != PODID_AF_PACKET)
-        return 1;
-    __u64 cgroup_id = bpf_get_current_cgroup_id();
-    if (is_exempt(cgroup_id))
-        return 1;
-    count(cgroup_id, PODID_CTR_DENY_PACKET_SOCKET);
-    return 0;
 }

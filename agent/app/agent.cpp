@@ -131,7 +131,6 @@ int run_agent(const AgentOptions& o) {
     dc.agent_ip4 = *parse_ip4(o.node_ip);
     dc.agent_port = o.port;
     dc.exempt_cgroups = *exempt;
-    dc.deny_packet_sockets = !o.allow_packet_sockets;
     auto dp = Datapath::install(dc);
     if (!dp) {
         log_error("cannot install the datapath", kv("reason", dp.error().message));

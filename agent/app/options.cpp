@@ -60,7 +60,6 @@ Datapath:
   --bpffs DIR               where links and maps are pinned (default /sys/fs/bpf/podid)
   --exempt-cgroup PATH      cgroup (path under the cgroup2 mount) the programs leave alone; repeatable.
                             The agent's own cgroup is always exempt.
-  --allow-packet-sockets    let pods create AF_PACKET sockets (they bypass the IP-level filter; off by default)
 
 Token service:
   --imds-url URL            the node's IMDS (default http://169.254.169.254)
@@ -146,7 +145,6 @@ Result<AgentOptions> parse_agent_options(const std::vector<std::string>& args,
          }},
     };
     const std::map<std::string, bool*> switches = {
-        {"--allow-packet-sockets", &o.allow_packet_sockets},
         {"--block-instance-metadata", &o.block_instance_metadata},
     };
 

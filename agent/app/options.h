@@ -23,7 +23,6 @@ struct AgentOptions {
     std::string cgroup_root;                      // --cgroup-root (absolute), default: detected kubepods
     std::string bpffs = "/sys/fs/bpf/podid";      // --bpffs
     std::vector<std::string> exempt_cgroups;      // --exempt-cgroup (repeatable), paths under the cgroup2 mount
-    bool allow_packet_sockets = false;            // --allow-packet-sockets
 
     // Token service
     std::string imds_url = "http://169.254.169.254";  // --imds-url

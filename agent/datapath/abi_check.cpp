@@ -21,4 +21,4 @@ static_assert(offsetof(podid_tuple, peer_port) == 8);
 static_assert(offsetof(podid_tuple, local_port) == 10);
 
 static_assert(sizeof(podid_counters) == 8 * PODID_CTR_MAX);
-static_assert(PODID_CTR_DENY_PACKET_SOCKET < PODID_CTR_MAX);
+static_assert(PODID_CTR_NO_STORAGE < PODID_CTR_MAX);

@@ -33,7 +33,6 @@ struct ProgramSlot {
 // redirect, so no redirected connection ever exists without its origin being copied.
 const ProgramSlot kPrograms[] = {
     {"link_egress", [](podid_bpf* s) { return s->progs.podid_egress; }},
-    {"link_sock_create", [](podid_bpf* s) { return s->progs.podid_sock_create; }},
     {"link_sockops", [](podid_bpf* s) { return s->progs.podid_sockops; }},
     {"link_getpeername4", [](podid_bpf* s) { return s->progs.podid_getpeername4; }},
     {"link_getpeername6", [](podid_bpf* s) { return s->progs.podid_getpeername6; }},
@@ -96,7 +95,7 @@ using LinkPtr = std::unique_ptr<bpf_link, LinkDeleter>;
 // Attaches `prog` at the cgroup, or swaps it into the pinned link if one exists for that cgroup.
 Result<std::string> attach_or_update(bpf_program* prog, int cgroup_fd, uint64_t cgroup_id, const std::string& pin) {
     std::string how = "attached";
-    LinkPtr old(bpf_link__open(pin.c_str()));
+    LinkPtr old(::access(pin.c_str(), F_OK) == 0 ? bpf_link__open(pin.c_str()) : nullptr);
     if (old) {
         bpf_link_info info{};
         uint32_t len = sizeof(info);
@@ -183,7 +182,6 @@ Result<Datapath> Datapath::install(const DatapathConfig& config) {
     auto* skel = dp.skel_.get();
     skel->rodata->cfg_agent_ip4 = config.agent_ip4;
     skel->rodata->cfg_agent_port = config.agent_port;
-    skel->rodata->cfg_deny_packet_sockets = config.deny_packet_sockets ? 1 : 0;
 
     for (const auto& m : kMaps) {
         std::string path = config.pin_dir + "/" + m.pin;

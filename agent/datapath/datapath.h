@@ -29,7 +29,6 @@ struct DatapathConfig {
     uint32_t agent_ip4 = 0;             // network order: where pods are redirected (the node IP)
     uint16_t agent_port = PODID_DEFAULT_AGENT_PORT;
     std::vector<uint64_t> exempt_cgroups;  // besides the agent's own cgroup
-    bool deny_packet_sockets = true;
 };
 
 // How each program ended up attached, for logs and `podidctl status`.

@@ -67,7 +67,7 @@ enum podid_counter {
     PODID_CTR_DROP_RAW_AGENT = 8,   /* packet to the agent endpoint from a socket without an origin (raw) */
     PODID_CTR_DROP_V6 = 9,          /* IPv6 packet to ::ffff:169.254.169.254 */
     PODID_CTR_NO_STORAGE = 10,      /* connect seen but socket storage could not be allocated: refused */
-    PODID_CTR_DENY_PACKET_SOCKET = 11, /* AF_PACKET socket creation refused (bypasses the IP layer) */
+    /* 11: reserved (an AF_PACKET refusal slot; cgroup sock hooks never see AF_PACKET sockets) */
     PODID_CTR_MAX = 16,             /* room to grow without changing the value size */
 };
 
