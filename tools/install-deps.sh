@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what podid needs to build, test and run the demo on Debian 12 (bookworm). Idempotent.
+set -euo pipefail
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
+  libboost-dev libboost-system-dev nlohmann-json3-dev prometheus-cpp-dev libssl-dev
+  libgtest-dev googletest
+  iproute2 curl procps util-linux
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "podid: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
