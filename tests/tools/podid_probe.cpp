@@ -6,6 +6,7 @@
 //   http HOST PORT PATH [--v6mapped] [-H 'Name: value']...   one GET; print status and body
 //   loop HOST PORT PATH COUNT               COUNT GETs, one connection each; print ok/failed counts
 //   keepalive HOST PORT PATH COUNT          COUNT GETs on one connection
+//     (both: --expect TEXT counts a response as failed unless its status is 200 and its body holds TEXT)
 //   raw-syn HOST PORT                       hand-made TCP SYN through a raw socket
 //   udp HOST PORT                           one UDP datagram
 //   icmp HOST                               ICMP echo through a raw socket
@@ -206,12 +207,15 @@ int main(int argc, char** argv) {
     std::string cmd = argv[1];
     std::vector<std::string> rest(argv + 2, argv + argc);
     bool v6mapped = false;
+    std::string expect;
     std::vector<std::string> headers, positional;
     for (size_t i = 0; i < rest.size(); ++i) {
         if (rest[i] == "--v6mapped")
             v6mapped = true;
         else if (rest[i] == "-H" && i + 1 < rest.size())
             headers.push_back(rest[++i]);
+        else if (rest[i] == "--expect" && i + 1 < rest.size())
+            expect = rest[++i];
         else
             positional.push_back(rest[i]);
     }
@@ -264,8 +268,12 @@ int main(int argc, char** argv) {
                 ++failed;
                 continue;
             }
-            int status = http_get(fd, positional[0], positional[2], headers, cmd == "keepalive", nullptr);
-            (status > 0 ? ok : failed)++;
+            std::string body;
+            int status = http_get(fd, positional[0], positional[2], headers, cmd == "keepalive", &body);
+            bool good = expect.empty() ? status > 0 : (status == 200 && body.find(expect) != std::string::npos);
+            if (!good && failed == 0)
+                std::printf("first-failure status=%d body=%s\n", status, body.c_str());
+            (good ? ok : failed)++;
             if (cmd == "loop" || status < 0) {
                 close(fd);
                 fd = -1;

@@ -1,0 +1,84 @@
+// A test node running the whole pipeline as in production: the IMDS emulator on 169.254.169.254:80 in
+// the node netns (a node daemon outside kubepods), podid-agent on hostNetwork in its own cgroup under
+// kubepods with production defaults except the paths a test must keep private (cgroup root, bpffs,
+// audit log). Used by the agent end-to-end tests and by the demo.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "support/test_node.h"
+
+namespace podid::test {
+
+struct PodidNodeOptions {
+    // Identities assigned to the emulated VM ("client_id" or "client_id,resource_id").
+    std::vector<std::string> vm_identities;
+    std::string system_identity;       // the node's own identity (what exception pods get)
+    nlohmann::json bindings;           // standalone bindings file content; null = no --bindings
+    std::vector<std::string> agent_args;  // extra flags
+};
+
+class PodidNode {
+public:
+    static std::unique_ptr<PodidNode> create(PodidNodeOptions options);
+    ~PodidNode();
+
+    TestNode& node() { return *node_; }
+    Pod& add_pod(const PodSpec& spec) { return node_->add_pod(spec); }
+
+    void start_emulator();
+    // Starts the agent and waits for its "podid-agent ready" line; fails the test with its stderr if it exits.
+    void start_agent(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+    void kill_agent();                 // SIGKILL
+    int stop_agent();                  // SIGTERM, returns exit code
+    bool agent_running();
+    std::string agent_log();           // stderr so far
+    Process& agent() { return agent_; }
+
+    // Rewrites the bindings file (the agent reloads it on change or SIGHUP).
+    void write_bindings(const nlohmann::json& bindings);
+    const std::string& bindings_path() const { return bindings_path_; }
+
+    // The emulator's admin API, from a node daemon's cgroup in the node netns.
+    nlohmann::json emulator_stats();
+    void emulator_reset();
+    void emulator_fault(const nlohmann::json& fault);
+
+    // curl inside a pod, as an application would call IMDS. Returns {status, body}; status 0 when curl failed.
+    struct HttpResult {
+        int status = 0;
+        std::string body;
+        std::string err;
+        nlohmann::json json() const;
+    };
+    HttpResult curl(const std::string& pod, const std::string& path_and_query, bool metadata_header = true,
+                    const std::vector<std::string>& extra_headers = {});
+    HttpResult curl_in_node(const std::string& url, const std::vector<std::string>& headers, const std::string& cgroup);
+
+    std::vector<nlohmann::json> audit_lines();
+    const std::string& audit_path() const { return audit_path_; }
+    const std::string& agent_cgroup() const { return agent_cgroup_; }
+    std::string pin_dir() const { return node_->bpffs() + "/podid"; }
+
+    // Peers (ip:port) the emulator saw; pods' addresses must never appear there.
+    std::vector<std::string> emulator_peers();
+
+private:
+    PodidNode() = default;
+    HttpResult run_curl(const std::vector<std::string>& argv, const std::string& netns, const std::string& cgroup);
+
+    PodidNodeOptions options_;
+    std::unique_ptr<TestNode> node_;
+    Process emulator_, agent_;
+    std::string agent_cgroup_, daemon_cgroup_, bindings_path_, audit_path_;
+};
+
+// Decodes a JWT's payload (no signature check: the emulator's own tests do that).
+nlohmann::json jwt_claims(const std::string& jwt);
+
+}  // namespace podid::test
