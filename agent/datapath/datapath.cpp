@@ -146,6 +146,35 @@ std::string format_ip4(uint32_t network_order) {
     return buf;
 }
 
+const char* counter_name(int slot) {
+    switch (slot) {
+    case PODID_CTR_REDIRECT4:
+        return "redirect4";
+    case PODID_CTR_REDIRECT6:
+        return "redirect6_v4mapped";
+    case PODID_CTR_AGENT_DIRECT:
+        return "agent_direct";
+    case PODID_CTR_DENY_PORT:
+        return "deny_metadata_port";
+    case PODID_CTR_DROP_TCP:
+        return "drop_tcp";
+    case PODID_CTR_DROP_UDP:
+        return "drop_udp";
+    case PODID_CTR_DROP_ICMP:
+        return "drop_icmp";
+    case PODID_CTR_DROP_OTHER:
+        return "drop_other";
+    case PODID_CTR_DROP_RAW_AGENT:
+        return "drop_raw_to_agent";
+    case PODID_CTR_DROP_V6:
+        return "drop_ipv6";
+    case PODID_CTR_NO_STORAGE:
+        return "deny_no_storage";
+    default:
+        return nullptr;
+    }
+}
+
 std::vector<std::string> datapath_pin_names() {
     std::vector<std::string> names;
     for (const auto& m : kMaps)
@@ -290,10 +319,10 @@ std::optional<Origin> Datapath::origin_of(int accepted_fd) const {
     return o;
 }
 
-std::map<uint64_t, CgroupCounters> Datapath::counters() const {
+namespace {
+std::map<uint64_t, CgroupCounters> read_counters(int fd, int ncpus) {
     std::map<uint64_t, CgroupCounters> out;
-    int fd = bpf_map__fd(skel_->maps.cgroup_stats);
-    std::vector<podid_counters> percpu(static_cast<size_t>(ncpus_));
+    std::vector<podid_counters> percpu(static_cast<size_t>(ncpus));
     uint64_t key = 0, next = 0;
     uint64_t* prev = nullptr;
     while (bpf_map_get_next_key(fd, prev, &next) == 0) {
@@ -308,6 +337,20 @@ std::map<uint64_t, CgroupCounters> Datapath::counters() const {
         prev = &key;
     }
     return out;
+}
+}  // namespace
+
+std::map<uint64_t, CgroupCounters> Datapath::counters() const {
+    return read_counters(bpf_map__fd(skel_->maps.cgroup_stats), ncpus_);
+}
+
+Result<std::map<uint64_t, CgroupCounters>> Datapath::read_pinned_counters(const std::string& pin_dir) {
+    std::string path = pin_dir + "/cgroup_stats";
+    Fd fd(bpf_obj_get(path.c_str()));
+    if (!fd.valid())
+        return errno_error("cannot open the pinned counters " + path + " (is podid installed?)", errno);
+    int ncpus = libbpf_num_possible_cpus();
+    return read_counters(fd.get(), ncpus > 0 ? ncpus : 1);
 }
 
 std::optional<CgroupCounters> Datapath::counters_of(uint64_t cgroup_id) const {

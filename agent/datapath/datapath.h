@@ -58,6 +58,8 @@ public:
 
     // Per-cgroup decision counters summed over CPUs.
     std::map<uint64_t, CgroupCounters> counters() const;
+    // The same from the pinned map, without loading anything (podidctl, the demo).
+    static Result<std::map<uint64_t, CgroupCounters>> read_pinned_counters(const std::string& pin_dir);
     std::optional<CgroupCounters> counters_of(uint64_t cgroup_id) const;
     // Drop a removed cgroup's counters (the LRU would age them out, this keeps the map small).
     void forget_cgroup(uint64_t cgroup_id) const;
@@ -78,6 +80,10 @@ private:
     std::vector<AttachReport> report_;
     int ncpus_ = 1;
 };
+
+// Stable names of the counter slots (enum podid_counter), used as metric label values and in docs;
+// nullptr for a reserved or unused slot.
+const char* counter_name(int slot);
 
 // Names of the pins under the pin directory (maps and links), shared with `podidctl` and the tests.
 std::vector<std::string> datapath_pin_names();
