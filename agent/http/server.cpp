@@ -1,5 +1,7 @@
 #include "http/server.h"
 
+#include "http/target.h"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
@@ -254,8 +256,8 @@ asio::awaitable<HttpResponse> Server::handle(const HttpRequest& req, const std::
     record.requested_identity = what.requested_identity;
 
     // Probes (no Metadata header) never wait for the pod directory; identity requests may.
-    const bool wants_identity = (what.kind == RequestKind::token || what.kind == RequestKind::host_token) &&
-                                req["Metadata"] == "true";
+    const bool wants_identity =
+        what.kind == RequestKind::token && what.path == kTokenPath && req["Metadata"] == "true";
     Caller caller = co_await deps_.callers->resolve(origin, wants_identity);
 
     Binding binding;
