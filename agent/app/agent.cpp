@@ -119,6 +119,12 @@ int run_agent(const AgentOptions& o) {
         }
         cgroup_root = *mount + (*rel == "/" ? "" : *rel);
     }
+    if (cgroup_root.rfind(*mount, 0) != 0 || (cgroup_root.size() > mount->size() && cgroup_root[mount->size()] != '/')) {
+        log_error("--cgroup-root is not under the cgroup2 mount",
+                  kv("cgroup_root", cgroup_root) + kv("cgroup2_mount", *mount));
+        return 1;
+    }
+    const std::string kubepods_rel = cgroup_root.size() == mount->size() ? "/" : cgroup_root.substr(mount->size());
     auto exempt = exempt_ids(o, **paths);
     if (!exempt) {
         log_error("cannot build the exempt cgroup set", kv("reason", exempt.error().message));
@@ -177,7 +183,7 @@ int run_agent(const AgentOptions& o) {
         file_bindings->watch(io);
 
     DatapathOrigins origins(*dp);
-    LocalCallerResolver callers(**paths);
+    LocalCallerResolver callers(**paths, kubepods_rel);
     ClientForwarder forwarder(imds);
     AuditSink audit_sink(**audit);
 

@@ -4,7 +4,7 @@
 
 namespace podid {
 
-Caller resolve_local(CgroupPathResolver& paths, std::optional<Origin> origin) {
+Caller resolve_local(CgroupPathResolver& paths, const std::string& kubepods_root, std::optional<Origin> origin) {
     Caller caller;
     caller.origin = std::move(origin);
     if (!caller.origin)
@@ -13,12 +13,12 @@ Caller resolve_local(CgroupPathResolver& paths, std::optional<Origin> origin) {
     if (auto path = paths.path_of(caller.origin->cgroup_id))
         caller.cgroup_path = *path;
     if (!caller.cgroup_path.empty())
-        caller.pod_ref = parse_kubelet_cgroup(caller.cgroup_path);
+        caller.pod_ref = parse_kubelet_cgroup(caller.cgroup_path, kubepods_root);
     return caller;
 }
 
 boost::asio::awaitable<Caller> LocalCallerResolver::resolve(std::optional<Origin> origin, bool may_wait) {
-    co_return resolve_local(paths_, std::move(origin));
+    co_return resolve_local(paths_, kubepods_root_, std::move(origin));
 }
 
 }  // namespace podid
