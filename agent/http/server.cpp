@@ -248,6 +248,18 @@ void Server::shutdown() {
 
 asio::awaitable<HttpResponse> Server::handle(const HttpRequest& req, const std::optional<Origin>& origin,
                                              bool loopback, AuditRecord& record) {
+    // The agent's own self-check (agent/observe/selfcheck): a process in a probe cgroup under the cgroup
+    // root connects to 169.254.169.254; seeing its cgroup here proves redirect + origin record work.
+    if (req.target() == "/_podid/selfcheck") {
+        HttpResponse res{boost::beast::http::status::ok, req.version()};
+        res.set(boost::beast::http::field::server, "podid");
+        res.set(boost::beast::http::field::content_type, "text/plain");
+        res.body() = "podid-selfcheck cgroup=" + (origin ? std::to_string(origin->cgroup_id) : std::string("none"));
+        res.prepare_payload();
+        record.kind = "selfcheck";
+        record.reason = Reason::ok_probe;
+        co_return res;
+    }
     const Classified what = classify(req);
     record.method = std::string(req.method_string());
     record.path = what.path;
