@@ -1,6 +1,7 @@
 #include "http/server.h"
 
 #include "http/target.h"
+#include "token/token_fingerprint.h"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>

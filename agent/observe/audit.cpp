@@ -1,25 +1,11 @@
 #include "observe/audit.h"
 
-#include <openssl/sha.h>
-
 #include <cerrno>
 #include <cstring>
 #include <memory>
 #include <nlohmann/json.hpp>
 
 namespace podid {
-
-std::string token_fingerprint(const std::string& token) {
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), digest);
-    static const char* hex = "0123456789abcdef";
-    std::string out;
-    for (int i = 0; i < 8; ++i) {
-        out.push_back(hex[digest[i] >> 4]);
-        out.push_back(hex[digest[i] & 0xf]);
-    }
-    return out;
-}
 
 std::string to_json_line(const AuditRecord& r) {
     nlohmann::ordered_json j;

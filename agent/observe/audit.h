@@ -35,7 +35,6 @@ struct AuditRecord {
 };
 
 std::string to_json_line(const AuditRecord& record);
-std::string token_fingerprint(const std::string& token);  // 16 hex chars
 
 class AuditLog {
 public:

@@ -9,7 +9,7 @@ std::string token_fingerprint(std::string_view access_token) {
     SHA256(reinterpret_cast<const unsigned char*>(access_token.data()), access_token.size(), digest);
     static constexpr char kHex[] = "0123456789abcdef";
     std::string out;
-    for (int i = 0; i < 6; ++i) {
+    for (int i = 0; i < 8; ++i) {
         out += kHex[digest[i] >> 4];
         out += kHex[digest[i] & 0xf];
     }

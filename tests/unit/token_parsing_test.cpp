@@ -134,10 +134,10 @@ TEST(TokenParsing, RetryAfter) {
 
 TEST(TokenParsing, FingerprintIsShortAndStable) {
     const auto a = token_fingerprint("eyJ.secret.sig");
-    EXPECT_EQ(a.size(), 12u);
+    EXPECT_EQ(a.size(), 16u);
     EXPECT_EQ(a, token_fingerprint("eyJ.secret.sig"));
     EXPECT_NE(a, token_fingerprint("eyJ.secret.sih"));
-    EXPECT_EQ(token_fingerprint(""), "e3b0c44298fc");  // SHA-256 of the empty string
+    EXPECT_EQ(token_fingerprint(""), "e3b0c44298fc1c14");  // SHA-256 of the empty string
 }
 
 TEST(TokenParsing, KeyToString) {
