@@ -4,9 +4,10 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
-  libboost-dev libboost-system-dev nlohmann-json3-dev prometheus-cpp-dev libssl-dev
+  libboost-dev libboost-system-dev nlohmann-json3-dev prometheus-cpp-dev libssl-dev libyaml-cpp-dev
   libgtest-dev googletest
-  iproute2 curl procps util-linux
+  iproute2 curl procps util-linux prometheus
+  yq yamllint
 )
 missing=()
 for p in "${packages[@]}"; do
