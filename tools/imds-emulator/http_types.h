@@ -11,7 +11,7 @@ namespace podid::emulator {
 using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
 using HttpResponse = boost::beast::http::response<boost::beast::http::string_body>;
 
-// 200 with `body` as application/json; charset=utf-8, keep-alive mirrored from the request.
+// `status` with `body` as application/json; charset=utf-8, keep-alive mirrored from the request.
 HttpResponse json_response(const HttpRequest& req, unsigned status, std::string body);
 
 // {"error":"...","error_description":"..."} with the given status.
