@@ -1,0 +1,114 @@
+// The agent's Prometheus metrics (prefix podid_): request outcomes per pod and per node, the token cache,
+// upstream IMDS health, and the state of the Kubernetes watches and BPF programs.
+//
+// Events (requests, connections, upstream attempts) update prometheus-cpp metrics as they happen; values that
+// already live elsewhere (cache stats, tracked pods, attached programs) are read from providers at scrape time,
+// so nothing has to be copied on a timer. Every provider may be empty (standalone mode, or a part not wired):
+// its metrics are then left out of the scrape rather than reported as zero.
+//
+// Per-pod series are bounded by the pods on the node: forget_pod() drops a deleted pod's label sets, and callers
+// that are not known pods are aggregated under namespace="" pod="_node" (never one series per cgroup).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <prometheus/collectable.h>
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "http/server.h"
+#include "observe/audit.h"
+#include "token/token_cache.h"
+
+namespace podid {
+
+// The pod label values of callers that are not a known pod (host processes, pods not in the directory yet).
+inline constexpr const char* kNodePodLabel = "_node";
+
+// Per-resource counters of the Kubernetes watches (pods, azureidentities, ...).
+struct WatchCounters {
+    uint64_t restarts = 0;  // watch re-established (error, timeout, 410 Gone relist)
+    uint64_t events = 0;    // ADDED/MODIFIED/DELETED events applied
+};
+
+// Values read at scrape time. Each may be left empty.
+struct MetricsProviders {
+    std::function<TokenCacheStats()> token_cache;                 // CachingTokenProvider::stats
+    std::function<size_t()> pods_tracked;                         // pods in the pod directory
+    std::function<size_t()> cgroups_tracked;                      // cgroups with BPF counters
+    std::function<std::map<std::string, WatchCounters>()> kube_watches;  // by resource
+    std::function<size_t()> bpf_programs_attached;                // Datapath::report().size()
+    std::function<bool()> ready;                                  // Health::readiness().ready
+};
+
+class Metrics : public RequestSink {
+public:
+    explicit Metrics(std::string version, MetricsProviders providers = {});
+    ~Metrics() override;
+    Metrics(const Metrics&) = delete;
+    Metrics& operator=(const Metrics&) = delete;
+
+    // RequestSink: every finished request (from the server's sinks list) and connection open/close.
+    void on_request(const AuditRecord& record) override;
+    void on_connection(int delta) override;
+    // A request has been read and is being handled; on_request() ends it. Servers that never call this
+    // leave podid_requests_in_flight at 0 (on_request never takes it below zero).
+    void on_request_begin();
+
+    // TokenCacheOptions::on_upstream: one upstream IMDS attempt (status 0 = no answer).
+    void on_upstream(int status, double seconds);
+
+    // A pod was deleted: drop every series labelled with it. The BPF collector's series follow the counters
+    // map and need no forgetting.
+    void forget_pod(const std::string& ns, const std::string& name);
+
+    // Extra collectors merged into every scrape (the BPF per-pod collector). Not owned; must outlive this object.
+    void add_collectable(const prometheus::Collectable* collectable);
+
+    // The Prometheus text exposition format (version 0.0.4) of everything.
+    std::string scrape() const;
+
+    // Number of per-pod label sets currently held (for the cardinality test and diagnostics).
+    size_t pod_series() const;
+
+    prometheus::Registry& registry() { return *registry_; }
+
+private:
+    class ScrapeTimeCollector;
+
+    std::shared_ptr<prometheus::Registry> registry_;
+    MetricsProviders providers_;
+    std::unique_ptr<ScrapeTimeCollector> scrape_time_;
+
+    prometheus::Family<prometheus::Counter>& token_requests_;
+    prometheus::Family<prometheus::Histogram>& request_duration_;
+    prometheus::Gauge& in_flight_;
+    prometheus::Gauge& connections_open_;
+    prometheus::Family<prometheus::Counter>& upstream_requests_;
+    prometheus::Histogram& upstream_duration_;
+    prometheus::Family<prometheus::Counter>& denials_;
+
+    std::atomic<int64_t> in_flight_count_{0};
+    mutable std::mutex mu_;  // guards pods_ and collectables_
+    std::map<std::pair<std::string, std::string>, std::vector<prometheus::Counter*>> pods_;
+    std::vector<const prometheus::Collectable*> collectables_;
+};
+
+// "2xx", "4xx", "5xx" ("other" outside 100..599).
+std::string code_class(unsigned status);
+
+// The request-duration buckets: 100 µs to 10 s.
+const std::vector<double>& request_duration_buckets();
+
+}  // namespace podid

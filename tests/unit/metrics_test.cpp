@@ -1,0 +1,467 @@
+// Metrics, the BPF per-pod collector, readiness and the admin HTTP endpoint; the scrape is checked with
+// promtool and read back through a real Prometheus server (loopback only).
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "observe/admin_http.h"
+#include "observe/bpf_collector.h"
+#include "observe/health.h"
+#include "observe/metrics.h"
+
+namespace podid {
+namespace {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+namespace fs = std::filesystem;
+using tcp = asio::ip::tcp;
+
+AuditRecord token_record(const std::string& ns, const std::string& pod, unsigned status, Reason reason,
+                         std::string granted = "client_id=aaaa") {
+    AuditRecord r;
+    r.kind = "token";
+    r.status = status;
+    r.reason = reason;
+    r.latency_ms = 2.5;
+    r.granted_identity = is_denial(reason) ? "" : std::move(granted);
+    if (!pod.empty()) {
+        PodInfo p;
+        p.ns = ns;
+        p.name = pod;
+        r.caller.pod = p;
+    }
+    return r;
+}
+
+// The value of the sample whose line starts with `series` (name plus labels exactly as serialized), or -1.
+double sample(const std::string& scrape, const std::string& series) {
+    std::istringstream in(scrape);
+    for (std::string line; std::getline(in, line);)
+        if (line.rfind(series + " ", 0) == 0)
+            return std::stod(line.substr(series.size() + 1));
+    return -1;
+}
+
+size_t lines_containing(const std::string& scrape, const std::string& needle) {
+    std::istringstream in(scrape);
+    size_t n = 0;
+    for (std::string line; std::getline(in, line);)
+        n += line.find(needle) != std::string::npos && line[0] != '#';
+    return n;
+}
+
+TEST(CodeClass, Table) {
+    struct Row {
+        unsigned status;
+        const char* want;
+    } rows[] = {{200, "2xx"}, {204, "2xx"}, {400, "4xx"}, {404, "4xx"}, {429, "4xx"},
+                {500, "5xx"}, {503, "5xx"}, {0, "other"}, {99, "other"}, {600, "other"}};
+    for (const auto& r : rows)
+        EXPECT_EQ(code_class(r.status), r.want) << r.status;
+}
+
+TEST(Metrics, TokenRequestsPerPodIdentityAndCode) {
+    Metrics m("1.2.3");
+    m.on_request(token_record("team-a", "web-1", 200, Reason::ok_bound_identity));
+    m.on_request(token_record("team-a", "web-1", 200, Reason::ok_bound_identity));
+    m.on_request(token_record("team-a", "web-1", 403, Reason::deny_identity_not_bound));
+    m.on_request(token_record("", "", 404, Reason::deny_no_binding));  // not a known pod
+    AuditRecord probe;
+    probe.kind = "probe";
+    probe.status = 200;
+    probe.reason = Reason::ok_probe;
+    m.on_request(probe);  // not a token request: histogram only
+
+    auto s = m.scrape();
+    EXPECT_EQ(sample(s, R"(podid_token_requests_total{code="200",identity="client_id=aaaa",namespace="team-a",pod="web-1"})"),
+              2);
+    EXPECT_EQ(sample(s, R"(podid_token_requests_total{code="403",identity="",namespace="team-a",pod="web-1"})"), 1);
+    EXPECT_EQ(sample(s, R"(podid_token_requests_total{code="404",identity="",namespace="",pod="_node"})"), 1);
+    EXPECT_EQ(lines_containing(s, "podid_token_requests_total{"), 3u);
+    EXPECT_EQ(sample(s, R"(podid_denials_total{reason="deny_identity_not_bound"})"), 1);
+    EXPECT_EQ(sample(s, R"(podid_denials_total{reason="deny_no_binding"})"), 1);
+    EXPECT_EQ(sample(s, R"(podid_request_duration_seconds_count{code_class="2xx",kind="token"})"), 2);
+    EXPECT_EQ(sample(s, R"(podid_request_duration_seconds_count{code_class="4xx",kind="token"})"), 2);
+    EXPECT_EQ(sample(s, R"(podid_request_duration_seconds_count{code_class="2xx",kind="probe"})"), 1);
+    // 2.5 ms lands in the 0.0025 bucket (le is inclusive), not in 0.001.
+    EXPECT_EQ(sample(s, R"(podid_request_duration_seconds_bucket{code_class="2xx",kind="token",le="0.001"})"), 0);
+    EXPECT_EQ(sample(s, R"(podid_request_duration_seconds_bucket{code_class="2xx",kind="token",le="0.0025"})"), 2);
+    EXPECT_EQ(sample(s, R"(podid_build_info{version="1.2.3"})"), 1);
+}
+
+TEST(Metrics, DurationBucketsSpan100MicrosecondsTo10Seconds) {
+    const auto& b = request_duration_buckets();
+    ASSERT_FALSE(b.empty());
+    EXPECT_DOUBLE_EQ(b.front(), 0.0001);
+    EXPECT_DOUBLE_EQ(b.back(), 10);
+    EXPECT_TRUE(std::is_sorted(b.begin(), b.end()));
+}
+
+TEST(Metrics, ForgetPodBoundsCardinalityUnderChurn) {
+    Metrics m("t");
+    m.on_request(token_record("keep", "stays", 200, Reason::ok_bound_identity));
+    for (int i = 0; i < 2000; ++i) {
+        std::string pod = "job-" + std::to_string(i);
+        m.on_request(token_record("batch", pod, 200, Reason::ok_bound_identity));
+        m.on_request(token_record("batch", pod, 500, Reason::error_upstream));
+        m.forget_pod("batch", pod);
+    }
+    EXPECT_EQ(m.pod_series(), 1u);
+    auto s = m.scrape();
+    EXPECT_EQ(lines_containing(s, "namespace=\"batch\""), 0u);
+    EXPECT_EQ(sample(s, R"(podid_token_requests_total{code="200",identity="client_id=aaaa",namespace="keep",pod="stays"})"),
+              1);
+    // A pod recreated under the same name starts from zero.
+    m.on_request(token_record("batch", "job-7", 200, Reason::ok_bound_identity));
+    EXPECT_EQ(sample(m.scrape(),
+                     R"(podid_token_requests_total{code="200",identity="client_id=aaaa",namespace="batch",pod="job-7"})"),
+              1);
+}
+
+TEST(Metrics, ConnectionsInFlightAndUpstream) {
+    Metrics m("t");
+    m.on_connection(+1);
+    m.on_connection(+1);
+    m.on_connection(-1);
+    m.on_request_begin();
+    m.on_request_begin();
+    m.on_request(token_record("a", "b", 200, Reason::ok_bound_identity));
+    // A record without a begin (a server that never calls on_request_begin) never takes the gauge below zero.
+    m.on_request(token_record("a", "b", 200, Reason::ok_bound_identity));
+    m.on_request(token_record("a", "b", 200, Reason::ok_bound_identity));
+    m.on_upstream(200, 0.004);
+    m.on_upstream(429, 0.002);
+    m.on_upstream(429, 0.003);
+    m.on_upstream(0, 5.0);
+    auto s = m.scrape();
+    EXPECT_EQ(sample(s, "podid_connections_open"), 1);
+    EXPECT_EQ(sample(s, "podid_requests_in_flight"), 0);
+    EXPECT_EQ(sample(s, R"(podid_upstream_requests_total{code="429"})"), 2);
+    EXPECT_EQ(sample(s, R"(podid_upstream_requests_total{code="0"})"), 1);
+    EXPECT_EQ(sample(s, "podid_upstream_request_duration_seconds_count"), 4);
+    EXPECT_EQ(sample(s, R"(podid_upstream_request_duration_seconds_bucket{le="0.005"})"), 3);
+}
+
+TEST(Metrics, ScrapeTimeProvidersAndTheirAbsence) {
+    Metrics bare("t");
+    auto none = bare.scrape();
+    for (const char* name : {"podid_token_cache_hits_total", "podid_pods_tracked", "podid_kube_watch_events_total",
+                             "podid_bpf_programs_attached", "podid_ready", "podid_denials_total"})
+        EXPECT_EQ(none.find(name), std::string::npos) << name;
+
+    MetricsProviders p;
+    TokenCacheStats stats;
+    stats.hits = 40;
+    stats.misses = 3;
+    stats.shared = 2;
+    stats.refreshes_ok = 5;
+    stats.refreshes_failed = 1;
+    stats.entries = 4;
+    p.token_cache = [&] { return stats; };
+    p.pods_tracked = [] { return size_t{17}; };
+    p.cgroups_tracked = [] { return size_t{31}; };
+    p.kube_watches = [] {
+        return std::map<std::string, WatchCounters>{{"pods", {2, 150}}, {"azureidentities", {0, 3}}};
+    };
+    p.bpf_programs_attached = [] { return size_t{6}; };
+    bool ready = false;
+    p.ready = [&] { return ready; };
+    Metrics m("t", p);
+    auto s = m.scrape();
+    EXPECT_EQ(sample(s, "podid_token_cache_hits_total"), 40);
+    EXPECT_EQ(sample(s, "podid_token_cache_misses_total"), 3);
+    EXPECT_EQ(sample(s, "podid_token_cache_shared_total"), 2);
+    EXPECT_EQ(sample(s, "podid_token_cache_entries"), 4);
+    EXPECT_EQ(sample(s, R"(podid_token_refreshes_total{result="ok"})"), 5);
+    EXPECT_EQ(sample(s, R"(podid_token_refreshes_total{result="failed"})"), 1);
+    EXPECT_EQ(sample(s, "podid_pods_tracked"), 17);
+    EXPECT_EQ(sample(s, "podid_cgroups_tracked"), 31);
+    EXPECT_EQ(sample(s, R"(podid_kube_watch_restarts_total{resource="pods"})"), 2);
+    EXPECT_EQ(sample(s, R"(podid_kube_watch_events_total{resource="azureidentities"})"), 3);
+    EXPECT_EQ(sample(s, "podid_bpf_programs_attached"), 6);
+    EXPECT_EQ(sample(s, "podid_ready"), 0);
+    ready = true;
+    stats.hits = 41;
+    s = m.scrape();
+    EXPECT_EQ(sample(s, "podid_ready"), 1);
+    EXPECT_EQ(sample(s, "podid_token_cache_hits_total"), 41);
+}
+
+// --- BPF per-pod collector -------------------------------------------------------------------------------
+
+const std::string kUidA = "11111111-2222-3333-4444-555555555555";
+const std::string kUidB = "99999999-2222-3333-4444-555555555555";
+std::string pod_dir(const std::string& uid) {
+    std::string u = uid;
+    std::replace(u.begin(), u.end(), '-', '_');
+    return "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + u + ".slice";
+}
+std::string container(const std::string& uid, char c) {
+    return pod_dir(uid) + "/cri-containerd-" + std::string(64, c) + ".scope";
+}
+
+struct FakeNode {
+    std::map<uint64_t, CgroupCounters> counters;
+    std::map<uint64_t, std::string> paths;    // live cgroups
+    std::map<std::string, PodInfo> pods;      // by uid
+
+    void count(uint64_t id, int slot, uint64_t n) { counters[id][slot] = n; }
+    BpfCollectorSources sources() {
+        BpfCollectorSources s;
+        s.counters = [this] { return counters; };
+        s.cgroup_path = [this](uint64_t id) -> std::optional<std::string> {
+            auto it = paths.find(id);
+            return it == paths.end() ? std::nullopt : std::optional(it->second);
+        };
+        s.kubepods_root = "/kubepods.slice";
+        s.pod_by_uid = [this](const std::string& uid) -> std::optional<PodInfo> {
+            auto it = pods.find(uid);
+            return it == pods.end() ? std::nullopt : std::optional(it->second);
+        };
+        return s;
+    }
+};
+
+std::string collect_text(const BpfCollector& c) {
+    Metrics m("t");
+    m.add_collectable(&c);
+    return m.scrape();
+}
+
+TEST(BpfCollector, SlotClassification) {
+    struct Row {
+        int slot;
+        bool redirect, blocked;
+    } rows[] = {
+        {PODID_CTR_REDIRECT4, true, false},   {PODID_CTR_REDIRECT6, true, false},
+        {PODID_CTR_AGENT_DIRECT, false, false}, {PODID_CTR_DENY_PORT, false, true},
+        {PODID_CTR_DROP_TCP, false, true},    {PODID_CTR_DROP_UDP, false, true},
+        {PODID_CTR_DROP_RAW_AGENT, false, true}, {PODID_CTR_NO_STORAGE, false, true},
+        {PODID_CTR_MAX - 1, false, false},    // reserved slot
+    };
+    for (const auto& r : rows) {
+        EXPECT_EQ(is_redirect_slot(r.slot), r.redirect) << r.slot;
+        EXPECT_EQ(is_blocked_slot(r.slot), r.blocked) << r.slot;
+    }
+}
+
+TEST(BpfCollector, AggregatesContainersPerPodAndUnknownsUnderNode) {
+    FakeNode node;
+    node.pods[kUidA] = PodInfo{"team-a", "web-1", kUidA, "sa", "n", false, {}};
+    node.paths = {{10, container(kUidA, 'a')}, {11, container(kUidA, 'b')}, {12, pod_dir(kUidA)},
+                  {20, "/system.slice/sshd.service"},   // host process
+                  {30, container(kUidB, 'c')}};         // pod not in the directory (yet)
+    node.count(10, PODID_CTR_REDIRECT4, 5);
+    node.count(11, PODID_CTR_REDIRECT4, 2);
+    node.count(11, PODID_CTR_REDIRECT6, 1);
+    node.count(11, PODID_CTR_DROP_UDP, 4);
+    node.count(12, PODID_CTR_DROP_UDP, 1);
+    node.count(20, PODID_CTR_REDIRECT4, 7);
+    node.count(30, PODID_CTR_DENY_PORT, 3);
+    node.count(40, PODID_CTR_REDIRECT4, 99);  // cgroup gone and never resolved: left out
+    BpfCollector c(node.sources());
+    auto s = collect_text(c);
+    EXPECT_EQ(sample(s, R"(podid_redirected_connections_total{namespace="team-a",pod="web-1"})"), 8);
+    EXPECT_EQ(sample(s, R"(podid_blocked_packets_total{namespace="team-a",pod="web-1",reason="drop_udp"})"), 5);
+    EXPECT_EQ(sample(s, R"(podid_redirected_connections_total{namespace="",pod="_node"})"), 7);
+    EXPECT_EQ(sample(s, R"(podid_blocked_packets_total{namespace="",pod="_node",reason="deny_metadata_port"})"), 3);
+    EXPECT_EQ(lines_containing(s, "podid_redirected_connections_total{"), 2u);
+    EXPECT_EQ(lines_containing(s, "podid_blocked_packets_total{"), 2u);  // zero reasons are not emitted
+
+    // A container exits: its counts stay with the pod (the counter must not go backwards).
+    node.paths.erase(11);
+    s = collect_text(c);
+    EXPECT_EQ(sample(s, R"(podid_redirected_connections_total{namespace="team-a",pod="web-1"})"), 8);
+
+    // The pod is deleted: its cgroups are gone and, once forgotten, its series disappear.
+    node.paths.erase(10);
+    node.paths.erase(12);
+    node.pods.erase(kUidA);
+    c.forget_pod("team-a", "web-1");
+    s = collect_text(c);
+    EXPECT_EQ(lines_containing(s, "web-1"), 0u);
+
+    // The datapath forgets cgroups: remembered resolutions follow the map, so they stay bounded.
+    node.counters.clear();
+    collect_text(c);
+    EXPECT_EQ(c.remembered(), 0u);
+}
+
+// --- readiness -------------------------------------------------------------------------------------------
+
+TEST(Health, ReadinessTable) {
+    struct Row {
+        const char* name;
+        size_t attached;
+        bool check_enabled;
+        std::optional<SelfCheckStatus> check;  // nullopt: provider not wired
+        int64_t now;
+        bool bindings;
+        bool want_ready;
+        const char* want_reason_part;
+    } rows[] = {
+        {"all good", 6, true, SelfCheckStatus{true, 1000, ""}, 2000, true, true, ""},
+        {"no programs", 0, true, SelfCheckStatus{true, 1000, ""}, 2000, true, false, "not attached"},
+        {"too few programs", 2, true, SelfCheckStatus{true, 1000, ""}, 2000, true, false, "only 2 of 6"},
+        {"check never ran", 6, true, SelfCheckStatus{}, 2000, true, false, "has not run"},
+        {"check failed", 6, true, SelfCheckStatus{false, 1000, "connect: refused"}, 2000, true, false,
+         "self-check failed: connect: refused"},
+        {"check stale", 6, true, SelfCheckStatus{true, 1000, ""}, 1000 + 90'001, true, false, "stale"},
+        {"check not wired", 6, true, std::nullopt, 2000, true, false, "not running"},
+        {"check disabled", 6, false, std::nullopt, 2000, true, true, ""},
+        {"bindings not synced", 6, true, SelfCheckStatus{true, 1000, ""}, 2000, false, false, "not synced"},
+    };
+    for (const auto& r : rows) {
+        HealthSources s;
+        s.programs_attached = [&] { return r.attached; };
+        s.programs_expected = 6;
+        if (r.check)
+            s.self_check = [&] { return *r.check; };
+        s.self_check_enabled = r.check_enabled;
+        s.bindings_ready = [&] { return r.bindings; };
+        s.now_ms = [&] { return r.now; };
+        auto got = Health(s).readiness();
+        EXPECT_EQ(got.ready, r.want_ready) << r.name;
+        EXPECT_NE(got.reason.find(r.want_reason_part), std::string::npos) << r.name << ": " << got.reason;
+    }
+}
+
+// --- admin HTTP ------------------------------------------------------------------------------------------
+
+TEST(AdminHttp, ResponseTable) {
+    bool ready = true;
+    AdminHandlers h;
+    h.metrics = [] { return std::string("podid_up 1\n"); };
+    h.readiness = [&] { return ready ? Readiness{true, ""} : Readiness{false, "kubernetes lists not synced"}; };
+    struct Row {
+        http::verb method;
+        const char* target;
+        bool ready;
+        unsigned status;
+        const char* body;
+    } rows[] = {
+        {http::verb::get, "/healthz", false, 200, "ok\n"},
+        {http::verb::get, "/healthz?verbose", true, 200, "ok\n"},
+        {http::verb::get, "/readyz", true, 200, "ok\n"},
+        {http::verb::get, "/readyz", false, 503, "not ready: kubernetes lists not synced\n"},
+        {http::verb::get, "/metrics", false, 200, "podid_up 1\n"},
+        {http::verb::head, "/metrics", true, 200, ""},
+        {http::verb::post, "/metrics", true, 405, "method not allowed\n"},
+        {http::verb::get, "/", true, 404, "not found\n"},
+        {http::verb::get, "/metrics/", true, 404, "not found\n"},
+        {http::verb::get, "/metadata/identity/oauth2/token", true, 404, "not found\n"},
+    };
+    for (const auto& r : rows) {
+        ready = r.ready;
+        AdminRequest req{r.method, r.target, 11};
+        auto res = admin_response(req, h);
+        EXPECT_EQ(res.result_int(), r.status) << r.target;
+        EXPECT_EQ(res.body(), r.body) << r.target;
+    }
+    AdminRequest head{http::verb::head, "/metrics", 11};
+    EXPECT_EQ(admin_response(head, h)[http::field::content_length], "11");
+    AdminRequest get{http::verb::get, "/metrics", 11};
+    EXPECT_EQ(admin_response(get, h)[http::field::content_type], "text/plain; version=0.0.4; charset=utf-8");
+}
+
+TEST(AdminHttp, ParseListenAddressTable) {
+    struct Row {
+        const char* text;
+        bool ok;
+        const char* address;
+        uint16_t port;
+    } rows[] = {
+        {"0.0.0.0:9090", true, "0.0.0.0", 9090}, {"127.0.0.1:0", true, "127.0.0.1", 0},
+        {"[::]:9090", true, "::", 9090},         {":9090", true, "0.0.0.0", 9090},
+        {"9090", false, "", 0},                  {"1.2.3.4:", false, "", 0},
+        {"1.2.3.4:70000", false, "", 0},         {"host:80", false, "", 0},
+        {"1.2.3.4:80x", false, "", 0},
+    };
+    for (const auto& r : rows) {
+        auto got = parse_listen_address(r.text);
+        ASSERT_EQ(got.ok(), r.ok) << r.text;
+        if (r.ok) {
+            EXPECT_EQ(got->address().to_string(), r.address) << r.text;
+            EXPECT_EQ(got->port(), r.port) << r.text;
+        }
+    }
+}
+
+struct Fetched {
+    unsigned status = 0;
+    std::string body;
+};
+
+Fetched http_get(const tcp::endpoint& ep, const std::string& target) {
+    asio::io_context io;
+    tcp::socket s(io);
+    s.connect(ep);
+    http::request<http::empty_body> req{http::verb::get, target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    http::write(s, req);
+    boost::beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    http::read(s, buf, res);
+    return {res.result_int(), res.body()};
+}
+
+// The admin server with real metrics, on an io thread, for the socket-level tests.
+struct RunningAdmin {
+    Metrics metrics{"9.9.9"};
+    bool ready = false;
+    asio::io_context io;
+    AdminServer server{io, AdminHandlers{[this] { return metrics.scrape(); },
+                                         [this] { return ready ? Readiness{true, ""} : Readiness{false, "test"}; }}};
+    tcp::endpoint ep;
+    std::thread thread;
+
+    RunningAdmin() {
+        auto bound = server.listen(tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+        if (!bound)
+            throw std::runtime_error(bound.error().message);
+        ep = *bound;
+        thread = std::thread([this] { io.run(); });
+    }
+    ~RunningAdmin() {
+        server.shutdown();
+        io.stop();
+        thread.join();
+    }
+};
+
+TEST(AdminHttp, ServesOverLoopback) {
+    RunningAdmin admin;
+    admin.metrics.on_request(token_record("team-a", "web-1", 200, Reason::ok_bound_identity));
+    EXPECT_EQ(http_get(admin.ep, "/healthz").status, 200u);
+    auto r = http_get(admin.ep, "/readyz");
+    EXPECT_EQ(r.status, 503u);
+    EXPECT_EQ(r.body, "not ready: test\n");
+    admin.ready = true;
+    EXPECT_EQ(http_get(admin.ep, "/readyz").status, 200u);
+    auto m = http_get(admin.ep, "/metrics");
+    EXPECT_EQ(m.status, 200u);
+    EXPECT_EQ(sample(m.body, R"(podid_token_requests_total{code="200",identity="client_id=aaaa",namespace="team-a",pod="web-1"})"),
+              1);
+}
+
+}  // namespace
+}  // namespace podid
