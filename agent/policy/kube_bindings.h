@@ -1,0 +1,69 @@
+// Bindings from Kubernetes objects: AAD Pod Identity CRDs (managed mode) and Workload Identity service-account
+// annotations, resolved for one pod against one snapshot. Pure: the API-server watch that builds snapshots lives
+// elsewhere. The rules and their precedence are written for users in docs/bindings.md; in short:
+//   1. an AzurePodIdentityException in the pod's namespace with any one podLabels key=value on the pod
+//      -> node identity (exception wins over everything, as in NMI);
+//   2. AzureIdentityBindings in the pod's namespace whose selector equals the pod's "aadpodidbinding" label,
+//      sorted by binding name then identity name -> their type-0 AzureIdentities (types 1/2 are reported as
+//      unsupported, never served);
+//   3. label azure.workload.identity/use=true and the service account's azure.workload.identity/client-id
+//      -> that client id, after the AAD identities;
+//   4. otherwise none, with an explanation of what was looked at.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "caller/caller.h"
+#include "kube/objects.h"
+#include "policy/binding.h"
+
+namespace podid {
+
+// An AzureIdentity a pod's binding names but podid cannot serve through the node's IMDS (service principals).
+struct UnsupportedIdentity {
+    std::string binding;   // "ns/name" of the AzureIdentityBinding
+    std::string identity;  // "ns/name" of the AzureIdentity
+    int type = 0;          // AzureIdentity spec.type: 1 SP secret, 2 SP certificate, or an unknown value
+};
+
+struct KubeResolution {
+    Binding binding;
+    // Non-empty only for AAD Pod Identity: the agent audits these as deny_unsupported_identity, in particular when
+    // binding.identities ended up empty because of them (the handler then answers "Identity not found").
+    std::vector<UnsupportedIdentity> unsupported;
+};
+
+// Deterministic for a given pod and snapshot, whatever order the snapshot's lists are in.
+KubeResolution resolve_kube(const PodInfo& pod, const kube::Snapshot& s);
+
+// resolve_kube(pod, s).binding.
+Binding resolve_kube_binding(const PodInfo& pod, const kube::Snapshot& s);
+
+// Well-known names, shared with the watch (which needs to know what to list) and with tests.
+inline constexpr const char* kAadPodIdBindingLabel = "aadpodidbinding";
+inline constexpr const char* kWorkloadIdentityUseLabel = "azure.workload.identity/use";
+inline constexpr const char* kWorkloadIdentityClientIdAnnotation = "azure.workload.identity/client-id";
+
+class KubeBindingSource : public BindingSource {
+public:
+    using SnapshotProvider = std::function<kube::SnapshotPtr()>;
+    using ReadyFlag = std::function<bool()>;
+
+    // `snapshot` is called once per lookup and may return null (nothing synced: every caller resolves to none).
+    // Both functions must be safe to call from any thread.
+    KubeBindingSource(SnapshotProvider snapshot, ReadyFlag ready);
+
+    Binding bindings_for(const Caller& caller) const override;
+    bool ready() const override;
+
+    // bindings_for() with the unsupported identities, for the audit log and `podidctl explain`.
+    KubeResolution resolve(const Caller& caller) const;
+
+private:
+    SnapshotProvider snapshot_;
+    ReadyFlag ready_;
+};
+
+}  // namespace podid
