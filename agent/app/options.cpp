@@ -72,6 +72,16 @@ Token service:
   --upstream-timeout DUR    how long a client waits for IMDS on a cache miss, retries included (default 20s)
   --max-connections N       concurrent client connections (default 10000)
 
+Kubernetes mode (on when --kubeconfig is given or $KUBERNETES_SERVICE_HOST is set):
+  --kubeconfig FILE         kubeconfig to use instead of the in-cluster service account
+  --node-name NAME          this node's name, for the pod watch (default $NODE_NAME)
+  --pod-wait DUR            how long a token request from a pod the watch has not delivered yet waits (default 5s)
+  --host-token-callers LIST who may call /host/token: namespace or namespace/serviceaccount, comma-separated
+                            (default kube-system)
+
+Observability:
+  --metrics-addr HOST:PORT  /metrics, /healthz and /readyz (default 0.0.0.0:9090; "" disables)
+
   --help, --version
 )";
 }
@@ -81,6 +91,10 @@ Result<AgentOptions> parse_agent_options(const std::vector<std::string>& args,
     AgentOptions o;
     if (auto it = env.find("NODE_IP"); it != env.end())
         o.node_ip = it->second;
+    if (auto it = env.find("NODE_NAME"); it != env.end())
+        o.node_name = it->second;
+    if (auto it = env.find("KUBERNETES_SERVICE_HOST"); it != env.end() && !it->second.empty())
+        o.kubernetes = true;
 
     size_t i = 0;
     if (!args.empty() && args[0] == "uninstall") {
@@ -135,6 +149,16 @@ Result<AgentOptions> parse_agent_options(const std::vector<std::string>& args,
         {"--request-timeout", duration("--request-timeout", o.request_timeout)},
         {"--idle-timeout", duration("--idle-timeout", o.idle_timeout)},
         {"--upstream-timeout", duration("--upstream-timeout", o.upstream_timeout)},
+        {"--kubeconfig",
+         [&o](const std::string& v) -> Result<void> {
+             o.kubeconfig = v;
+             o.kubernetes = true;
+             return {};
+         }},
+        {"--node-name", text(o.node_name)},
+        {"--pod-wait", duration("--pod-wait", o.pod_wait)},
+        {"--host-token-callers", text(o.host_token_callers)},
+        {"--metrics-addr", text(o.metrics_addr)},
         {"--max-connections",
          [&o](const std::string& v) -> Result<void> {
              auto n = parse_uint("--max-connections", v, 1, 1'000'000);
@@ -192,6 +216,12 @@ Result<AgentOptions> parse_agent_options(const std::vector<std::string>& args,
                               EINVAL);
         if (!is_ip4(o.node_ip))
             return make_error("--node-ip: '" + o.node_ip + "' is not an IPv4 address", EINVAL);
+        if (o.kubernetes && o.node_name.empty())
+            return make_error("Kubernetes mode needs the node name: pass --node-name or set $NODE_NAME (the DaemonSet "
+                              "sets it from spec.nodeName)",
+                              EINVAL);
+        if (!o.metrics_addr.empty() && o.metrics_addr.rfind(':') == std::string::npos)
+            return make_error("--metrics-addr: '" + o.metrics_addr + "' is not HOST:PORT", EINVAL);
         if (!o.cgroup_root.empty() && o.cgroup_root[0] != '/')
             return make_error("--cgroup-root: '" + o.cgroup_root + "' must be an absolute path", EINVAL);
     }

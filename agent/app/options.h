@@ -34,6 +34,16 @@ struct AgentOptions {
     std::chrono::milliseconds idle_timeout{90'000};     // --idle-timeout
     std::chrono::milliseconds upstream_timeout{20'000}; // --upstream-timeout (client-facing miss deadline)
     size_t max_connections = 10'000;                    // --max-connections
+
+    // Kubernetes mode (on when --kubeconfig is given or $KUBERNETES_SERVICE_HOST is set)
+    bool kubernetes = false;
+    std::string kubeconfig;                             // --kubeconfig, "" = in-cluster
+    std::string node_name;                              // --node-name, default $NODE_NAME
+    std::chrono::milliseconds pod_wait{5'000};          // --pod-wait
+    std::string host_token_callers = "kube-system";     // --host-token-callers
+
+    // Observability
+    std::string metrics_addr = "0.0.0.0:9090";          // --metrics-addr ("" disables)
 };
 
 // argv[0] is skipped. `env` supplies $NODE_IP and friends (tests pass their own).

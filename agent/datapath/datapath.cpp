@@ -222,7 +222,7 @@ Result<Datapath> Datapath::install(const DatapathConfig& config) {
     if (int ret = podid_bpf__load(skel); ret != 0) {
         int err = libbpf_errno(ret);
         return errno_error(std::string("cannot load the BPF programs") +
-                               (err == EPERM ? " (run as root: CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN are needed)"
+                               (err == EPERM ? " (needs CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON, or root)"
                                              : " (see the verifier log above)"),
                            err);
     }

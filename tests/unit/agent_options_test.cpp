@@ -43,6 +43,29 @@ TEST(AgentOptions, EveryFlagParses) {
     EXPECT_EQ(o->idle_timeout, std::chrono::minutes(2));
     EXPECT_EQ(o->upstream_timeout, std::chrono::seconds(3));
     EXPECT_EQ(o->max_connections, 100u);
+    EXPECT_FALSE(o->kubernetes);
+}
+
+TEST(AgentOptions, KubernetesMode) {
+    auto in_cluster = parse_agent_options({}, Env{{"NODE_IP", "10.0.0.4"}, {"NODE_NAME", "aks-1"},
+                                                  {"KUBERNETES_SERVICE_HOST", "10.0.0.1"}});
+    ASSERT_TRUE(in_cluster.ok()) << in_cluster.error().message;
+    EXPECT_TRUE(in_cluster->kubernetes);
+    EXPECT_EQ(in_cluster->node_name, "aks-1");
+    EXPECT_TRUE(in_cluster->kubeconfig.empty());
+    EXPECT_EQ(in_cluster->pod_wait, std::chrono::seconds(5));
+    EXPECT_EQ(in_cluster->host_token_callers, "kube-system");
+    EXPECT_EQ(in_cluster->metrics_addr, "0.0.0.0:9090");
+    auto o = parse_agent_options({"--kubeconfig", "/etc/k.yaml", "--node-name", "n1", "--pod-wait", "500ms",
+                                  "--host-token-callers", "kube-system,csi/provider", "--metrics-addr", "127.0.0.1:0"},
+                                 Env{{"NODE_IP", "10.0.0.4"}});
+    ASSERT_TRUE(o.ok()) << o.error().message;
+    EXPECT_TRUE(o->kubernetes);
+    EXPECT_EQ(o->kubeconfig, "/etc/k.yaml");
+    EXPECT_EQ(o->node_name, "n1");
+    EXPECT_EQ(o->pod_wait, std::chrono::milliseconds(500));
+    EXPECT_EQ(o->host_token_callers, "kube-system,csi/provider");
+    EXPECT_EQ(o->metrics_addr, "127.0.0.1:0");
 }
 
 TEST(AgentOptions, Subcommands) {
@@ -80,6 +103,9 @@ TEST(AgentOptions, BadInputNamesTheProblem) {
         {{"--request-timeout", "soon"}, ip, "--request-timeout: 'soon' is not a duration"},
         {{"--idle-timeout", "5d"}, ip, "unknown unit 'd'"},
         {{"uninstall", "--port", "1"}, ip, "uninstall takes only --bpffs"},
+        {{"--kubeconfig", "/k"}, ip, "needs the node name"},
+        {{"--pod-wait", "x"}, ip, "--pod-wait"},
+        {{"--metrics-addr", "9090"}, ip, "is not HOST:PORT"},
     };
     for (const auto& c : cases) {
         auto o = parse_agent_options(c.args, c.env);
@@ -94,7 +120,8 @@ TEST(AgentOptions, UsageListsEveryFlag) {
     std::string usage = agent_usage();
     for (const char* flag : {"--node-ip", "--port", "--cgroup-root", "--bpffs", "--exempt-cgroup", "--imds-url",
                              "--bindings", "--audit-log", "--block-instance-metadata", "--threads", "--request-timeout",
-                             "--idle-timeout", "--upstream-timeout", "--max-connections", "uninstall"})
+                             "--idle-timeout", "--upstream-timeout", "--max-connections", "--kubeconfig",
+                             "--node-name", "--pod-wait", "--host-token-callers", "--metrics-addr", "uninstall"})
         EXPECT_NE(usage.find(flag), std::string::npos) << flag;
 }
 
