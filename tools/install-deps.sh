@@ -8,6 +8,7 @@ packages=(
   libgtest-dev googletest
   iproute2 curl procps util-linux prometheus
   yq yamllint
+  qemu-system-x86 busybox-static cpio xz-utils
 )
 missing=()
 for p in "${packages[@]}"; do

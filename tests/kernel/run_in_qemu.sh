@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Boots a Debian kernel package under QEMU (TCG: nested KVM is not available on the CI machines) with an
+# initramfs holding busybox, the guest check program and podid-probe, and prints the serial console.
+#
+#   run_in_qemu.sh PACKAGE GUEST_CHECK_BIN PROBE_BIN
+#
+# The .deb and its unpacked tree are cached under $PODID_KERNEL_CACHE (default /var/cache/podid-kernels), so a
+# rerun only rebuilds the initramfs (~1 s) and boots. Timings go to stderr as "podid-kernel: timing ...".
+set -euo pipefail
+pkg=$1 guest=$2 probe=$3
+cache=${PODID_KERNEL_CACHE:-/var/cache/podid-kernels}
+boot_timeout=${PODID_KERNEL_BOOT_TIMEOUT:-240}
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+timing() { local d=$(($(now_ms) - $2)); printf 'podid-kernel: timing %s %d.%03ds\n' "$1" $((d / 1000)) $((d % 1000)) >&2; }
+t0=$(now_ms)
+
+for tool in qemu-system-x86_64 busybox cpio gzip apt-get dpkg ldd; do
+  command -v "$tool" >/dev/null || { echo "podid-kernel: $tool is missing (tools/install-deps.sh installs it)" >&2; exit 3; }
+done
+
+mkdir -p "$cache"
+deb=$(ls "$cache/${pkg}_"*.deb 2>/dev/null | head -n1 || true)
+if [[ -z $deb ]]; then
+  # apt's sandbox user cannot write into a root-owned cache; download as root.
+  (cd "$cache" && apt-get -q -o APT::Sandbox::User=root download "$pkg" >&2) ||
+    { echo "podid-kernel: cannot download $pkg (is it still in the archive? apt-cache policy $pkg)" >&2; exit 3; }
+  deb=$(ls "$cache/${pkg}_"*.deb | head -n1)
+fi
+tree=$cache/$pkg
+if [[ ! -d $tree/boot ]]; then
+  rm -rf "$tree.tmp" && dpkg -x "$deb" "$tree.tmp" && mv "$tree.tmp" "$tree"
+fi
+timing fetch "$t0"
+
+vmlinuz=$(ls "$tree"/boot/vmlinuz-* | head -n1)
+config=$(ls "$tree"/boot/config-* | head -n1)
+kver=${vmlinuz##*/vmlinuz-}
+
+t1=$(now_ms)
+work=$(mktemp -d /tmp/podid-initramfs.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+root=$work/root
+mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,run,lib/modules,etc}
+cp "$(command -v busybox)" "$root/bin/busybox"
+for applet in $(busybox --list); do [[ $applet == busybox ]] || ln -s busybox "$root/bin/$applet"; done
+install -m755 "$guest" "$root/bin/podid-guest-check"
+install -m755 "$probe" "$root/bin/podid-probe"
+# Shared libraries at the same paths as on the build machine, with the dynamic loader.
+for bin in "$guest" "$probe"; do
+  ldd "$bin" | grep -oE '/[^ ]+' | while read -r lib; do
+    mkdir -p "$root$(dirname "$lib")" && cp -Ln "$lib" "$root$lib"
+  done
+done
+
+# Debian's cloud kernels build veth as a module; load it (and whatever else =m the check needs) from the package.
+modules=()
+for opt in VETH; do
+  if grep -q "^CONFIG_$opt=m" "$config"; then
+    ko=$(find "$tree/lib/modules/$kver" -name "${opt,,}.ko*" | head -n1)
+    [[ -n $ko ]] || { echo "podid-kernel: CONFIG_$opt=m but no module in $pkg" >&2; exit 3; }
+    case $ko in
+      *.xz) xz -dc "$ko" >"$root/lib/modules/${opt,,}.ko" ;;
+      *.zst) zstd -dcq "$ko" >"$root/lib/modules/${opt,,}.ko" ;;
+      *) cp "$ko" "$root/lib/modules/${opt,,}.ko" ;;
+    esac
+    modules+=("${opt,,}")
+  fi
+done
+
+cat >"$root/init" <<INIT
+#!/bin/busybox sh
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+mkdir -p /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup
+for m in ${modules[*]}; do insmod /lib/modules/\$m.ko || echo "PODID-KERNEL-CHECK module:\$m FAIL insmod failed"; done
+echo PODID-KERNEL-BOOTED
+podid-guest-check --guest-check --probe-bin /bin/podid-probe --ip-bin ip
+poweroff -f
+INIT
+chmod 755 "$root/init"
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initramfs.gz"
+timing initramfs "$t1"
+
+t2=$(now_ms)
+# panic=-1 and -no-reboot turn a guest panic into a QEMU exit instead of a hang.
+timeout "$boot_timeout" qemu-system-x86_64 -machine q35 -cpu max -smp 1 -m 512 -nographic -no-reboot \
+  -kernel "$vmlinuz" -initrd "$work/initramfs.gz" -nic none \
+  -append "console=ttyS0 panic=-1 rdinit=/init quiet loglevel=3" </dev/null || rc=$?
+timing boot+check "$t2"
+timing total "$t0"
+exit "${rc:-0}"
