@@ -2,6 +2,7 @@
 // promtool and read back through a real Prometheus server (loopback only).
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,6 +22,8 @@
 #include <regex>
 #include <sstream>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "observe/admin_http.h"
 #include "observe/bpf_collector.h"
@@ -461,6 +464,216 @@ TEST(AdminHttp, ServesOverLoopback) {
     EXPECT_EQ(m.status, 200u);
     EXPECT_EQ(sample(m.body, R"(podid_token_requests_total{code="200",identity="client_id=aaaa",namespace="team-a",pod="web-1"})"),
               1);
+}
+
+// --- promtool and a real Prometheus ----------------------------------------------------------------------
+
+struct CommandResult {
+    int status = -1;
+    std::string output;
+};
+
+CommandResult run(const std::string& command) {
+    CommandResult r;
+    FILE* p = popen((command + " 2>&1").c_str(), "r");
+    if (!p)
+        return r;
+    char buf[4096];
+    for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0;)
+        r.output.append(buf, n);
+    int st = pclose(p);
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return r;
+}
+
+bool have(const char* tool) { return run(std::string("command -v ") + tool).status == 0; }
+
+// Every family populated, as on a busy node.
+std::string full_scrape(Metrics& m) {
+    m.on_connection(+1);
+    m.on_request_begin();
+    m.on_request(token_record("team-a", "web-1", 200, Reason::ok_bound_identity));
+    m.on_request(token_record("team-a", "web-1", 403, Reason::deny_identity_not_bound));
+    m.on_upstream(200, 0.01);
+    m.on_upstream(429, 0.01);
+    return m.scrape();
+}
+
+MetricsProviders all_providers() {
+    MetricsProviders p;
+    p.token_cache = [] {
+        TokenCacheStats s;
+        s.hits = 1;
+        return s;
+    };
+    p.pods_tracked = [] { return size_t{1}; };
+    p.cgroups_tracked = [] { return size_t{1}; };
+    p.kube_watches = [] { return std::map<std::string, WatchCounters>{{"pods", {1, 1}}}; };
+    p.bpf_programs_attached = [] { return size_t{1}; };
+    p.ready = [] { return true; };
+    return p;
+}
+
+TEST(Promtool, ScrapePassesCheckMetrics) {
+    ASSERT_TRUE(have("promtool")) << "promtool missing: install the Debian package prometheus (tools/install-deps.sh)";
+    Metrics m("0.1.0", all_providers());
+    FakeNode node;
+    node.pods[kUidA] = PodInfo{"team-a", "web-1", kUidA, "sa", "n", false, {}};
+    node.paths = {{10, container(kUidA, 'a')}};
+    node.count(10, PODID_CTR_REDIRECT4, 1);
+    node.count(10, PODID_CTR_DROP_ICMP, 1);
+    BpfCollector bpf(node.sources());
+    m.add_collectable(&bpf);
+    auto text = full_scrape(m);
+    auto file = fs::temp_directory_path() / ("podid-scrape-" + std::to_string(getpid()) + ".txt");
+    std::ofstream(file) << text;
+    auto r = run("promtool check metrics < " + file.string());
+    fs::remove(file);
+    EXPECT_EQ(r.status, 0) << r.output << "\n--- scrape:\n" << text;
+    EXPECT_EQ(r.output, "") << "promtool lint findings";
+}
+
+fs::path monitoring_dir() { return fs::path(PODID_SOURCE_DIR) / "deploy" / "monitoring"; }
+
+TEST(Promtool, AlertRulesPassCheckRules) {
+    ASSERT_TRUE(have("promtool")) << "promtool missing: install the Debian package prometheus (tools/install-deps.sh)";
+    auto r = run("promtool check rules " + (monitoring_dir() / "podid-alerts.yaml").string());
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("SUCCESS"), std::string::npos) << r.output;
+}
+
+// The dashboard and the alerts must not query metrics the agent does not export (a renamed metric would leave
+// an empty panel or an alert that never fires).
+TEST(Monitoring, DashboardAndAlertsUseExportedMetrics) {
+    Metrics m("0.1.0", all_providers());
+    FakeNode node;
+    node.paths = {{10, "/system.slice/x.service"}};
+    node.count(10, PODID_CTR_REDIRECT4, 1);
+    node.count(10, PODID_CTR_DROP_UDP, 1);
+    BpfCollector bpf(node.sources());
+    m.add_collectable(&bpf);
+    const auto text = full_scrape(m);
+    for (const char* file : {"podid-dashboard.json", "podid-alerts.yaml"}) {
+        std::ifstream in(monitoring_dir() / file);
+        ASSERT_TRUE(in) << file;
+        std::string content((std::istreambuf_iterator<char>(in)), {});
+        if (std::string(file).ends_with(".json")) {
+            EXPECT_TRUE(nlohmann::json::accept(content)) << file << " is not valid JSON";
+        }
+        std::regex name_re("podid_[a-z_]+");
+        size_t found = 0;
+        for (auto it = std::sregex_iterator(content.begin(), content.end(), name_re); it != std::sregex_iterator();
+             ++it, ++found) {
+            std::string name = it->str();
+            EXPECT_NE(text.find("\n" + name), std::string::npos) << file << " uses " << name;
+        }
+        EXPECT_GT(found, 3u) << file;
+    }
+}
+
+uint16_t free_loopback_port() {
+    asio::io_context io;
+    tcp::acceptor a(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    return a.local_endpoint().port();
+}
+
+// A Prometheus server child process with its own config and storage; killed and removed at scope exit.
+class PrometheusServer {
+public:
+    PrometheusServer(const tcp::endpoint& target) {
+        dir_ = fs::temp_directory_path() / ("podid-prometheus-" + std::to_string(getpid()));
+        fs::create_directories(dir_ / "data");
+        std::ofstream(dir_ / "prometheus.yml") << "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+                                                  "scrape_configs:\n  - job_name: podid\n    static_configs:\n"
+                                                  "      - targets: ['127.0.0.1:"
+                                               << target.port() << "']\n";
+        port_ = free_loopback_port();
+        std::string config = "--config.file=" + (dir_ / "prometheus.yml").string();
+        std::string storage = "--storage.tsdb.path=" + (dir_ / "data").string();
+        std::string listen = "--web.listen-address=127.0.0.1:" + std::to_string(port_);
+        std::string log = (dir_ / "prometheus.log").string();
+        pid_ = fork();
+        if (pid_ == 0) {
+            int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            dup2(fd, 1);
+            dup2(fd, 2);
+            execlp("prometheus", "prometheus", config.c_str(), storage.c_str(), listen.c_str(), "--log.level=warn",
+                   static_cast<char*>(nullptr));
+            _exit(127);
+        }
+    }
+    ~PrometheusServer() {
+        if (pid_ > 0) {
+            kill(pid_, SIGTERM);
+            int st = 0;
+            for (int i = 0; i < 100 && waitpid(pid_, &st, WNOHANG) == 0; ++i)
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            if (waitpid(pid_, &st, WNOHANG) == 0) {
+                kill(pid_, SIGKILL);
+                waitpid(pid_, &st, 0);
+            }
+        }
+        std::error_code ec;
+        fs::remove_all(dir_, ec);
+    }
+    tcp::endpoint endpoint() const { return {asio::ip::make_address("127.0.0.1"), port_}; }
+    std::string log() const {
+        std::ifstream in(dir_ / "prometheus.log");
+        return std::string((std::istreambuf_iterator<char>(in)), {});
+    }
+
+private:
+    fs::path dir_;
+    uint16_t port_ = 0;
+    pid_t pid_ = -1;
+};
+
+std::string url_encode(const std::string& s) {
+    std::string out;
+    for (unsigned char c : s) {
+        if (std::isalnum(c) || c == '_' || c == '-' || c == '.')
+            out += static_cast<char>(c);
+        else {
+            char buf[4];
+            std::snprintf(buf, sizeof(buf), "%%%02X", c);
+            out += buf;
+        }
+    }
+    return out;
+}
+
+TEST(Prometheus, ScrapesTheAdminServerAndAnswersAPerPodQuery) {
+    ASSERT_TRUE(have("prometheus")) << "prometheus missing: install the Debian package prometheus";
+    RunningAdmin admin;
+    admin.ready = true;
+    for (int i = 0; i < 3; ++i)
+        admin.metrics.on_request(token_record("team-a", "web-1", 200, Reason::ok_bound_identity));
+    PrometheusServer prom(admin.ep);
+
+    const std::string query =
+        "/api/v1/query?query=" + url_encode(R"(podid_token_requests_total{namespace="team-a",pod="web-1",code="200"})");
+    nlohmann::json answer;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
+        try {
+            auto r = http_get(prom.endpoint(), query);
+            if (r.status == 200) {
+                answer = nlohmann::json::parse(r.body);
+                if (!answer["data"]["result"].empty())
+                    break;
+            }
+        } catch (const std::exception&) {
+            // not listening yet
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    ASSERT_FALSE(answer.is_null()) << "Prometheus never answered; its log:\n" << prom.log();
+    ASSERT_EQ(answer["status"], "success") << answer.dump();
+    ASSERT_EQ(answer["data"]["result"].size(), 1u) << answer.dump() << "\n" << prom.log();
+    const auto& series = answer["data"]["result"][0];
+    EXPECT_EQ(series["metric"]["identity"], "client_id=aaaa");
+    EXPECT_EQ(series["metric"]["job"], "podid");
+    EXPECT_EQ(series["value"][1], "3");
 }
 
 }  // namespace
