@@ -1,0 +1,83 @@
+// What informers need from the API server: a paged list and a watch stream. The HTTPS client
+// (client.h) implements it; tests substitute scripted fakes.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+
+#include <boost/asio/awaitable.hpp>
+#include <nlohmann/json.hpp>
+
+#include "common/result.h"
+
+namespace podid::kube {
+
+// A failed call: the HTTP status when the server answered (0 when it did not: then error.code is an
+// errno such as ECONNREFUSED or ETIMEDOUT), the API Status reason ("Expired", "Forbidden") and a message
+// that names the server and includes the Status message.
+struct ApiError {
+    unsigned http_status = 0;
+    std::string reason;
+    Error error;
+    bool gone() const { return http_status == 410; }  // resourceVersion too old: relist
+};
+
+template <class T>
+class ApiResult {
+public:
+    ApiResult(T value) : v_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
+    ApiResult(ApiError error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
+    bool ok() const { return v_.index() == 0; }
+    explicit operator bool() const { return ok(); }
+    T& value() & { return std::get<0>(v_); }
+    const T& value() const& { return std::get<0>(v_); }
+    T&& value() && { return std::get<0>(std::move(v_)); }
+    T& operator*() & { return value(); }
+    const T& operator*() const& { return value(); }
+    T* operator->() { return &value(); }
+    const T* operator->() const { return &value(); }
+    const ApiError& error() const { return std::get<1>(v_); }
+
+private:
+    std::variant<T, ApiError> v_;
+};
+
+struct ListPage {
+    std::string resource_version;  // metadata.resourceVersion of the list
+    std::string continue_token;    // metadata.continue; empty on the last page
+    nlohmann::json items = nlohmann::json::array();
+};
+
+struct WatchEvent {
+    enum class Type { added, modified, deleted, bookmark, error };
+    Type type = Type::added;
+    nlohmann::json object;  // the object; for `error` a metav1.Status
+};
+
+const char* to_string(WatchEvent::Type type);
+
+class WatchStream {
+public:
+    virtual ~WatchStream() = default;
+    // The next event as soon as it arrives; nullopt when the server ended the stream cleanly
+    // (timeoutSeconds elapsed); an error when the connection broke or an event could not be decoded.
+    virtual boost::asio::awaitable<ApiResult<std::optional<WatchEvent>>> next() = 0;
+};
+
+class KubeApi {
+public:
+    virtual ~KubeApi() = default;
+    // `target` is the request target without the server's path prefix: "/api/v1/pods?limit=500".
+    virtual boost::asio::awaitable<ApiResult<ListPage>> list(std::string target) = 0;
+    // `idle_timeout` bounds the wait for each event; it must exceed the target's timeoutSeconds.
+    virtual boost::asio::awaitable<ApiResult<std::unique_ptr<WatchStream>>> watch(
+        std::string target, std::chrono::milliseconds idle_timeout) = 0;
+    // Ends every call in progress and refuses new ones (they fail with ECANCELED). Any thread.
+    virtual void shutdown() = 0;
+};
+
+}  // namespace podid::kube
