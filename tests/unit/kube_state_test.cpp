@@ -1,0 +1,372 @@
+// KubeState over a scripted in-memory API: pod indexes, the binding snapshot and its memory rules,
+// wait_for_pod woken by the watch (and timing out), deletion hooks, and serving known pods while the
+// API server is unreachable.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <nlohmann/json.hpp>
+
+#include "kube/state.h"
+
+namespace podid::kube {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+// The events of one open watch; the test pushes, the informer's next() waits.
+struct Channel {
+    explicit Channel(asio::any_io_executor executor) : signal(executor) {}
+    std::deque<WatchEvent> events;
+    asio::steady_timer signal;
+    bool broken = false;
+    void push(WatchEvent event) {
+        events.push_back(std::move(event));
+        signal.cancel();
+    }
+    void brk() {
+        broken = true;
+        signal.cancel();
+    }
+};
+
+class FakeStream final : public WatchStream {
+public:
+    explicit FakeStream(std::shared_ptr<Channel> channel) : channel_(std::move(channel)) {}
+    asio::awaitable<ApiResult<std::optional<WatchEvent>>> next() override {
+        while (channel_->events.empty() && !channel_->broken) {
+            channel_->signal.expires_at(asio::steady_timer::time_point::max());
+            boost::system::error_code ignored;
+            co_await channel_->signal.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+        }
+        if (channel_->events.empty())
+            co_return ApiError{0, "", make_error("connection reset", ECONNRESET)};
+        WatchEvent event = std::move(channel_->events.front());
+        channel_->events.pop_front();
+        co_return std::optional<WatchEvent>(std::move(event));
+    }
+
+private:
+    std::shared_ptr<Channel> channel_;
+};
+
+// Lists are whole (one page) per collection path; watches are channels per path (the latest one).
+class FakeApi final : public KubeApi {
+public:
+    explicit FakeApi(asio::any_io_executor executor) : executor_(std::move(executor)) {}
+
+    std::map<std::string, std::vector<json>> lists;
+    bool down = false;
+    int list_calls = 0;
+
+    asio::awaitable<ApiResult<ListPage>> list(std::string target) override {
+        ++list_calls;
+        const std::string path = target.substr(0, target.find('?'));
+        if (stopped_ || down)
+            co_return ApiError{0, "", make_error("connection refused", ECONNREFUSED)};
+        auto it = lists.find(path);
+        if (it == lists.end())
+            co_return ApiError{404, "NotFound", make_error("HTTP 404")};
+        ListPage page;
+        page.resource_version = std::to_string(++version_);
+        page.items = it->second;
+        co_return page;
+    }
+
+    asio::awaitable<ApiResult<std::unique_ptr<WatchStream>>> watch(std::string target,
+                                                                   std::chrono::milliseconds) override {
+        const std::string path = target.substr(0, target.find('?'));
+        if (stopped_ || down)
+            co_return ApiError{0, "", make_error("connection refused", ECONNREFUSED)};
+        auto channel = std::make_shared<Channel>(executor_);
+        channels_[path] = channel;
+        co_return std::unique_ptr<WatchStream>(new FakeStream(channel));
+    }
+
+    void shutdown() override {
+        stopped_ = true;
+        for (auto& [path, channel] : channels_)
+            channel->brk();
+    }
+
+    bool watching(const std::string& path) const { return channels_.count(path) > 0; }
+    void push(const std::string& path, WatchEvent::Type type, json object) {
+        channels_.at(path)->push(WatchEvent{type, std::move(object)});
+    }
+    void break_all() {
+        for (auto& [path, channel] : channels_)
+            channel->brk();
+        channels_.clear();
+    }
+
+private:
+    asio::any_io_executor executor_;
+    std::map<std::string, std::shared_ptr<Channel>> channels_;
+    bool stopped_ = false;
+    int version_ = 100;
+};
+
+const std::string kPods = "/api/v1/pods";
+const std::string kIdentities = "/apis/aadpodidentity.k8s.io/v1/azureidentities";
+const std::string kBindings = "/apis/aadpodidentity.k8s.io/v1/azureidentitybindings";
+const std::string kExceptions = "/apis/aadpodidentity.k8s.io/v1/azurepodidentityexceptions";
+const std::string kServiceAccounts = "/api/v1/serviceaccounts";
+
+json pod(const std::string& ns, const std::string& name, const std::string& uid, const std::string& node = "n1",
+         const std::string& rv = "1") {
+    return json{{"metadata",
+                 {{"namespace", ns},
+                  {"name", name},
+                  {"uid", uid},
+                  {"resourceVersion", rv},
+                  {"labels", {{"aadpodidbinding", name}}},
+                  {"annotations", {{"big", std::string(1000, 'x')}}}}},
+                {"spec", {{"nodeName", node}, {"serviceAccountName", "sa-" + name}, {"hostNetwork", name == "host"}}}};
+}
+
+json named(const std::string& ns, const std::string& name, json spec = json::object(),
+           json annotations = json::object()) {
+    return json{{"metadata", {{"namespace", ns}, {"name", name}, {"resourceVersion", "1"}, {"annotations", annotations}}},
+                {"spec", spec}};
+}
+
+template <class Pred>
+bool run_until(asio::io_context& io, Pred done, std::chrono::milliseconds limit = 5s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > deadline)
+            return false;
+        io.run_for(2ms);
+        if (io.stopped())
+            io.restart();
+    }
+    return true;
+}
+
+KubeStateOptions fast() {
+    KubeStateOptions options;
+    options.informer.backoff_initial = 10ms;
+    options.informer.backoff_max = 50ms;
+    options.informer.min_healthy_watch = 0ms;
+    return options;
+}
+
+struct Fixture {
+    asio::io_context io;
+    std::shared_ptr<FakeApi> api = std::make_shared<FakeApi>(io.get_executor());
+    KubeState state{fast()};
+    std::vector<std::string> deleted;
+
+    Fixture() {
+        api->lists[kPods] = {pod("shop", "web", "UID-WEB"), pod("shop", "host", "uid-host"),
+                             pod("other", "elsewhere", "uid-elsewhere", "n2")};
+        api->lists[kIdentities] = {named("shop", "web-id", {{"type", 0}, {"clientID", "c1"}, {"resourceID", "/r1"}},
+                                         {{"kubectl.kubernetes.io/last-applied-configuration", "{...}"},
+                                          {"aadpodidentity.k8s.io/Behavior", "namespaced"}})};
+        api->lists[kBindings] = {named("shop", "web-binding", {{"azureIdentity", "web-id"}, {"selector", "web"}})};
+        api->lists[kExceptions] = {};
+        api->lists[kServiceAccounts] = {
+            named("shop", "sa-web", {}, {{"azure.workload.identity/client-id", "wi-1"}, {"unrelated", "x"}}),
+            named("shop", "default")};
+        state.on_pod_deleted([this](const PodInfo& p) { deleted.push_back(p.ns + "/" + p.name); });
+    }
+    void start_synced() {
+        state.start(io.get_executor(), api, "n1");
+        ASSERT_TRUE(run_until(io, [&] { return state.synced() && api->watching(kPods); }));
+    }
+    ~Fixture() {
+        state.stop();
+        io.restart();
+        io.run_for(5s);  // returns as soon as the informers and waiters have ended
+    }
+
+    // Runs wait_for_pod as the HTTP layer would, from a coroutine on the io_context.
+    std::shared_ptr<std::optional<std::optional<PodInfo>>> wait(const std::string& uid, std::chrono::milliseconds max) {
+        auto out = std::make_shared<std::optional<std::optional<PodInfo>>>();
+        asio::co_spawn(io, state.wait_for_pod(uid, max), [out](std::exception_ptr e, std::optional<PodInfo> pod) {
+            if (e)
+                std::rethrow_exception(e);
+            out->emplace(std::move(pod));
+        });
+        return out;
+    }
+};
+
+TEST(KubeState, IndexesThisNodesPods) {
+    Fixture f;
+    EXPECT_FALSE(f.state.synced());
+    f.start_synced();
+    EXPECT_EQ(f.state.pods_count(), 2u);  // the pod of node n2 is not kept
+    auto web = f.state.pod_by_uid("uid-web");
+    ASSERT_TRUE(web);
+    EXPECT_EQ(web->ns, "shop");
+    EXPECT_EQ(web->name, "web");
+    EXPECT_EQ(web->uid, "uid-web");
+    EXPECT_EQ(web->service_account, "sa-web");
+    EXPECT_EQ(web->node_name, "n1");
+    EXPECT_FALSE(web->host_network);
+    EXPECT_EQ(web->labels.at("aadpodidbinding"), "web");
+    EXPECT_TRUE(f.state.pod_by_uid("UID-WEB"));  // case-insensitive
+    auto host = f.state.pod_by_name("shop", "host");
+    ASSERT_TRUE(host);
+    EXPECT_TRUE(host->host_network);
+    EXPECT_FALSE(f.state.pod_by_name("other", "elsewhere"));
+    EXPECT_FALSE(f.state.pod_by_uid("uid-elsewhere"));
+    auto object = f.state.pod("uid-web");
+    ASSERT_TRUE(object);
+    EXPECT_TRUE(object->meta.annotations.empty());  // not kept: memory
+}
+
+TEST(KubeState, SnapshotHoldsBindingObjectsAndIsRepublishedWhole) {
+    Fixture f;
+    f.start_synced();
+    const SnapshotPtr first = f.state.snapshot();
+    ASSERT_EQ(first->identities.at("shop").size(), 1u);
+    const AzureIdentity& id = first->identities.at("shop")[0];
+    EXPECT_EQ(id.client_id, "c1");
+    EXPECT_EQ(id.meta.annotations.count("kubectl.kubernetes.io/last-applied-configuration"), 0u);
+    EXPECT_EQ(id.meta.annotations.at("aadpodidentity.k8s.io/Behavior"), "namespaced");
+    EXPECT_EQ(first->bindings.at("shop")[0].selector, "web");
+    EXPECT_TRUE(first->exceptions.empty());
+    ASSERT_EQ(first->service_accounts.at("shop").size(), 1u);  // "default" has no workload identity annotation
+    const ServiceAccount& sa = first->service_accounts.at("shop").at("sa-web");
+    EXPECT_EQ(sa.meta.annotations,
+              (std::map<std::string, std::string>{{"azure.workload.identity/client-id", "wi-1"}}));
+
+    f.api->push(kBindings, WatchEvent::Type::added,
+                named("team", "b2", {{"azureIdentity", "team-id"}, {"selector", "team"}}));
+    ASSERT_TRUE(run_until(f.io, [&] { return f.state.snapshot() != first; }));
+    const SnapshotPtr second = f.state.snapshot();
+    EXPECT_EQ(second->bindings.at("team")[0].azure_identity, "team-id");
+    EXPECT_EQ(second->bindings.at("shop").size(), 1u);
+    EXPECT_EQ(first->bindings.count("team"), 0u);  // a published snapshot never changes
+
+    // A service account losing its annotation leaves the snapshot.
+    f.api->push(kServiceAccounts, WatchEvent::Type::modified, named("shop", "sa-web", {}, {{"unrelated", "y"}}));
+    ASSERT_TRUE(run_until(f.io, [&] { return f.state.snapshot()->service_accounts.empty(); }));
+}
+
+TEST(KubeState, WaitForPodWakesOnAdded) {
+    Fixture f;
+    f.start_synced();
+    const auto start = std::chrono::steady_clock::now();
+    auto result = f.wait("uid-new", 10s);
+    run_until(f.io, [] { return false; }, 50ms);
+    EXPECT_FALSE(result->has_value());  // still waiting: the pod is unknown
+
+    f.api->push(kPods, WatchEvent::Type::added, pod("shop", "new", "uid-new"));
+    ASSERT_TRUE(run_until(f.io, [&] { return result->has_value(); }, 2s));
+    ASSERT_TRUE(**result);
+    EXPECT_EQ((**result)->name, "new");
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+}
+
+TEST(KubeState, WaitForPodTimesOut) {
+    Fixture f;
+    f.start_synced();
+    const auto start = std::chrono::steady_clock::now();
+    auto other = f.wait("uid-never", 150ms);
+    // An unrelated pod's arrival wakes nobody else.
+    f.api->push(kPods, WatchEvent::Type::added, pod("shop", "unrelated", "uid-unrelated"));
+    ASSERT_TRUE(run_until(f.io, [&] { return other->has_value(); }, 3s));
+    EXPECT_FALSE(**other);
+    EXPECT_GE(std::chrono::steady_clock::now() - start, 150ms);
+}
+
+TEST(KubeState, WaitForKnownPodReturnsAtOnce) {
+    Fixture f;
+    f.start_synced();
+    auto result = f.wait("UID-WEB", 10s);
+    ASSERT_TRUE(run_until(f.io, [&] { return result->has_value(); }, 1s));
+    ASSERT_TRUE(**result);
+    EXPECT_EQ((**result)->name, "web");
+}
+
+TEST(KubeState, StopWakesWaiters) {
+    Fixture f;
+    f.start_synced();
+    auto result = f.wait("uid-never", 60s);
+    run_until(f.io, [] { return false; }, 20ms);
+    f.state.stop();
+    ASSERT_TRUE(run_until(f.io, [&] { return result->has_value(); }, 2s));
+    EXPECT_FALSE(**result);
+}
+
+TEST(KubeState, DeletedPodsLeaveTheIndexAndCallTheHook) {
+    Fixture f;
+    f.start_synced();
+    f.api->push(kPods, WatchEvent::Type::deleted, pod("shop", "web", "uid-web"));
+    ASSERT_TRUE(run_until(f.io, [&] { return f.state.pods_count() == 1; }));
+    EXPECT_FALSE(f.state.pod_by_uid("uid-web"));
+    EXPECT_FALSE(f.state.pod_by_name("shop", "web"));
+    EXPECT_EQ(f.deleted, (std::vector<std::string>{"shop/web"}));
+}
+
+TEST(KubeState, RelistSeesAPodRecreatedUnderTheSameName) {
+    Fixture f;
+    f.start_synced();
+    f.api->lists[kPods] = {pod("shop", "web", "uid-web-2", "n1", "9"), pod("shop", "host", "uid-host")};
+    f.api->push(kPods, WatchEvent::Type::error, json{{"kind", "Status"}, {"code", 410}, {"reason", "Expired"}});
+    ASSERT_TRUE(run_until(f.io, [&] { return f.state.pod_by_uid("uid-web-2").has_value(); }));
+    EXPECT_FALSE(f.state.pod_by_uid("uid-web"));
+    EXPECT_EQ(f.state.pod_by_name("shop", "web")->uid, "uid-web-2");
+    EXPECT_EQ(f.deleted, (std::vector<std::string>{"shop/web"}));
+    EXPECT_EQ(f.state.pods_count(), 2u);
+}
+
+TEST(KubeState, KeepsServingKnownPodsWhileTheApiIsDown) {
+    Fixture f;
+    f.start_synced();
+    f.api->down = true;
+    f.api->break_all();
+    auto errors = [&] {
+        uint64_t total = 0;
+        for (auto& [name, stats] : f.state.informer_stats())
+            total += stats.errors;
+        return total;
+    };
+    ASSERT_TRUE(run_until(f.io, [&] { return errors() >= 10; }));
+    EXPECT_TRUE(f.state.pod_by_uid("uid-web"));
+    EXPECT_EQ(f.state.pods_count(), 2u);
+    EXPECT_EQ(f.state.snapshot()->bindings.at("shop").size(), 1u);
+    EXPECT_TRUE(f.deleted.empty());
+
+    f.api->down = false;  // back: watches resume
+    ASSERT_TRUE(run_until(f.io, [&] { return f.api->watching(kPods); }));
+    f.api->push(kPods, WatchEvent::Type::added, pod("shop", "later", "uid-later"));
+    ASSERT_TRUE(run_until(f.io, [&] { return f.state.pod_by_uid("uid-later").has_value(); }));
+}
+
+TEST(KubeState, MissingCrdsStillSync) {
+    Fixture f;
+    f.api->lists.erase(kIdentities);
+    f.api->lists.erase(kBindings);
+    f.api->lists.erase(kExceptions);
+    f.start_synced();
+    EXPECT_TRUE(f.state.snapshot()->identities.empty());
+    EXPECT_EQ(f.state.informer_stats().size(), 5u);
+}
+
+TEST(KubeState, StartFailsOnUnusableTlsMaterial) {
+    asio::io_context io;
+    KubeState state;
+    KubeConfig config;
+    config.host = "127.0.0.1";
+    config.ca_pem = "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n";
+    auto started = state.start(io, config, "n1");
+    ASSERT_FALSE(started);
+    EXPECT_NE(started.error().message.find("CA does not load"), std::string::npos) << started.error().message;
+}
+
+}  // namespace
+}  // namespace podid::kube
