@@ -44,7 +44,7 @@ inline constexpr std::string_view kWorkloadIdentityPrefix = "azure.workload.iden
 class KubeState {
 public:
     explicit KubeState(KubeStateOptions options = {});
-    ~KubeState();  // stops
+    ~KubeState();  // stops; destroy it before the io_context it was started on (stop() posts to it)
     KubeState(const KubeState&) = delete;
     KubeState& operator=(const KubeState&) = delete;
 
