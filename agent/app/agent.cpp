@@ -1,19 +1,36 @@
 #include "app/agent.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 #include "caller/cgroup_paths.h"
 #include "caller/local_caller_resolver.h"
 #include "datapath/datapath.h"
+#include "datapath/fd.h"
+#include "datapath/probe.h"
 #include "http/server.h"
+#include "observe/admin_http.h"
 #include "observe/audit.h"
+#include "observe/bpf_collector.h"
+#include "observe/health.h"
+#include "observe/metrics.h"
+#include "observe/selfcheck.h"
 #include "observe/log.h"
+#include "kube/config.h"
+#include "kube/state.h"
+#include "policy/host_token_policy.h"
+#include "policy/kube_bindings.h"
 #include "policy/static_bindings.h"
 #include "token/imds_client.h"
 #include "token/imds_token_upstream.h"
@@ -56,6 +73,64 @@ private:
     ImdsClient& client_;
 };
 
+// Kubernetes mode: the local resolution plus the pod object from the node-scoped watch. A token
+// request from a pod the watch has not delivered yet waits for its ADDED event (bounded by --pod-wait).
+class KubeCallerResolver : public CallerResolver {
+public:
+    KubeCallerResolver(CgroupPathResolver& paths, std::string kubepods_root, kube::KubeState& state,
+                       std::chrono::milliseconds pod_wait)
+        : paths_(paths), kubepods_root_(std::move(kubepods_root)), state_(state), pod_wait_(pod_wait) {}
+
+    asio::awaitable<Caller> resolve(std::optional<Origin> origin, bool may_wait) override {
+        Caller caller = resolve_local(paths_, kubepods_root_, std::move(origin));
+        if (!caller.pod_ref)
+            co_return caller;
+        caller.pod = state_.pod_by_uid(caller.pod_ref->uid);
+        if (!caller.pod && may_wait)
+            caller.pod = co_await state_.wait_for_pod(caller.pod_ref->uid, pod_wait_);
+        co_return caller;
+    }
+
+private:
+    CgroupPathResolver& paths_;
+    std::string kubepods_root_;
+    kube::KubeState& state_;
+    std::chrono::milliseconds pod_wait_;
+};
+
+// Static file first (an operator's explicit entry wins), then the Kubernetes bindings.
+class ChainedBindings : public BindingSource {
+public:
+    ChainedBindings(const BindingSource& first, const BindingSource& second) : first_(first), second_(second) {}
+    Binding bindings_for(const Caller& caller) const override {
+        Binding b = first_.bindings_for(caller);
+        return b.kind != BindingKind::none ? b : second_.bindings_for(caller);
+    }
+    bool ready() const override { return first_.ready() && second_.ready(); }
+
+private:
+    const BindingSource& first_;
+    const BindingSource& second_;
+};
+
+// /host/token for the Secrets Store CSI driver: only callers allowed by --host-token-callers, and the
+// named pod's own bindings.
+class KubeHostTokens : public HostTokenAuthority {
+public:
+    KubeHostTokens(HostTokenPolicy policy, kube::KubeState& state) : policy_(std::move(policy)), state_(state) {}
+    bool authorised(const Caller& caller) const override { return policy_.allows(caller); }
+    asio::awaitable<std::optional<Binding>> binding_of(const std::string& ns, const std::string& name) override {
+        auto pod = state_.pod_by_name(ns, name);
+        if (!pod)
+            co_return std::nullopt;
+        co_return resolve_kube_binding(*pod, *state_.snapshot());
+    }
+
+private:
+    HostTokenPolicy policy_;
+    kube::KubeState& state_;
+};
+
 class AuditSink : public RequestSink {
 public:
     explicit AuditSink(AuditLog& log) : log_(log) {}
@@ -74,18 +149,9 @@ int64_t now_epoch() {
         .count();
 }
 
-// Resolves the cgroup paths of the exempt set: the agent's own cgroup plus --exempt-cgroup.
-Result<std::vector<uint64_t>> exempt_ids(const AgentOptions& o, CgroupPathResolver& paths) {
+// The cgroups named with --exempt-cgroup.
+Result<std::vector<uint64_t>> configured_exempt_ids(const AgentOptions& o, CgroupPathResolver& paths) {
     std::vector<uint64_t> ids;
-    std::string own = own_cgroup_path();
-    if (own.empty())
-        return make_error("cannot find the agent's own cgroup in /proc/self/cgroup; podid needs cgroup v2", ENOENT);
-    uint64_t own_id = paths.id_of(own);
-    if (own_id == 0)
-        return make_error("the agent's cgroup " + own + " is not visible under " + paths.mount() +
-                              " (mount the host's cgroup2 filesystem into the container)",
-                          ENOENT);
-    ids.push_back(own_id);
     for (const auto& p : o.exempt_cgroups) {
         uint64_t id = paths.id_of(p);
         if (id == 0)
@@ -93,6 +159,61 @@ Result<std::vector<uint64_t>> exempt_ids(const AgentOptions& o, CgroupPathResolv
         ids.push_back(id);
     }
     return ids;
+}
+
+// The agent's own cgroup id from /proc/self/cgroup, or 0 when that names the cgroup namespace root
+// ("0::/"): containerd and CRI-O give non-privileged containers on cgroup v2 a cgroup namespace of
+// their own, so the path says nothing about where the agent sits in the host's hierarchy.
+uint64_t own_cgroup_id_from_proc(CgroupPathResolver& paths) {
+    std::string own = own_cgroup_path();
+    if (own.empty() || own == "/")
+        return 0;
+    return paths.id_of(own);
+}
+
+// Asks the kernel instead: connect to 169.254.169.254:80 from this process before it is exempt. If the
+// agent sits under the cgroup root the connect is redirected to node-ip:port, and the origin record
+// names the agent's cgroup exactly as the programs see it. If it is not redirected, the agent is
+// outside the cgroup root and needs no exemption (the connection is closed without sending anything).
+Result<uint64_t> own_cgroup_id_from_redirect(const Datapath& dp, const std::string& node_ip, uint16_t port) {
+    Fd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    int one = 1;
+    ::setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    local.sin_port = htons(port);
+    local.sin_addr.s_addr = *parse_ip4(node_ip);
+    if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0 ||
+        ::listen(listener.get(), 16) != 0)
+        return make_error("cannot listen on " + node_ip + ":" + std::to_string(port) + ": " + std::strerror(errno),
+                          errno);
+    Fd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    sockaddr_in imds{};
+    imds.sin_family = AF_INET;
+    imds.sin_port = htons(80);
+    imds.sin_addr.s_addr = htonl(PODID_METADATA_IP4_HOST);
+    ::connect(client.get(), reinterpret_cast<sockaddr*>(&imds), sizeof(imds));  // EINPROGRESS
+    // A pod may connect at the same moment; keep accepting until our own connection shows up.
+    sockaddr_in client_addr{};
+    socklen_t len = sizeof(client_addr);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (std::chrono::steady_clock::now() < deadline) {
+        pollfd p{listener.get(), POLLIN, 0};
+        if (::poll(&p, 1, 100) <= 0)
+            continue;
+        Fd conn(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        if (!conn.valid())
+            continue;
+        sockaddr_in peer{};
+        socklen_t plen = sizeof(peer);
+        ::getpeername(conn.get(), reinterpret_cast<sockaddr*>(&peer), &plen);
+        ::getsockname(client.get(), reinterpret_cast<sockaddr*>(&client_addr), &len);
+        auto origin = dp.origin_of(conn.get());
+        // Matched by port, not pid: in a container the kernel's pid (init namespace) differs from getpid().
+        if (peer.sin_port == client_addr.sin_port && origin)
+            return origin->cgroup_id;
+    }
+    return uint64_t{0};
 }
 
 }  // namespace
@@ -125,12 +246,29 @@ int run_agent(const AgentOptions& o) {
         return 1;
     }
     const std::string kubepods_rel = cgroup_root.size() == mount->size() ? "/" : cgroup_root.substr(mount->size());
-    auto exempt = exempt_ids(o, **paths);
+    auto exempt = configured_exempt_ids(o, **paths);
     if (!exempt) {
         log_error("cannot build the exempt cgroup set", kv("reason", exempt.error().message));
         return 1;
     }
+    // The agent's own cgroup is always exempt, so its upstream calls reach the real IMDS.
+    uint64_t own_id = own_cgroup_id_from_proc(**paths);
+    if (own_id != 0)
+        exempt->push_back(own_id);
 
+    // Every kernel capability the datapath relies on, each failure naming the feature and the kernel
+    // that has it, before anything is loaded (docs/kernels.md).
+    std::string missing_features;
+    for (const auto& f : probe_kernel_features_report()) {
+        if (f.undetermined)
+            log_warn("kernel feature not probed", kv("reason", f.detail));
+        else if (!f.ok)
+            missing_features += (missing_features.empty() ? "" : "; ") + f.detail;
+    }
+    if (!missing_features.empty()) {
+        log_error("this kernel cannot run podid", kv("reason", missing_features));
+        return 1;
+    }
     DatapathConfig dc;
     dc.cgroup_root = cgroup_root;
     dc.pin_dir = o.bpffs;
@@ -144,6 +282,24 @@ int run_agent(const AgentOptions& o) {
     }
     for (const auto& r : dp->report())
         log_info("program attached", kv("program", r.program) + kv("how", r.how) + kv("cgroup", cgroup_root));
+    if (own_id == 0) {
+        auto discovered = own_cgroup_id_from_redirect(*dp, o.node_ip, o.port);
+        if (!discovered) {
+            log_error("cannot find the agent's own cgroup", kv("reason", discovered.error().message));
+            return 1;
+        }
+        if (*discovered != 0) {
+            exempt->push_back(*discovered);
+            if (auto r = dp->set_exempt(*exempt); !r) {
+                log_error("cannot exempt the agent's own cgroup", kv("reason", r.error().message));
+                return 1;
+            }
+            log_info("agent cgroup found through the redirect (cgroup namespace)",
+                     kv("cgroup_id", std::to_string(*discovered)));
+        } else {
+            log_info("the agent runs outside the cgroup root; it needs no exemption");
+        }
+    }
 
     auto audit = AuditLog::open(o.audit_log);
     if (!audit) {
@@ -172,28 +328,147 @@ int run_agent(const AgentOptions& o) {
     }
 
     asio::io_context io(static_cast<int>(o.threads));
+    // Built once everything it reads exists; the token cache and the pod watch report to it before that
+    // through this pointer (null until then).
+    std::unique_ptr<Metrics> metrics;
+    std::unique_ptr<BpfCollector> bpf_collector;
     ImdsClientOptions client_options;
     client_options.url = *url;
     ImdsClient imds(io.get_executor(), client_options);
     ImdsTokenUpstream upstream(imds, now_epoch);
     TokenCacheOptions cache_options;
     cache_options.request_deadline = o.upstream_timeout;
+    cache_options.on_upstream = [&metrics](int status, double seconds) {
+        if (metrics)
+            metrics->on_upstream(status, seconds);
+    };
     CachingTokenProvider tokens(io.get_executor(), upstream, cache_options);
     if (file_bindings)
         file_bindings->watch(io);
 
+    // Kubernetes mode: node-scoped pod watch, CRDs and service accounts.
+    std::unique_ptr<kube::KubeState> kube_state;
+    std::unique_ptr<KubeBindingSource> kube_bindings;
+    std::unique_ptr<ChainedBindings> chained;
+    std::unique_ptr<KubeHostTokens> host_tokens;
+    std::unique_ptr<CallerResolver> callers;
+    if (o.kubernetes) {
+        auto policy = HostTokenPolicy::parse(o.host_token_callers);
+        if (!policy) {
+            log_error("bad --host-token-callers", kv("reason", policy.error().message));
+            return 1;
+        }
+        auto config = kube::load_config(o.kubeconfig);
+        if (!config) {
+            log_error("cannot load the Kubernetes client configuration", kv("reason", config.error().message));
+            return 1;
+        }
+        kube_state = std::make_unique<kube::KubeState>();
+        kube_state->on_pod_deleted([&metrics, &bpf_collector](const PodInfo& pod) {
+            if (metrics)
+                metrics->forget_pod(pod.ns, pod.name);
+            if (bpf_collector)
+                bpf_collector->forget_pod(pod.ns, pod.name);
+        });
+        if (auto r = kube_state->start(io, *config, o.node_name); !r) {
+            log_error("cannot start the Kubernetes watch", kv("reason", r.error().message));
+            return 1;
+        }
+        auto* state = kube_state.get();
+        kube_bindings = std::make_unique<KubeBindingSource>([state] { return state->snapshot(); },
+                                                            [state] { return state->synced(); });
+        if (file_bindings) {
+            chained = std::make_unique<ChainedBindings>(*file_bindings, *kube_bindings);
+            bindings = chained.get();
+        } else {
+            bindings = kube_bindings.get();
+        }
+        host_tokens = std::make_unique<KubeHostTokens>(std::move(*policy), *kube_state);
+        callers = std::make_unique<KubeCallerResolver>(**paths, kubepods_rel, *kube_state, o.pod_wait);
+        log_info("kubernetes mode", kv("node_name", o.node_name) +
+                                        kv("kubeconfig", o.kubeconfig.empty() ? "in-cluster" : o.kubeconfig) +
+                                        kv("host_token_callers", o.host_token_callers));
+    } else {
+        callers = std::make_unique<LocalCallerResolver>(**paths, kubepods_rel);
+    }
+
     DatapathOrigins origins(*dp);
-    LocalCallerResolver callers(**paths, kubepods_rel);
     ClientForwarder forwarder(imds);
     AuditSink audit_sink(**audit);
 
+    // Readiness: programs attached, the self-check (a process in a probe cgroup under the cgroup root
+    // dials 169.254.169.254 and must come back attributed to that cgroup), bindings loaded/synced.
+    SelfCheckOptions self_check_options;
+    self_check_options.cgroup_root = cgroup_root;
+    self_check_options.on_result = [last = std::make_shared<std::optional<bool>>()](const SelfCheckStatus& st) {
+        if (*last != st.passed)
+            (st.passed ? log_info : log_warn)(st.passed ? "self-check passed" : "self-check failed",
+                                              kv("detail", st.detail));
+        *last = st.passed;
+    };
+    SelfCheck self_check(self_check_options);
+    HealthSources health_sources;
+    health_sources.programs_attached = [&dp] { return dp->report().size(); };
+    health_sources.programs_expected = dp->report().size();
+    health_sources.self_check = [&self_check] { return self_check.status(); };
+    health_sources.bindings_ready = [bindings] { return bindings->ready(); };
+    Health health(health_sources);
+    BpfCollectorSources bpf_sources;
+    bpf_sources.counters = [&dp] { return dp->counters(); };
+    bpf_sources.cgroup_path = [&paths](uint64_t id) -> std::optional<std::string> {
+        auto p = (*paths)->path_of(id);
+        return p ? std::optional<std::string>(*p) : std::nullopt;
+    };
+    bpf_sources.kubepods_root = kubepods_rel;
+    if (kube_state)
+        bpf_sources.pod_by_uid = [state = kube_state.get()](const std::string& uid) { return state->pod_by_uid(uid); };
+    bpf_collector = std::make_unique<BpfCollector>(bpf_sources);
+    metrics = std::make_unique<Metrics>(PODID_VERSION, [&] {
+        MetricsProviders p;
+        p.token_cache = [&tokens] { return tokens.stats(); };
+        if (kube_state) {
+            p.pods_tracked = [state = kube_state.get()] { return state->pods_count(); };
+            p.kube_watches = [state = kube_state.get()] {
+                std::map<std::string, WatchCounters> out;
+                for (const auto& [resource, st] : state->informer_stats())
+                    out[resource] = WatchCounters{st.watches > 0 ? st.watches - 1 : 0, st.events};
+                return out;
+            };
+        }
+        p.cgroups_tracked = [&dp] { return dp->counters().size(); };
+        p.bpf_programs_attached = [&dp] { return dp->report().size(); };
+        p.ready = [&health] { return health.readiness().ready; };
+        return p;
+    }());
+    metrics->add_collectable(bpf_collector.get());
+    std::unique_ptr<AdminServer> admin;
+    if (!o.metrics_addr.empty()) {
+        auto ep = parse_listen_address(o.metrics_addr);
+        if (!ep) {
+            log_error("bad --metrics-addr", kv("reason", ep.error().message));
+            return 1;
+        }
+        AdminHandlers handlers;
+        handlers.metrics = [&metrics] { return metrics->scrape(); };
+        handlers.readiness = [&health] { return health.readiness(); };
+        admin = std::make_unique<AdminServer>(io, handlers);
+        auto bound = admin->listen(*ep);
+        if (!bound) {
+            log_error("cannot serve metrics", kv("reason", bound.error().message));
+            return 1;
+        }
+        log_info("serving /metrics, /healthz and /readyz",
+                 kv("address", bound->address().to_string() + ":" + std::to_string(bound->port())));
+    }
+
     ServerDeps deps;
     deps.origins = &origins;
-    deps.callers = &callers;
+    deps.callers = callers.get();
+    deps.host_tokens = host_tokens.get();
     deps.bindings = bindings;
     deps.tokens = &tokens;
     deps.forwarder = &forwarder;
-    deps.sinks = {&audit_sink};
+    deps.sinks = {&audit_sink, metrics.get()};
     ServerLimits limits;
     limits.request_timeout = o.request_timeout;
     limits.idle_timeout = o.idle_timeout;
@@ -235,11 +510,16 @@ int run_agent(const AgentOptions& o) {
         log_info("draining", kv("signal", signo == SIGTERM ? "SIGTERM" : "SIGINT") +
                                   kv("in_flight_connections", std::to_string(server.connections())));
         server.shutdown();
+        if (admin)
+            admin->shutdown();
+        self_check.stop();
         hup.cancel();
         auto deadline = std::chrono::steady_clock::now() + limits.drain_timeout;
         std::function<void()> check = [&, deadline] {
             if (server.connections() == 0 || std::chrono::steady_clock::now() >= deadline) {
                 log_info("stopped; BPF programs stay pinned", kv("bpffs", o.bpffs));
+                if (kube_state)
+                    kube_state->stop();
                 io.stop();
                 return;
             }
@@ -254,6 +534,7 @@ int run_agent(const AgentOptions& o) {
                                       kv("imds_url", o.imds_url) +
                                       kv("bindings", o.bindings_file.empty() ? "none" : o.bindings_file));
 
+    self_check.start();  // runs in its own thread: the I/O threads must be running to answer it
     std::vector<std::thread> workers;
     for (unsigned i = 1; i < o.threads; ++i)
         workers.emplace_back([&io] { io.run(); });

@@ -201,8 +201,10 @@ std::vector<FeatureResult> probe_kernel_features_report() {
         } else if (rc == 0) {
             result.detail = missing_feature_message(r);
         } else if (!cg.ok() && (r.kind == ProbeKind::cgroup_link || r.kind == ProbeKind::attach_type)) {
+            result.undetermined = true;
             result.detail = "could not probe " + std::string(r.what) + ": " + cg.error().message;
         } else {
+            result.undetermined = true;
             result.detail = "could not probe " + std::string(r.what) + ": " + errno_text(-rc) +
                             (-rc == EPERM ? " (the agent needs CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN)" : "");
         }
@@ -214,7 +216,7 @@ std::vector<FeatureResult> probe_kernel_features_report() {
 Result<void> probe_kernel_features() {
     std::string missing;
     for (const auto& r : probe_kernel_features_report()) {
-        if (r.ok)
+        if (r.ok || r.undetermined)
             continue;
         if (!missing.empty())
             missing += "; ";

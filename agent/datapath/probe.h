@@ -37,6 +37,9 @@ struct FeatureResult {
     const FeatureRequirement* requirement;
     bool ok = false;
     std::string detail;  // on failure: the one-sentence message; on success: "ok"
+    // The probe itself could not run (e.g. no writable cgroupfs for the attach probes in a container whose
+    // cgroup mount is read-only): neither present nor missing. Not fatal; Datapath::install is the final word.
+    bool undetermined = false;
 };
 
 // Every requirement of bpf/podid.bpf.c, in the order they are probed (cheapest first).

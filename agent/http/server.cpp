@@ -140,6 +140,8 @@ asio::awaitable<void> Server::Session::run() {
             break;
         }
         busy_ = true;
+        for (RequestSink* sink : server_.deps_.sinks)
+            sink->on_request_begin();
         const HttpRequest& req = parser.get();
         AuditRecord record;
         record.listener = loopback_ ? "loopback" : "node";

@@ -55,6 +55,7 @@ public:
 class RequestSink {
 public:
     virtual ~RequestSink() = default;
+    virtual void on_request_begin() {}  // a request was read; on_request follows when it is answered
     virtual void on_request(const AuditRecord& record) = 0;
     virtual void on_connection(int delta) {}
 };
