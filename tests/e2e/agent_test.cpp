@@ -241,10 +241,54 @@ TEST_F(AgentTest, InstanceMetadataIsForwardedAndPathTricksNeverReachImdsAsTheNod
     EXPECT_EQ(pn_->emulator_stats().value("token_requests", -1), 0);
 }
 
+TEST_F(AgentTest, AuditLogIsReopenedOnSighupForRotation) {
+    token_of("a");
+    std::string rotated = pn_->audit_path() + ".1";
+    ASSERT_EQ(std::rename(pn_->audit_path().c_str(), rotated.c_str()), 0);
+    ::kill(pn_->agent().pid(), SIGHUP);
+    ASSERT_TRUE(pn_->agent().wait_for_output("audit log reopened", 5s)) << pn_->agent_log();
+    token_of("b");
+    auto fresh = pn_->audit_lines();
+    ASSERT_EQ(fresh.size(), 1u) << "the request after SIGHUP goes to the new file";
+    EXPECT_EQ(fresh[0].value("granted_identity", ""), "client_id=" + kIdB);
+    std::ifstream old(rotated);
+    std::string first;
+    ASSERT_TRUE(std::getline(old, first));
+    EXPECT_NE(first.find(kIdA), std::string::npos);
+    EXPECT_FALSE(std::getline(old, first)) << "the rotated file got a line after SIGHUP";
+}
+
 TEST_F(AgentTest, BadFlagExitsWithOneLineReason) {
     RunResult r = pn_->node().run({PODID_AGENT_BIN, "--node-ip", "10.77.0.1", "--port", "99999"}, "", "");
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_NE(r.err.find("--port: '99999' is not a number"), std::string::npos) << r.err;
+}
+
+// In a container on cgroup v2 the agent sees "0::/" in /proc/self/cgroup; it must still find and
+// exempt its own cgroup (through its own redirected connection), or its upstream calls would loop back.
+TEST(AgentCgroupNamespace, AgentInItsOwnCgroupNamespaceStillReachesImds) {
+    ASSERT_TRUE(is_root());
+    PodidNodeOptions o;
+    o.vm_identities = {kIdA};
+    o.agent_cgroup_namespace = true;
+    o.bindings = json{{"bindings", json::array()}};
+    auto pn = PodidNode::create(o);
+    pn->add_pod({.name = "a"});
+    TestNode& n = pn->node();
+    pn->write_bindings(json{{"bindings", {{{"cgroup", relative(n, n.pod("a").pod_cgroup_dir)},
+                                           {"identities", {{{"client_id", kIdA}}}}}}}});
+    pn->start_emulator();
+    pn->start_agent();
+    std::string log = pn->agent_log();
+    EXPECT_NE(log.find("agent cgroup found through the redirect"), std::string::npos) << log;
+    EXPECT_NE(log.find("cgroup_id=\"" + std::to_string(cgroup_id_of(pn->agent_cgroup())) + "\""), std::string::npos)
+        << log;
+    auto r = pn->curl("a", kTokenPath);
+    EXPECT_EQ(r.status, 200) << r.body << r.err << "\n" << pn->agent_log();
+    EXPECT_EQ(r.json().value("client_id", ""), kIdA);
+    std::string prefix = n.prefix();
+    pn.reset();
+    EXPECT_TRUE(TestNode::leftovers(prefix).empty());
 }
 
 }  // namespace

@@ -21,6 +21,10 @@ struct PodidNodeOptions {
     std::string system_identity;       // the node's own identity (what exception pods get)
     nlohmann::json bindings;           // standalone bindings file content; null = no --bindings
     std::vector<std::string> agent_args;  // extra flags
+    // Run the agent in a cgroup namespace of its own, as containerd/CRI-O do for containers on cgroup v2
+    // (its /proc/self/cgroup then reads "0::/").
+    bool agent_cgroup_namespace = false;
+    std::string cgroup_driver = "systemd";  // where the agent attaches: kubepods.slice or (cgroupfs) kubepods
 };
 
 class PodidNode {
@@ -31,6 +35,7 @@ public:
     TestNode& node() { return *node_; }
     Pod& add_pod(const PodSpec& spec) { return node_->add_pod(spec); }
 
+    void set_agent_args(std::vector<std::string> args) { options_.agent_args = std::move(args); }
     void start_emulator();
     // Starts the agent and waits for its "podid-agent ready" line; fails the test with its stderr if it exits.
     void start_agent(std::chrono::milliseconds timeout = std::chrono::seconds(20));
