@@ -1,6 +1,7 @@
 #include "http/server.h"
 
 #include "http/target.h"
+#include "observe/selfcheck.h"
 #include "token/token_fingerprint.h"
 
 #include <boost/asio/co_spawn.hpp>
@@ -257,7 +258,7 @@ asio::awaitable<HttpResponse> Server::handle(const HttpRequest& req, const std::
         HttpResponse res{boost::beast::http::status::ok, req.version()};
         res.set(boost::beast::http::field::server, "podid");
         res.set(boost::beast::http::field::content_type, "text/plain");
-        res.body() = "podid-selfcheck cgroup=" + (origin ? std::to_string(origin->cgroup_id) : std::string("none"));
+        res.body() = selfcheck_body(origin ? origin->cgroup_id : 0);
         res.prepare_payload();
         record.kind = "selfcheck";
         record.reason = Reason::ok_probe;
@@ -284,13 +285,13 @@ asio::awaitable<HttpResponse> Server::handle(const HttpRequest& req, const std::
             record.reason = Reason::deny_path;
             co_return imds_error(req, 404, "not_found", "/host/token is served only in Kubernetes mode");
         }
+        std::string ns(req["podns"]), name(req["podname"]);
+        record.target_pod = ns + "/" + name;
         if (!caller.origin || !deps_.host_tokens->authorised(caller)) {
             record.caller = caller;
             record.reason = Reason::deny_host_token_caller;
             co_return imds_error(req, 403, "forbidden", "caller is not allowed to request tokens for other pods");
         }
-        std::string ns(req["podns"]), name(req["podname"]);
-        record.target_pod = ns + "/" + name;
         if (!ns.empty() && !name.empty()) {
             if (auto b = co_await deps_.host_tokens->binding_of(ns, name))
                 binding = *b;

@@ -1,0 +1,237 @@
+// Kubernetes mode end to end: the agent watches the API-server double (real HTTPS, list/watch) from the
+// test node, resolves callers cgroup -> pod UID -> pod object, and applies AAD Pod Identity CRDs.
+// The seed scenario: azure-vote reads its Key Vault token as the identity bound with aadpodidbinding.
+#include <gtest/gtest.h>
+
+#include <sys/socket.h>
+
+#include <thread>
+
+#include "support/kube_apiserver.h"
+#include "support/netns.h"
+#include "support/podid_node.h"
+
+namespace podid::test {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+const std::string kVoteId = "3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f";
+const std::string kNodeId = "99999999-9999-4999-8999-999999999999";
+const std::string kNodeName = "aks-nodepool1-0";
+const std::string kVault = "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net";
+
+json pod_object(const Pod& p, const std::string& ns, const std::string& name, json labels, bool host_network = false) {
+    return {{"metadata", {{"name", name}, {"namespace", ns}, {"uid", p.uid}, {"labels", labels}}},
+            {"spec", {{"nodeName", kNodeName}, {"serviceAccountName", "default"}, {"hostNetwork", host_network}}},
+            {"status", {{"phase", "Running"}}}};
+}
+
+class KubeModeTest : public ::testing::TestWithParam<std::string> {
+protected:
+    void SetUp() override {
+        ASSERT_TRUE(is_root()) << "the end-to-end tests load BPF programs: run them as root";
+        PodidNodeOptions o;
+        o.vm_identities = {kVoteId};
+        o.system_identity = kNodeId;
+        o.cgroup_driver = GetParam();
+        pn_ = PodidNode::create(o);
+        api_ = std::make_unique<KubeApiServer>();
+        const std::string netns = pn_->node().node_netns();
+        auto port = api_->listen("10.77.0.1", 6443, [netns] { return socket_in_netns(netns, AF_INET, SOCK_STREAM); });
+        ASSERT_TRUE(port.ok()) << port.error().message;
+        api_->set_tokens({"agent-token"});
+        auto kubeconfig = api_->write_file("kubeconfig", api_->kubeconfig_with_token("agent-token"));
+        ASSERT_TRUE(kubeconfig.ok());
+        kubeconfig_ = *kubeconfig;
+
+        // The seed scenario's objects.
+        create("AzureIdentity", {{"metadata", {{"name", "azure-vote"}, {"namespace", "default"}}},
+                                 {"spec", {{"type", 0}, {"clientID", kVoteId},
+                                           {"resourceID", "/subscriptions/s/resourcegroups/r/providers/"
+                                                          "Microsoft.ManagedIdentity/userAssignedIdentities/azure-vote"}}}});
+        create("AzureIdentityBinding", {{"metadata", {{"name", "azure-vote-binding"}, {"namespace", "default"}}},
+                                        {"spec", {{"azureIdentity", "azure-vote"}, {"selector", "azure-vote"}}}});
+        create("AzurePodIdentityException", {{"metadata", {{"name", "node-agents"}, {"namespace", "default"}}},
+                                             {"spec", {{"podLabels", {{"app", "node-agent"}}}}}});
+    }
+
+    void TearDown() override {
+        if (!pn_)
+            return;
+        if (HasFailure()) {
+            std::cerr << "agent log:\n" << pn_->agent_log() << "\n";
+            for (const auto& line : pn_->audit_lines())
+                std::cerr << "audit: " << line.dump() << "\n";
+        }
+        std::string prefix = pn_->node().prefix();
+        api_.reset();
+        pn_.reset();
+        EXPECT_TRUE(TestNode::leftovers(prefix).empty());
+    }
+
+    void create(const std::string& kind, json object) {
+        auto r = api_->create(kind, std::move(object));
+        ASSERT_TRUE(r.ok()) << r.error().message;
+    }
+
+    Pod& add_pod(const std::string& test_name, const std::string& ns, const std::string& name, json labels,
+                 bool host_network = false) {
+        Pod& p = pn_->add_pod({.name = test_name, .driver = GetParam(), .host_network = host_network});
+        create("Pod", pod_object(p, ns, name, std::move(labels), host_network));
+        return p;
+    }
+
+    void start_agent(std::vector<std::string> extra = {}) {
+        std::vector<std::string> args = {"--kubeconfig", kubeconfig_, "--node-name", kNodeName, "--metrics-addr", ""};
+        args.insert(args.end(), extra.begin(), extra.end());
+        pn_->set_agent_args(args);
+        pn_->start_emulator();
+        pn_->start_agent();
+    }
+
+    std::string client_id(const PodidNode::HttpResult& r) { return r.json().value("client_id", ""); }
+
+    std::unique_ptr<PodidNode> pn_;
+    std::unique_ptr<KubeApiServer> api_;
+    std::string kubeconfig_;
+};
+
+TEST_P(KubeModeTest, SeedScenarioAadPodIdentity) {
+    add_pod("vote", "default", "azure-vote-front", {{"aadpodidbinding", "azure-vote"}});
+    add_pod("plain", "default", "redis", {{"app", "redis"}});
+    add_pod("elsewhere", "other", "azure-vote-front", {{"aadpodidbinding", "azure-vote"}});
+    add_pod("exc", "default", "node-agent", {{"app", "node-agent"}});
+    start_agent();
+
+    auto vote = pn_->curl("vote", kVault);
+    EXPECT_EQ(vote.status, 200) << vote.body;
+    EXPECT_EQ(client_id(vote), kVoteId);
+    EXPECT_EQ(jwt_claims(vote.json().value("access_token", "")).value("aud", ""), "https://vault.azure.net");
+
+    auto plain = pn_->curl("plain", kVault);
+    EXPECT_EQ(plain.status, 400);
+    EXPECT_EQ(plain.json().value("error_description", ""), "Identity not found");
+
+    auto elsewhere = pn_->curl("elsewhere", kVault);
+    EXPECT_EQ(elsewhere.status, 400) << "a binding in another namespace must not apply: " << elsewhere.body;
+
+    auto exc = pn_->curl("exc", kVault);
+    EXPECT_EQ(exc.status, 200) << exc.body;
+    EXPECT_EQ(client_id(exc), kNodeId) << "an exception pod gets the node's identity";
+
+    // The audit line names the pod.
+    bool seen = false;
+    for (const auto& line : pn_->audit_lines()) {
+        if (line["caller"].value("pod", "") == "azure-vote-front" && line["caller"].value("namespace", "") == "default") {
+            seen = true;
+            EXPECT_EQ(line.value("granted_identity", ""), "client_id=" + kVoteId);
+            EXPECT_NE(line.value("binding", "").find("azure-vote-binding"), std::string::npos) << line.dump();
+        }
+    }
+    EXPECT_TRUE(seen);
+}
+
+TEST_P(KubeModeTest, HostNetworkPodIsIdentifiedByCgroup) {
+    add_pod("hostnet", "default", "host-agent", {{"aadpodidbinding", "azure-vote"}}, /*host_network=*/true);
+    add_pod("hostnet-plain", "default", "host-other", {{"app", "x"}}, /*host_network=*/true);
+    start_agent();
+    auto bound = pn_->curl("hostnet", kVault);
+    EXPECT_EQ(bound.status, 200) << bound.body;
+    EXPECT_EQ(client_id(bound), kVoteId);
+    // Same node IP, same netns: only the cgroup tells them apart.
+    EXPECT_EQ(pn_->curl("hostnet-plain", kVault).status, 400);
+}
+
+TEST_P(KubeModeTest, HostTokenOnlyForAuthorisedCallers) {
+    add_pod("vote", "default", "azure-vote-front", {{"aadpodidbinding", "azure-vote"}});
+    add_pod("csi", "kube-system", "csi-secrets-store-provider-azure-x", {{"app", "csi"}}, /*host_network=*/true);
+    add_pod("intruder", "default", "curious", {{"app", "curious"}}, /*host_network=*/true);
+    start_agent();
+    const std::vector<std::string> headers = {"podns: default", "podname: azure-vote-front"};
+    auto ask = [&](const std::string& pod) {
+        const Pod& p = pn_->node().pod(pod);
+        std::vector<std::string> argv = {"curl", "-sS", "-m", "20", "-w", "\n%{http_code}"};
+        for (const auto& h : headers) {
+            argv.push_back("-H");
+            argv.push_back(h);
+        }
+        argv.push_back("http://127.0.0.1:2579/host/token/?resource=https://vault.azure.net");
+        RunResult r = pn_->node().run(argv, p.netns, p.cgroup_dir);
+        auto nl = r.out.rfind('\n');
+        return std::pair{nl == std::string::npos ? 0 : std::atoi(r.out.c_str() + nl + 1), r.out.substr(0, nl)};
+    };
+    auto [status, body] = ask("csi");
+    ASSERT_EQ(status, 200) << body;
+    json j = json::parse(body);
+    EXPECT_EQ(j.value("clientid", ""), kVoteId);
+    EXPECT_FALSE(j["token"].value("access_token", "").empty());
+    auto [denied, denied_body] = ask("intruder");
+    EXPECT_EQ(denied, 403) << denied_body;
+    bool audited = false;
+    for (const auto& line : pn_->audit_lines())
+        if (line.value("kind", "") == "host_token" && line.value("target_pod", "") == "default/azure-vote-front" &&
+            line["caller"].value("pod", "") == "curious")
+            audited = line.value("reason", "") == "deny_host_token_caller";
+    EXPECT_TRUE(audited);
+}
+
+TEST_P(KubeModeTest, PodCreatedAfterStartWaitsForTheWatchAndDeletedPodLosesItsIdentity) {
+    start_agent();
+    Pod& late = pn_->add_pod({.name = "late", .driver = GetParam()});
+    // The request is sent before the API object exists: it waits for the watch's ADDED event.
+    std::thread creator([&] {
+        std::this_thread::sleep_for(700ms);
+        ASSERT_TRUE(api_->create("Pod", pod_object(late, "default", "late-pod", {{"aadpodidbinding", "azure-vote"}})).ok());
+    });
+    auto r = pn_->curl("late", kVault);
+    creator.join();
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(client_id(r), kVoteId);
+
+    ASSERT_TRUE(api_->remove("Pod", "default", "late-pod").ok());
+    int status = 200;
+    for (int i = 0; i < 50 && status == 200; ++i) {
+        std::this_thread::sleep_for(100ms);
+        status = pn_->curl("late", kVault, true).status;
+    }
+    EXPECT_EQ(status, 400) << "a deleted pod kept its identity";
+}
+
+TEST_P(KubeModeTest, RecoversFromWatchDropsGoneAndApiServerOutage) {
+    add_pod("vote", "default", "azure-vote-front", {{"aadpodidbinding", "azure-vote"}});
+    start_agent();
+    ASSERT_EQ(pn_->curl("vote", kVault).status, 200);
+    auto eventually_bound = [&](const std::string& pod) {
+        for (int i = 0; i < 100; ++i) {
+            if (pn_->curl(pod, kVault).status == 200)
+                return true;
+            std::this_thread::sleep_for(100ms);
+        }
+        return false;
+    };
+
+    api_->drop_watches();
+    add_pod("after-drop", "default", "p1", {{"aadpodidbinding", "azure-vote"}});
+    EXPECT_TRUE(eventually_bound("after-drop")) << "watch drop";
+
+    api_->compact();
+    api_->drop_watches();
+    add_pod("after-gone", "default", "p2", {{"aadpodidbinding", "azure-vote"}});
+    EXPECT_TRUE(eventually_bound("after-gone")) << "410 Gone";
+
+    api_->stop();
+    // Known pods keep working while the API server is away.
+    EXPECT_EQ(pn_->curl("vote", kVault).status, 200);
+    ASSERT_TRUE(api_->start().ok());
+    add_pod("after-outage", "default", "p3", {{"aadpodidbinding", "azure-vote"}});
+    EXPECT_TRUE(eventually_bound("after-outage")) << "API server down and back";
+    EXPECT_TRUE(pn_->agent_running());
+}
+
+INSTANTIATE_TEST_SUITE_P(Drivers, KubeModeTest, ::testing::Values("systemd", "cgroupfs"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace podid::test
