@@ -9,6 +9,8 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
 #include <cstring>
@@ -85,9 +87,22 @@ public:
         Caller caller = resolve_local(paths_, kubepods_root_, std::move(origin));
         if (!caller.pod_ref)
             co_return caller;
+        auto deadline = std::chrono::steady_clock::now() + pod_wait_;
+        // Right after start the pod list may be in while the CRD lists are not: a binding decided on a
+        // half-synced view would wrongly say "Identity not found". Only until the first lists complete.
+        if (may_wait && !state_.synced()) {
+            asio::steady_timer timer(co_await asio::this_coro::executor);
+            while (!state_.synced() && std::chrono::steady_clock::now() < deadline) {
+                timer.expires_after(std::chrono::milliseconds(20));
+                co_await timer.async_wait(asio::use_awaitable);
+            }
+        }
         caller.pod = state_.pod_by_uid(caller.pod_ref->uid);
         if (!caller.pod && may_wait)
-            caller.pod = co_await state_.wait_for_pod(caller.pod_ref->uid, pod_wait_);
+            caller.pod = co_await state_.wait_for_pod(
+                caller.pod_ref->uid, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::max(deadline - std::chrono::steady_clock::now(),
+                                                  std::chrono::steady_clock::duration::zero())));
         co_return caller;
     }
 

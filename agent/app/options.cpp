@@ -76,8 +76,8 @@ Kubernetes mode (on when --kubeconfig is given or $KUBERNETES_SERVICE_HOST is se
   --kubeconfig FILE         kubeconfig to use instead of the in-cluster service account
   --node-name NAME          this node's name, for the pod watch (default $NODE_NAME)
   --pod-wait DUR            how long a token request from a pod the watch has not delivered yet waits (default 5s)
-  --host-token-callers LIST who may call /host/token: namespace or namespace/serviceaccount, comma-separated
-                            (default kube-system)
+  --host-token-callers LIST who may call /host/token: namespace or namespace/serviceaccount, comma-separated;
+                            "host" admits node processes outside kubepods, "none" nobody (default kube-system)
 
 Observability:
   --metrics-addr HOST:PORT  /metrics, /healthz and /readyz (default 0.0.0.0:9090; "" disables)

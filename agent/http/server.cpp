@@ -1,6 +1,7 @@
 #include "http/server.h"
 
 #include "http/target.h"
+#include "observe/log.h"
 #include "observe/selfcheck.h"
 #include "token/token_fingerprint.h"
 
@@ -303,6 +304,15 @@ asio::awaitable<HttpResponse> Server::handle(const HttpRequest& req, const std::
     Plan plan = plan_request(req, what, caller, binding, HandlerOptions{options_.block_instance_metadata, loopback});
     if (auto* reply = std::get_if<Reply>(&plan)) {
         record.reason = reply->reason;
+        // Selected by an AzureIdentityBinding whose identities this agent cannot serve (service principal
+        // types): the client sees IMDS's "Identity not found", the audit log and the operator see why.
+        if (binding.kind == BindingKind::aad_pod_identity && binding.identities.empty() &&
+            (reply->reason == Reason::deny_no_binding || reply->reason == Reason::deny_identity_not_bound)) {
+            record.reason = Reason::deny_unsupported_identity;
+            log_warn("pod is bound only to identities podid cannot serve",
+                     kv("pod", caller.pod ? caller.pod->ns + "/" + caller.pod->name : caller.cgroup_path) +
+                         kv("binding", binding.explanation));
+        }
         co_return std::move(reply->response);
     }
     if (auto* fwd = std::get_if<Forward>(&plan)) {

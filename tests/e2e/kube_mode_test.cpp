@@ -133,6 +133,24 @@ TEST_P(KubeModeTest, SeedScenarioAadPodIdentity) {
     EXPECT_TRUE(seen);
 }
 
+TEST_P(KubeModeTest, ServicePrincipalIdentityIsReportedAsUnsupported) {
+    create("AzureIdentity", {{"metadata", {{"name", "legacy-sp"}, {"namespace", "default"}}},
+                             {"spec", {{"type", 1}, {"clientID", "44444444-4444-4444-8444-444444444444"},
+                                       {"tenantID", "55555555-5555-4555-8555-555555555555"}}}});
+    create("AzureIdentityBinding", {{"metadata", {{"name", "legacy-binding"}, {"namespace", "default"}}},
+                                    {"spec", {{"azureIdentity", "legacy-sp"}, {"selector", "legacy"}}}});
+    add_pod("legacy", "default", "legacy-app", {{"aadpodidbinding", "legacy"}});
+    start_agent();
+    auto r = pn_->curl("legacy", kVault);
+    EXPECT_EQ(r.status, 400) << r.body;
+    EXPECT_EQ(r.json().value("error_description", ""), "Identity not found");
+    auto lines = pn_->audit_lines();
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_EQ(lines[0].value("reason", ""), "deny_unsupported_identity");
+    EXPECT_NE(lines[0].value("binding", "").find("legacy-sp"), std::string::npos) << lines[0].dump();
+    EXPECT_NE(pn_->agent_log().find("cannot serve"), std::string::npos);
+}
+
 TEST_P(KubeModeTest, HostNetworkPodIsIdentifiedByCgroup) {
     add_pod("hostnet", "default", "host-agent", {{"aadpodidbinding", "azure-vote"}}, /*host_network=*/true);
     add_pod("hostnet-plain", "default", "host-other", {{"app", "x"}}, /*host_network=*/true);
