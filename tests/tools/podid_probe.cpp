@@ -242,6 +242,13 @@ int main(int argc, char** argv) {
         getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll);
         getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl);
         std::printf("ok op=tcp pid=%d local=%s peer=%s\n", getpid(), format(local).c_str(), format(peer).c_str());
+        std::fflush(stdout);
+        // Half-close and wait for the server to finish, as a real client waits for its answer: a reset
+        // connection has no peer address left for the server to look its origin up by.
+        shutdown(fd, SHUT_WR);
+        char buf[512];
+        while (recv(fd, buf, sizeof(buf), 0) > 0) {
+        }
         close(fd);
         return 0;
     }
