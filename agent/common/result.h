@@ -16,11 +16,12 @@ struct Error {
 
 inline Error make_error(std::string message, int code = 0) { return Error{code, std::move(message)}; }
 
-template <class T>
+// E is the error type: Error by default; the Kubernetes client uses ApiError (HTTP status + API reason).
+template <class T, class E = Error>
 class Result {
 public:
     Result(T value) : v_(std::move(value)) {}          // NOLINT(google-explicit-constructor)
-    Result(Error error) : v_(std::move(error)) {}      // NOLINT(google-explicit-constructor)
+    Result(E error) : v_(std::move(error)) {}          // NOLINT(google-explicit-constructor)
     bool ok() const { return v_.index() == 0; }
     explicit operator bool() const { return ok(); }
     T& value() & { return std::get<0>(v_); }
@@ -30,14 +31,14 @@ public:
     const T& operator*() const& { return value(); }
     T* operator->() { return &value(); }
     const T* operator->() const { return &value(); }
-    const Error& error() const { return std::get<1>(v_); }
+    const E& error() const { return std::get<1>(v_); }
 
 private:
-    std::variant<T, Error> v_;
+    std::variant<T, E> v_;
 };
 
 template <>
-class Result<void> {
+class Result<void, Error> {
 public:
     Result() = default;
     Result(Error error) : err_(std::move(error)), ok_(false) {}  // NOLINT(google-explicit-constructor)

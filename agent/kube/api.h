@@ -27,24 +27,7 @@ struct ApiError {
 };
 
 template <class T>
-class ApiResult {
-public:
-    ApiResult(T value) : v_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
-    ApiResult(ApiError error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
-    bool ok() const { return v_.index() == 0; }
-    explicit operator bool() const { return ok(); }
-    T& value() & { return std::get<0>(v_); }
-    const T& value() const& { return std::get<0>(v_); }
-    T&& value() && { return std::get<0>(std::move(v_)); }
-    T& operator*() & { return value(); }
-    const T& operator*() const& { return value(); }
-    T* operator->() { return &value(); }
-    const T* operator->() const { return &value(); }
-    const ApiError& error() const { return std::get<1>(v_); }
-
-private:
-    std::variant<T, ApiError> v_;
-};
+using ApiResult = Result<T, ApiError>;
 
 struct ListPage {
     std::string resource_version;  // metadata.resourceVersion of the list
