@@ -1,5 +1,6 @@
 #include "http/server.h"
 
+#include "common/listen.h"
 #include "http/target.h"
 #include "observe/log.h"
 #include "observe/selfcheck.h"
@@ -173,20 +174,10 @@ Server::Server(asio::io_context& io, ServerDeps deps, HandlerOptions options, Se
 Server::~Server() = default;
 
 Result<tcp::endpoint> Server::listen(const tcp::endpoint& endpoint, bool loopback) {
-    auto acceptor = std::make_shared<tcp::acceptor>(asio::make_strand(io_));
-    beast::error_code ec;
-    acceptor->open(endpoint.protocol(), ec);
-    if (!ec)
-        acceptor->set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec)
-        acceptor->bind(endpoint, ec);
-    if (!ec)
-        acceptor->listen(asio::socket_base::max_listen_connections, ec);
-    if (ec)
-        return make_error("cannot listen on " + endpoint.address().to_string() + ":" + std::to_string(endpoint.port()) +
-                              ": " + ec.message() +
-                              (ec == boost::system::errc::address_not_available ? " (is --node-ip an address of this host?)" : ""),
-                          ec.value());
+    auto opened = open_acceptor(asio::make_strand(io_), endpoint);
+    if (!opened)
+        return opened.error();
+    auto acceptor = *opened;
     acceptors_.push_back(acceptor);
     asio::co_spawn(acceptor->get_executor(), accept_loop(acceptor, loopback), asio::detached);
     return acceptor->local_endpoint();

@@ -98,22 +98,6 @@ const char* to_string(WatchEvent::Type type) {
     return "?";
 }
 
-std::string query_escape(std::string_view value) {
-    static constexpr char kHex[] = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : value) {
-        const bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                                c == '-' || c == '.' || c == '_' || c == '~';
-        if (unreserved) {
-            out += static_cast<char>(c);
-        } else {
-            out += '%';
-            out += kHex[c >> 4];
-            out += kHex[c & 0xf];
-        }
-    }
-    return out;
-}
 
 // The body of a watch, read as it arrives through a buffer_body parser (the body has no length).
 class HttpsWatchStream final : public WatchStream {

@@ -15,6 +15,7 @@
 #include <boost/asio/ssl/context.hpp>
 
 #include "common/result.h"
+#include "common/url.h"
 #include "kube/api.h"
 #include "kube/bearer_token.h"
 #include "kube/config.h"
@@ -28,9 +29,6 @@ struct ClientOptions {
     std::size_t max_event_bytes = std::size_t{16} << 20;
     std::string user_agent = "podid-agent";
 };
-
-// Percent-encodes a query value (RFC 3986 unreserved characters pass): "spec.nodeName=n1" -> "spec.nodeName%3Dn1".
-std::string query_escape(std::string_view value);
 
 class Client final : public KubeApi, public std::enable_shared_from_this<Client> {
 public:

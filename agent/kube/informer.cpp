@@ -69,9 +69,9 @@ InformerStats InformerBase::stats() const {
 std::string InformerBase::list_target(const std::string& continue_token) const {
     std::string target = resource_.path + "?limit=" + std::to_string(options_.page_size);
     if (!resource_.field_selector.empty())
-        target += "&fieldSelector=" + query_escape(resource_.field_selector);
+        target += "&fieldSelector=" + percent_encode(resource_.field_selector);
     if (!continue_token.empty())
-        target += "&continue=" + query_escape(continue_token);
+        target += "&continue=" + percent_encode(continue_token);
     return target;
 }
 
@@ -79,9 +79,9 @@ std::string InformerBase::watch_target(const std::string& resource_version) {
     const auto base = options_.watch_timeout.count();
     const auto timeout = base + static_cast<long>(rng_() % static_cast<uint64_t>(base > 0 ? base : 1));
     std::string target = resource_.path + "?watch=1&allowWatchBookmarks=true&resourceVersion=" +
-                         query_escape(resource_version) + "&timeoutSeconds=" + std::to_string(timeout);
+                         percent_encode(resource_version) + "&timeoutSeconds=" + std::to_string(timeout);
     if (!resource_.field_selector.empty())
-        target += "&fieldSelector=" + query_escape(resource_.field_selector);
+        target += "&fieldSelector=" + percent_encode(resource_.field_selector);
     return target;
 }
 

@@ -1,5 +1,7 @@
 #include "observe/admin_http.h"
 
+#include "common/listen.h"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/address.hpp>
@@ -85,19 +87,10 @@ AdminServer::AdminServer(asio::io_context& io, AdminHandlers handlers) : io_(io)
 AdminServer::~AdminServer() { shutdown(); }
 
 Result<tcp::endpoint> AdminServer::listen(const tcp::endpoint& endpoint) {
-    auto acceptor = std::make_shared<tcp::acceptor>(io_);
-    boost::system::error_code ec;
-    acceptor->open(endpoint.protocol(), ec);
-    if (!ec)
-        acceptor->set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec)
-        acceptor->bind(endpoint, ec);
-    if (!ec)
-        acceptor->listen(asio::socket_base::max_listen_connections, ec);
-    if (ec)
-        return make_error("cannot listen on " + endpoint.address().to_string() + ":" + std::to_string(endpoint.port()) +
-                              " for metrics: " + ec.message(),
-                          ec.value());
+    auto opened = open_acceptor(io_.get_executor(), endpoint, "for metrics");
+    if (!opened)
+        return opened.error();
+    auto acceptor = *opened;
     auto bound = acceptor->local_endpoint();
     {
         std::lock_guard lock(mu_);

@@ -19,6 +19,7 @@
 #include <boost/beast/http/string_body.hpp>
 
 #include "common/result.h"
+#include "common/url.h"
 #include "token/imds_url.h"
 #include "token/token.h"
 
@@ -45,8 +46,6 @@ struct ImdsResponse {
 
 // `/metadata/identity/oauth2/token?api-version=2018-02-01&resource=...[&client_id=...|&msi_res_id=...|&object_id=...]`
 std::string token_request_target(const TokenKey& key);
-// RFC 3986: everything but unreserved characters becomes %XX (upper case).
-std::string percent_encode(std::string_view text);
 // Connection-scoped headers that a forwarder must not pass on (RFC 9110 §7.6.1), plus any listed in Connection.
 void strip_hop_by_hop(boost::beast::http::fields& fields);
 
