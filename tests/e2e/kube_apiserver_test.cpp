@@ -247,10 +247,15 @@ public:
 
     Kubectl finish(std::chrono::milliseconds timeout = 20s) {
         pump(timeout);
+        // The pipes close a moment before the process can be reaped: wait for the exit, bounded.
         int status = 0;
-        if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-            result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-            pid_ = -1;
+        for (int i = 0; i < 500; ++i) {
+            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+                result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+                pid_ = -1;
+                break;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
         return result;
     }
