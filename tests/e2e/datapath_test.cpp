@@ -35,18 +35,7 @@ constexpr const char* kMetadataIp = "169.254.169.254";
 constexpr uint16_t kAgentPort = 2579;
 
 Fd listen_in(const std::string& netns, const char* ip, uint16_t port, int type = SOCK_STREAM) {
-    Fd fd(socket_in_netns(netns, AF_INET, type));
-    int one = 1;
-    setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    inet_pton(AF_INET, ip, &a.sin_addr);
-    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
-        throw std::runtime_error(std::string("bind ") + ip + ": " + strerror(errno));
-    if (type == SOCK_STREAM && listen(fd.get(), 1024) != 0)
-        throw std::runtime_error("listen failed");
-    return fd;
+    return Fd(listen_in_netns(netns, ip, port, type));
 }
 
 // Counts what reached the IMDS stand-in without accepting anything (backlog + UDP queue).

@@ -28,18 +28,7 @@ namespace {
 constexpr const char* kNodeIp = "10.77.0.1";
 constexpr uint16_t kAgentPort = 2579;
 
-Fd listen_on_node(const std::string& netns) {
-    Fd fd(socket_in_netns(netns, AF_INET, SOCK_STREAM));
-    int one = 1;
-    setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(kAgentPort);
-    inet_pton(AF_INET, kNodeIp, &a.sin_addr);
-    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || listen(fd.get(), 64) != 0)
-        throw std::runtime_error("cannot listen on the node IP");
-    return fd;
-}
+Fd listen_on_node(const std::string& netns) { return Fd(listen_in_netns(netns, kNodeIp, kAgentPort, SOCK_STREAM)); }
 
 // Answers every connection as the agent's /_podid/selfcheck route does: the origin cgroup id, or 0 without one.
 class SelfCheckRoute {

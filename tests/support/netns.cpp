@@ -1,7 +1,9 @@
 #include "netns.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -88,6 +90,24 @@ int socket_in_netns(const std::string& netns, int domain, int type) {
     ::close(ns_fd);
     if (fd < 0)
         throw std::runtime_error(std::string(step) + " in network namespace " + netns + ": " + std::strerror(err));
+    return fd;
+}
+
+int listen_in_netns(const std::string& netns, const std::string& ip, uint16_t port, int type) {
+    int fd = socket_in_netns(netns, AF_INET, type);
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    if (::inet_pton(AF_INET, ip.c_str(), &a.sin_addr) != 1 ||
+        ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+        (type == SOCK_STREAM && ::listen(fd, 1024) != 0)) {
+        int err = errno;
+        ::close(fd);
+        throw std::runtime_error("cannot listen on " + ip + ":" + std::to_string(port) + " in netns " + netns + ": " +
+                                 std::strerror(err));
+    }
     return fd;
 }
 

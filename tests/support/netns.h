@@ -2,6 +2,7 @@
 // and sockets opened inside them from the test process itself.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -23,5 +24,9 @@ std::vector<std::string> list_netns();  // names under /run/netns
 // can listen on the node IP or 169.254.169.254 in-process. The switch happens on a short-lived thread:
 // the caller's threads never change namespace. Returns the fd (O_CLOEXEC); throws std::runtime_error.
 int socket_in_netns(const std::string& netns, int domain, int type);
+
+// An IPv4 socket in the named netns bound to ip:port with SO_REUSEADDR, listening when `type` is
+// SOCK_STREAM (a stand-in server for tests). Returns the fd (O_CLOEXEC); throws std::runtime_error.
+int listen_in_netns(const std::string& netns, const std::string& ip, uint16_t port, int type);
 
 }  // namespace podid::test
