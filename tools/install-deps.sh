@@ -2,7 +2,7 @@
 # Installs what podid needs to build, test and run the demo on Debian 12 (bookworm). Idempotent.
 set -euo pipefail
 packages=(
-  build-essential cmake ninja-build pkg-config git
+  build-essential cmake ninja-build pkg-config git ccache
   clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
   libboost-dev libboost-system-dev nlohmann-json3-dev prometheus-cpp-dev libssl-dev libyaml-cpp-dev
   libgtest-dev googletest
