@@ -15,6 +15,11 @@ bool JsonObjectSplitter::feed(std::string_view bytes, std::vector<std::string>& 
             }
         }
         current_ += c;
+        // Checked before an object can be handed out: one of exactly max_ + 1 bytes is refused too.
+        if (current_.size() > max_) {
+            broken_ = true;
+            return false;
+        }
         if (in_string_) {
             if (escaped_)
                 escaped_ = false;
@@ -31,10 +36,6 @@ bool JsonObjectSplitter::feed(std::string_view bytes, std::vector<std::string>& 
                 out.push_back(std::move(current_));
                 current_.clear();
             }
-        }
-        if (current_.size() > max_) {
-            broken_ = true;
-            return false;
         }
     }
     return true;
