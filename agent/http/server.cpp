@@ -55,8 +55,8 @@ std::string describe(const Identity& id) {
 
 class Server::Session : public std::enable_shared_from_this<Session> {
 public:
-    Session(Server& server, tcp::socket socket, bool loopback)
-        : server_(server), stream_(std::move(socket)), loopback_(loopback) {}
+    Session(Server& server, tcp::socket socket, bool loopback, std::optional<Origin> origin)
+        : server_(server), stream_(std::move(socket)), loopback_(loopback), origin_(std::move(origin)) {}
 
     asio::awaitable<void> run();
 
@@ -75,10 +75,12 @@ public:
 private:
     asio::awaitable<bool> wait_readable(const beast::flat_buffer& buffer);
     asio::awaitable<void> send_error(unsigned status, const char* error, const char* description);
+    HttpResponse throttled(const HttpRequest& req, AuditRecord& record) const;
 
     Server& server_;
     beast::tcp_stream stream_;
     bool loopback_;
+    const std::optional<Origin> origin_;  // the kernel's record of who connected, looked up at accept
     bool busy_ = false;
     bool draining_ = false;
 };
@@ -113,10 +115,26 @@ asio::awaitable<void> Server::Session::send_error(unsigned status, const char* e
     co_await http::async_write(stream_, res, asio::redirect_error(asio::use_awaitable, ec));
 }
 
+// Over the caller's request rate: IMDS's own throttling answer, so SDKs back off as they would from IMDS.
+// Nothing is resolved or fetched for it: a throttled request costs the agent a parse and a write.
+HttpResponse Server::Session::throttled(const HttpRequest& req, AuditRecord& record) const {
+    const Classified what = classify(req);
+    record.method = std::string(req.method_string());
+    record.path = what.path;
+    record.kind = to_string(what.kind);
+    record.resource = what.resource;
+    record.requested_identity = what.requested_identity;
+    record.caller.origin = origin_;
+    record.reason = Reason::error_unavailable;
+    HttpResponse res = imds_error(req, 429, "too_many_requests", "Too many requests from this caller; retry later");
+    res.set(http::field::retry_after, "1");
+    return res;
+}
+
 asio::awaitable<void> Server::Session::run() {
     auto self = shared_from_this();
-    // Attribution happens once per connection, from the kernel's record of who connected.
-    const std::optional<Origin> origin = server_.deps_.origins->origin_of(stream_.socket().native_handle());
+    const std::optional<Origin>& origin = origin_;
+    const uint64_t caller_key = origin ? origin->cgroup_id : 0;
     beast::flat_buffer buffer;
     for (;;) {
         if (!co_await wait_readable(buffer))
@@ -138,6 +156,12 @@ asio::awaitable<void> Server::Session::run() {
         if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::operation_aborted ||
             ec == asio::error::connection_reset || ec == asio::error::eof)
             break;
+        // RFC 9112 §6.3: a request whose Transfer-Encoding does not end in chunked has no length a server can
+        // trust; Beast reads it as bodiless, so its "body" would become the next request. Refuse and close.
+        if (!ec && parser.get().count(http::field::transfer_encoding) > 0 && !parser.chunked()) {
+            co_await send_error(400, "invalid_request", "Unsupported Transfer-Encoding");
+            break;
+        }
         if (ec) {
             co_await send_error(400, "invalid_request", "Malformed HTTP request");
             break;
@@ -149,7 +173,13 @@ asio::awaitable<void> Server::Session::run() {
         AuditRecord record;
         record.listener = loopback_ ? "loopback" : "node";
         auto started = std::chrono::steady_clock::now();
-        HttpResponse res = co_await server_.handle(req, origin, loopback_, record);
+        // Not `cond ? co_await ... : ...`: GCC 12 miscompiles co_await inside a conditional expression (the
+        // response's header list was left dangling and the write crashed).
+        HttpResponse res;
+        if (server_.caller_limits_.try_request(caller_key, std::chrono::steady_clock::now()))
+            res = co_await server_.handle(req, origin, loopback_, record);
+        else
+            res = throttled(req, record);
         res.keep_alive(req.keep_alive() && !draining_ && !server_.stopping_.load());
         stream_.expires_after(server_.limits_.request_timeout);
         co_await http::async_write(stream_, res, asio::redirect_error(asio::use_awaitable, ec));
@@ -169,7 +199,12 @@ asio::awaitable<void> Server::Session::run() {
 }
 
 Server::Server(asio::io_context& io, ServerDeps deps, HandlerOptions options, ServerLimits limits)
-    : io_(io), deps_(std::move(deps)), options_(options), limits_(limits) {}
+    : io_(io),
+      deps_(std::move(deps)),
+      options_(options),
+      limits_(limits),
+      caller_limits_(CallerLimitsConfig{limits.max_connections_per_caller, limits.caller_requests_per_second,
+                                        limits.caller_request_burst}) {}
 
 Server::~Server() = default;
 
@@ -201,8 +236,16 @@ asio::awaitable<void> Server::accept_loop(std::shared_ptr<tcp::acceptor> accepto
             socket.close(ec);  // over the limit: refuse rather than queue without bound
             continue;
         }
+        // Attribution happens once per connection, from the kernel's record of who connected; the per-caller
+        // connection cap is counted by the same key.
+        std::optional<Origin> origin = deps_.origins->origin_of(socket.native_handle());
+        const uint64_t caller_key = origin ? origin->cgroup_id : 0;
+        if (!caller_limits_.try_open(caller_key, std::chrono::steady_clock::now())) {
+            socket.close(ec);  // this caller already holds its share of connections
+            continue;
+        }
         socket.set_option(tcp::no_delay(true), ec);
-        auto session = std::make_shared<Session>(*this, std::move(socket), loopback);
+        auto session = std::make_shared<Session>(*this, std::move(socket), loopback, std::move(origin));
         {
             std::lock_guard lock(sessions_mu_);
             sessions_.insert(session);
@@ -210,7 +253,7 @@ asio::awaitable<void> Server::accept_loop(std::shared_ptr<tcp::acceptor> accepto
         ++active_;
         for (RequestSink* sink : deps_.sinks)
             sink->on_connection(+1);
-        asio::co_spawn(session->executor(), session->run(), [this, session](std::exception_ptr e) {
+        asio::co_spawn(session->executor(), session->run(), [this, session, caller_key](std::exception_ptr e) {
             if (e) {
                 try {
                     std::rethrow_exception(e);
@@ -222,6 +265,7 @@ asio::awaitable<void> Server::accept_loop(std::shared_ptr<tcp::acceptor> accepto
                 std::lock_guard lock(sessions_mu_);
                 sessions_.erase(session);
             }
+            caller_limits_.close(caller_key, std::chrono::steady_clock::now());
             --active_;
             for (RequestSink* sink : deps_.sinks)
                 sink->on_connection(-1);

@@ -20,6 +20,7 @@
 #include "caller/caller.h"
 #include "caller/origin_source.h"
 #include "common/result.h"
+#include "http/caller_limits.h"
 #include "http/imds_handler.h"
 #include "observe/audit.h"
 #include "policy/binding.h"
@@ -67,6 +68,12 @@ struct ServerLimits {
     std::chrono::milliseconds idle_timeout{90'000};     // keep-alive connection idle
     size_t max_connections = 10'000;
     std::chrono::milliseconds drain_timeout{10'000};    // SIGTERM: finish in-flight requests within this
+    // Per caller (cgroup): see http/caller_limits.h. One pod's idle-connection flood stops at a tenth of
+    // max_connections, and a pod may send up to 10x IMDS's own per-VM identity limit (20/s) on average
+    // with a start-up burst of 1000; beyond that it gets IMDS's 429 shape. 0 turns a limit off.
+    size_t max_connections_per_caller = 1'000;
+    double caller_requests_per_second = 200;
+    double caller_request_burst = 1'000;
 };
 
 struct ServerDeps {
@@ -103,6 +110,7 @@ private:
     std::vector<std::shared_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
     std::mutex sessions_mu_;
     std::set<std::shared_ptr<Session>> sessions_;
+    CallerLimits caller_limits_;
     std::atomic<size_t> active_{0};
     std::atomic<bool> stopping_{false};
 };
