@@ -16,6 +16,7 @@
 #include <cstring>
 #include <thread>
 
+#include "app/introspect.h"
 #include "caller/cgroup_paths.h"
 #include "caller/local_caller_resolver.h"
 #include "datapath/datapath.h"
@@ -23,10 +24,12 @@
 #include "datapath/probe.h"
 #include "http/server.h"
 #include "observe/admin_http.h"
+#include "observe/admin_socket.h"
 #include "observe/audit.h"
 #include "observe/bpf_collector.h"
 #include "observe/health.h"
 #include "observe/metrics.h"
+#include "observe/recent_conns.h"
 #include "observe/selfcheck.h"
 #include "observe/log.h"
 #include "kube/config.h"
@@ -44,13 +47,48 @@ namespace asio = boost::asio;
 
 namespace {
 
+std::string sockaddr_text(const sockaddr_storage& ss) {
+    char host[INET6_ADDRSTRLEN] = "?";
+    uint16_t port = 0;
+    if (ss.ss_family == AF_INET) {
+        const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+        ::inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+        port = ntohs(a->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+        ::inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+        port = ntohs(a->sin6_port);
+    }
+    return std::string(host) + ":" + std::to_string(port);
+}
+
+// The kernel's origin record for each accepted connection; a copy goes to the ring `podidctl conns` reads
+// (the lookup deletes the record from the BPF map, so nothing else could show it later).
 class DatapathOrigins : public OriginSource {
 public:
-    explicit DatapathOrigins(const Datapath& dp) : dp_(dp) {}
-    std::optional<Origin> origin_of(int fd) const override { return dp_.origin_of(fd); }
+    DatapathOrigins(const Datapath& dp, RecentConnections& recent) : dp_(dp), recent_(recent) {}
+    std::optional<Origin> origin_of(int fd) const override {
+        auto origin = dp_.origin_of(fd);
+        ConnRecord r;
+        r.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+        sockaddr_storage peer{}, local{};
+        socklen_t plen = sizeof(peer), llen = sizeof(local);
+        if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) == 0)
+            r.peer = sockaddr_text(peer);
+        bool loopback = ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) == 0 &&
+                        local.ss_family == AF_INET &&
+                        (ntohl(reinterpret_cast<const sockaddr_in*>(&local)->sin_addr.s_addr) >> 24) == 127;
+        r.listener = loopback ? "loopback" : "node";
+        r.origin = origin;
+        recent_.record(std::move(r));
+        return origin;
+    }
 
 private:
     const Datapath& dp_;
+    RecentConnections& recent_;
 };
 
 // Without --bindings nobody is bound: every token request gets IMDS's "Identity not found".
@@ -234,6 +272,9 @@ Result<uint64_t> own_cgroup_id_from_redirect(const Datapath& dp, const std::stri
 }  // namespace
 
 int run_agent(const AgentOptions& o) {
+    const int64_t started_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count();
     auto mount = find_cgroup2_mount();
     if (!mount) {
         log_error("no cgroup2 mount", kv("reason", mount.error().message) +
@@ -407,7 +448,8 @@ int run_agent(const AgentOptions& o) {
         callers = std::make_unique<LocalCallerResolver>(**paths, kubepods_rel);
     }
 
-    DatapathOrigins origins(*dp);
+    RecentConnections recent_conns(1024);
+    DatapathOrigins origins(*dp, recent_conns);
     ClientForwarder forwarder(imds);
     AuditSink audit_sink(**audit);
 
@@ -501,6 +543,39 @@ int run_agent(const AgentOptions& o) {
         }
     }
 
+    // The admin socket for podidctl (root only; no TCP listener, so pods never reach it).
+    IntrospectSources views_sources;
+    views_sources.version = PODID_VERSION;
+    views_sources.started_ms = started_ms;
+    views_sources.node_ip = o.node_ip;
+    views_sources.port = o.port;
+    views_sources.node_name = o.kubernetes ? o.node_name : "";
+    views_sources.cgroup_root = cgroup_root;
+    views_sources.kubepods_rel = kubepods_rel;
+    views_sources.bpffs = o.bpffs;
+    views_sources.datapath = &*dp;
+    views_sources.paths = paths->get();
+    views_sources.kube = kube_state.get();
+    views_sources.kube_bindings = kube_bindings.get();
+    views_sources.file_bindings = file_bindings.get();
+    views_sources.tokens = &tokens;
+    views_sources.health = &health;
+    views_sources.self_check = &self_check;
+    views_sources.conns = &recent_conns;
+    views_sources.connections_open = [&server] { return server.connections(); };
+    Introspection views(std::move(views_sources));
+    std::unique_ptr<AdminSocketServer> admin_socket;
+    if (!o.admin_socket.empty()) {
+        admin_socket = std::make_unique<AdminSocketServer>(
+            io, [&views](const AdminRequest& req) { return introspect_response(req, views); });
+        if (auto r = admin_socket->listen(o.admin_socket); !r) {
+            log_error("cannot open the admin socket", kv("reason", r.error().message) +
+                                                          kv("fix", "pass --admin-socket PATH, or \"\" to disable it"));
+            return 1;
+        }
+        log_info("serving podidctl on the admin socket", kv("path", o.admin_socket));
+    }
+
     // SIGTERM (what Kubernetes sends) and SIGINT drain; SIGHUP reopens the audit log and reloads bindings.
     // The BPF pins stay: while no agent runs, pods' metadata connections are refused, never let through.
     asio::signal_set stop_signals(io, SIGTERM, SIGINT);
@@ -527,6 +602,8 @@ int run_agent(const AgentOptions& o) {
         server.shutdown();
         if (admin)
             admin->shutdown();
+        if (admin_socket)
+            admin_socket->shutdown();
         self_check.stop();
         hup.cancel();
         auto deadline = std::chrono::steady_clock::now() + limits.drain_timeout;

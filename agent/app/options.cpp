@@ -81,6 +81,7 @@ Kubernetes mode (on when --kubeconfig is given or $KUBERNETES_SERVICE_HOST is se
 
 Observability:
   --metrics-addr HOST:PORT  /metrics, /healthz and /readyz (default 0.0.0.0:9090; "" disables)
+  --admin-socket PATH       unix socket for podidctl, root only (default /run/podid/admin.sock; "" disables)
 
   --help, --version
 )";
@@ -159,6 +160,7 @@ Result<AgentOptions> parse_agent_options(const std::vector<std::string>& args,
         {"--pod-wait", duration("--pod-wait", o.pod_wait)},
         {"--host-token-callers", text(o.host_token_callers)},
         {"--metrics-addr", text(o.metrics_addr)},
+        {"--admin-socket", text(o.admin_socket)},
         {"--max-connections",
          [&o](const std::string& v) -> Result<void> {
              auto n = parse_uint("--max-connections", v, 1, 1'000'000);
@@ -222,6 +224,8 @@ Result<AgentOptions> parse_agent_options(const std::vector<std::string>& args,
                               EINVAL);
         if (!o.metrics_addr.empty() && o.metrics_addr.rfind(':') == std::string::npos)
             return make_error("--metrics-addr: '" + o.metrics_addr + "' is not HOST:PORT", EINVAL);
+        if (!o.admin_socket.empty() && o.admin_socket[0] != '/')
+            return make_error("--admin-socket: '" + o.admin_socket + "' must be an absolute path", EINVAL);
         if (!o.cgroup_root.empty() && o.cgroup_root[0] != '/')
             return make_error("--cgroup-root: '" + o.cgroup_root + "' must be an absolute path", EINVAL);
     }

@@ -44,6 +44,7 @@ struct AgentOptions {
 
     // Observability
     std::string metrics_addr = "0.0.0.0:9090";          // --metrics-addr ("" disables)
+    std::string admin_socket = "/run/podid/admin.sock"; // --admin-socket (podidctl; "" disables)
 };
 
 // argv[0] is skipped. `env` supplies $NODE_IP and friends (tests pass their own).

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <mutex>
 #include <shared_mutex>
+#include <tuple>
 #include <unordered_map>
 
 #include <boost/asio/co_spawn.hpp>
@@ -274,6 +275,19 @@ std::optional<Pod> KubeState::pod(std::string_view uid) const {
 std::size_t KubeState::pods_count() const {
     std::shared_lock lock(impl_->pods_mu);
     return impl_->by_uid.size();
+}
+
+std::vector<PodInfo> KubeState::pods() const {
+    std::vector<PodInfo> out;
+    {
+        std::shared_lock lock(impl_->pods_mu);
+        out.reserve(impl_->by_uid.size());
+        for (const auto& [uid, pod] : impl_->by_uid)
+            out.push_back(pod.info());
+    }
+    std::sort(out.begin(), out.end(),
+              [](const PodInfo& a, const PodInfo& b) { return std::tie(a.ns, a.name) < std::tie(b.ns, b.name); });
+    return out;
 }
 
 SnapshotPtr KubeState::snapshot() const {

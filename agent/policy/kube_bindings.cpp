@@ -234,15 +234,15 @@ KubeResolution resolve_kube(const PodInfo& pod, const kube::Snapshot& s) {
     std::string exception_looked_at;
     if (std::optional<std::string> exception = exception_match(pod, s, exception_looked_at)) {
         out.binding.kind = BindingKind::node_identity;
-        out.binding.explanation = prefix + *exception;
+        out.steps.push_back(*exception);
         // NMI checks exceptions first; say what is overridden so nobody wonders where a binding went.
         if (const std::string* selector = find_in(pod.labels, kAadPodIdBindingLabel)) {
-            out.binding.explanation +=
-                "; takes precedence over " + std::string(kAadPodIdBindingLabel) + "=" + *selector;
+            out.steps.push_back("takes precedence over " + std::string(kAadPodIdBindingLabel) + "=" + *selector);
         }
         if (const std::string* use = find_in(pod.labels, kWorkloadIdentityUseLabel); use && *use == "true") {
-            out.binding.explanation += "; takes precedence over workload identity";
+            out.steps.push_back("takes precedence over workload identity");
         }
+        out.binding.explanation = prefix + join(out.steps, "; ");
         return out;
     }
 
@@ -266,6 +266,10 @@ KubeResolution resolve_kube(const PodInfo& pod, const kube::Snapshot& s) {
     }
     out.binding.identities = std::move(offer.identities());
     out.binding.explanation = prefix + join(parts, "; ");
+    // The steps name every rule looked at, the exception check included, even when a binding applied.
+    if (out.binding.kind != BindingKind::none)
+        parts.insert(parts.begin(), std::move(exception_looked_at));
+    out.steps = std::move(parts);
     return out;
 }
 

@@ -33,6 +33,8 @@ struct KubeResolution {
     // Non-empty only for AAD Pod Identity: the agent audits these as deny_unsupported_identity, in particular when
     // binding.identities ended up empty because of them (the handler then answers "Identity not found").
     std::vector<UnsupportedIdentity> unsupported;
+    // binding.explanation as separate steps, in the order the rules were applied (`podidctl explain`).
+    std::vector<std::string> steps;
 };
 
 // Deterministic for a given pod and snapshot, whatever order the snapshot's lists are in.

@@ -67,6 +67,7 @@ std::unique_ptr<PodidNode> PodidNode::create(PodidNodeOptions options) {
     n->daemon_cgroup_ = n->node_->system_cgroup("imds");
     n->bindings_path_ = n->node_->workdir() + "/bindings.json";
     n->audit_path_ = n->node_->workdir() + "/audit.log";
+    n->admin_socket_path_ = n->node_->workdir() + "/admin.sock";
     if (!n->options_.bindings.is_null())
         n->write_bindings(n->options_.bindings);
     return n;
@@ -106,7 +107,8 @@ void PodidNode::start_agent(std::chrono::milliseconds timeout) {
                                      "--cgroup-root", options_.cgroup_driver == "cgroupfs"
                                                           ? node_->kubepods_cgroupfs_dir() : node_->kubepods_dir(),
                                      "--bpffs", pin_dir(),
-                                     "--audit-log", audit_path_};
+                                     "--audit-log", audit_path_,
+                                     "--admin-socket", admin_socket_path_};
     if (!options_.bindings.is_null()) {
         argv.push_back("--bindings");
         argv.push_back(bindings_path_);

@@ -67,6 +67,8 @@ public:
 
     std::vector<nlohmann::json> audit_lines();
     const std::string& audit_path() const { return audit_path_; }
+    // The agent's admin socket (podidctl --socket), private to this node.
+    const std::string& admin_socket_path() const { return admin_socket_path_; }
     const std::string& agent_cgroup() const { return agent_cgroup_; }
     std::string pin_dir() const { return node_->bpffs() + "/podid"; }
 
@@ -80,7 +82,7 @@ private:
     PodidNodeOptions options_;
     std::unique_ptr<TestNode> node_;
     Process emulator_, agent_;
-    std::string agent_cgroup_, daemon_cgroup_, bindings_path_, audit_path_;
+    std::string agent_cgroup_, daemon_cgroup_, bindings_path_, audit_path_, admin_socket_path_;
 };
 
 // Decodes a JWT's payload (no signature check: the emulator's own tests do that).

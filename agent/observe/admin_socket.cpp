@@ -1,0 +1,182 @@
+#include "observe/admin_socket.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include "observe/log.h"
+
+namespace podid {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using local = asio::local::stream_protocol;
+
+bool admin_peer_allowed(uint32_t peer_uid, uint32_t own_uid) { return peer_uid == 0 || peer_uid == own_uid; }
+
+namespace {
+
+// True when something accepts connections on `path` (another agent is alive there).
+bool socket_answers(const std::string& path) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+    bool alive = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    ::close(fd);
+    return alive;
+}
+
+AdminResponse forbidden(const AdminRequest& req) {
+    AdminResponse res(http::status::forbidden, req.version());
+    res.set(http::field::content_type, "application/json");
+    res.body() = R"({"error":"forbidden","error_description":"the admin socket is for root only"})";
+    res.prepare_payload();
+    res.keep_alive(false);
+    return res;
+}
+
+}  // namespace
+
+AdminSocketServer::AdminSocketServer(asio::io_context& io, AdminRoute route) : io_(io), route_(std::move(route)) {}
+
+AdminSocketServer::~AdminSocketServer() { shutdown(); }
+
+Result<void> AdminSocketServer::listen(const std::string& path) {
+    if (path.size() >= sizeof(sockaddr_un::sun_path))
+        return make_error("admin socket path " + path + " is longer than " +
+                              std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes",
+                          ENAMETOOLONG);
+    std::error_code fec;
+    auto dir = std::filesystem::path(path).parent_path();
+    if (!dir.empty() && !std::filesystem::exists(dir, fec)) {
+        std::filesystem::create_directories(dir, fec);
+        if (fec)
+            return make_error("cannot create " + dir.string() + ": " + fec.message(), fec.value());
+        ::chmod(dir.c_str(), 0700);
+    }
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            return make_error(path + " exists and is not a socket; refusing to replace it", EEXIST);
+        if (socket_answers(path))
+            return make_error("another process is serving " + path + " (a second agent on this node?)", EADDRINUSE);
+        ::unlink(path.c_str());  // left by an agent that was killed
+    }
+    auto acceptor = std::make_shared<acceptor_type>(io_);
+    boost::system::error_code ec;
+    acceptor->open(local(), ec);
+    // Created 0600 from the start: no window in which another user could connect before the chmod.
+    mode_t old = ::umask(0177);
+    if (!ec)
+        acceptor->bind(local::endpoint(path), ec);
+    ::umask(old);
+    if (!ec)
+        acceptor->listen(64, ec);
+    if (ec)
+        return make_error("cannot listen on " + path + ": " + ec.message(), ec.value());
+    {
+        std::lock_guard lock(mu_);
+        acceptor_ = acceptor;
+        path_ = path;
+    }
+    asio::co_spawn(io_, accept_loop(acceptor), asio::detached);
+    return {};
+}
+
+void AdminSocketServer::shutdown() {
+    if (stopping_.exchange(true))
+        return;
+    std::lock_guard lock(mu_);
+    if (acceptor_) {
+        asio::post(acceptor_->get_executor(), [a = acceptor_] {
+            boost::system::error_code ec;
+            a->close(ec);
+        });
+        ::unlink(path_.c_str());
+    }
+    for (const auto& s : sockets_)
+        asio::post(s->get_executor(), [s] {
+            boost::system::error_code ec;
+            s->shutdown(socket_type::shutdown_both, ec);
+            s->close(ec);
+        });
+}
+
+asio::awaitable<void> AdminSocketServer::accept_loop(std::shared_ptr<acceptor_type> acceptor) {
+    while (!stopping_) {
+        boost::system::error_code ec;
+        auto socket = std::make_shared<socket_type>(io_);
+        co_await acceptor->async_accept(*socket, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) {
+            if (stopping_ || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor)
+                co_return;
+            continue;
+        }
+        {
+            std::lock_guard lock(mu_);
+            sockets_.insert(socket);
+        }
+        asio::co_spawn(io_, session(socket), asio::detached);
+    }
+}
+
+asio::awaitable<void> AdminSocketServer::session(std::shared_ptr<socket_type> socket) {
+    ucred cred{};
+    socklen_t len = sizeof(cred);
+    bool allowed = ::getsockopt(socket->native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+                   admin_peer_allowed(cred.uid, ::geteuid());
+    if (!allowed)
+        log_warn("admin socket: refused a non-root caller",
+                 kv("uid", std::to_string(cred.uid)) + kv("pid", std::to_string(cred.pid)));
+    asio::steady_timer deadline(io_);
+    beast::flat_buffer buffer;
+    for (;;) {
+        deadline.expires_after(std::chrono::seconds(30));
+        deadline.async_wait([socket](const boost::system::error_code& ec) {
+            if (!ec) {
+                boost::system::error_code ignored;
+                socket->close(ignored);
+            }
+        });
+        http::request_parser<http::string_body> parser;
+        parser.header_limit(8 * 1024);
+        parser.body_limit(4 * 1024);
+        boost::system::error_code ec;
+        co_await http::async_read(*socket, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec)
+            break;
+        AdminRequest req = parser.release();
+        AdminResponse res = allowed ? route_(req) : forbidden(req);
+        bool keep = allowed && res.keep_alive() && !stopping_;
+        co_await http::async_write(*socket, res, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec || !keep)
+            break;
+    }
+    deadline.cancel();
+    boost::system::error_code ignored;
+    socket->shutdown(socket_type::shutdown_both, ignored);
+    socket->close(ignored);
+    std::lock_guard lock(mu_);
+    sockets_.erase(socket);
+}
+
+}  // namespace podid
