@@ -7,6 +7,8 @@
 
 #include <cstdio>
 #include <iostream>
+#include <sstream>
+#include <thread>
 #include <map>
 #include <string>
 
@@ -119,11 +121,26 @@ int run() {
             pod_reached |= peer.rfind(pn->node().pod(p).ip + ":", 0) == 0;
     expect(!pod_reached, "no pod connection ever reached the real IMDS (emulator's own record of peers)");
 
+    // podidctl, as an SRE runs it on the node (kubectl exec ds/podid-agent -- podidctl ... in a cluster).
+    auto ctl = [&](std::vector<std::string> args) {
+        std::vector<std::string> argv = {PODIDCTL_BIN, "--socket", pn->admin_socket_path(), "--bpffs", pn->pin_dir()};
+        argv.insert(argv.end(), args.begin(), args.end());
+        auto r = pn->node().run(argv, "", "");
+        std::istringstream lines(r.out + r.err);
+        for (std::string line; std::getline(lines, line);)
+            std::cout << "   | " << line << "\n";
+        return r;
+    };
+
     step("Fail closed: SIGKILL the agent, then start it again");
     pn->kill_agent();
     auto down = pn->curl("frontend", kPath);
     std::cout << "   agent down -> " << (down.status == 0 ? "connection refused" : std::to_string(down.status)) << "\n";
     expect(down.status == 0, "with the agent down, pods get no token (the pinned redirect stays)");
+    std::cout << "   $ podidctl status   (agent down: reads the pins from bpffs itself)\n";
+    auto down_status = ctl({"status"});
+    expect(down_status.exit_code == 1 && down_status.out.find("fail closed") != std::string::npos,
+           "podidctl status reports the agent down and the datapath failing closed");
     pn->start_agent();
     show_token(*pn, "frontend", kStorageReader);
 
@@ -138,6 +155,25 @@ int run() {
     auto lines = pn->audit_lines();
     if (!lines.empty())
         std::cout << "   full line: " << lines.front().dump() << "\n";
+
+    step("What an SRE sees: podidctl");
+    for (int i = 0; i < 50 && pn->node().run({PODIDCTL_BIN, "--socket", pn->admin_socket_path(), "--bpffs",
+                                              pn->pin_dir(), "status"}, "", "").exit_code != 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));  // readiness after the restart's self-check
+    std::cout << "   $ podidctl status\n";
+    auto status = ctl({"status"});
+    expect(status.exit_code == 0, "podidctl status: agent ready, every pin present");
+    std::cout << "   $ podidctl pods\n";
+    auto pods = ctl({"pods"});
+    expect(pods.out.find(pn->node().pod("frontend").uid) != std::string::npos &&
+               pods.out.find(kStorageReader) != std::string::npos,
+           "podidctl pods lists the frontend pod with its identity");
+    std::cout << "   $ podidctl explain --cgroup " << pn->node().pod("batch").cgroup_path << "\n";
+    auto why = ctl({"explain", "--cgroup", pn->node().pod("batch").cgroup_path});
+    expect(why.out.find("Identity not found") != std::string::npos, "podidctl explain says why batch gets nothing");
+    std::cout << "   $ podidctl conns --limit 6\n";
+    auto conns = ctl({"conns", "--limit", "6"});
+    expect(conns.out.find("curl") != std::string::npos, "podidctl conns shows the kernel's record of each caller");
 
     step("Per-pod kernel counters (pinned map " + pn->pin_dir() + "/cgroup_stats)");
     auto counters = podid::Datapath::read_pinned_counters(pn->pin_dir());

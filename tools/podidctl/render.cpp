@@ -205,7 +205,9 @@ std::string render_pods(const json& body) {
     for (const auto& p : body.value("pods", json::array())) {
         const json c = p.value("counters", json::object());
         std::string who = kube ? str(p, "namespace") + "/" + str(p, "name") : "uid " + str(p, "uid");
-        rows.push_back({who, str(p, "binding"), identity_cell(p.value("identities", json::array())),
+        std::string identity = str(p, "binding") == "node_identity" ? "(the node's)"
+                                                                     : identity_cell(p.value("identities", json::array()));
+        rows.push_back({who, str(p, "binding"), identity,
                         std::to_string(p.value("cgroups", json::array()).size()), str(c, "redirected", "0"),
                         str(c, "blocked", "0")});
     }
@@ -237,7 +239,8 @@ std::string render_explain(const json& e) {
     line(out, "cgroup", str(e, "cgroup", "(none found on this node)"));
     if (e.contains("redirected") && !e["redirected"].get<bool>())
         line(out, "", "outside the cgroup root: its connections are not redirected at all");
-    line(out, "decided by", str(e, "decided_by") + ": " + str(e, "binding"));
+    line(out, "decided by", str(e, "decided_by") == "none" ? "nothing matched: no binding"
+                                                            : str(e, "decided_by") + " (" + str(e, "binding") + ")");
     out << "identities\n";
     const json ids = e.value("identities", json::array());
     if (ids.empty())
@@ -274,9 +277,17 @@ std::string render_conns(const json& body) {
             rows.push_back({time, "(no kernel record: denied)", "-", "-", "-", str(c, "peer")});
             continue;
         }
-        std::string who = c.contains("pod") ? str(c, "namespace") + "/" + str(c, "pod")
-                          : c["cgroup"].is_null() ? "(removed cgroup " + str(c, "cgroup_id") + ")"
-                                                  : str(c, "cgroup");
+        // Most specific name first: the pod; a pod UID (+ short container id) from the cgroup; the cgroup path.
+        std::string who;
+        if (c.contains("pod"))
+            who = str(c, "namespace") + "/" + str(c, "pod");
+        else if (c.contains("pod_uid"))
+            who = "pod uid " + str(c, "pod_uid") +
+                  (c.contains("container_id") ? " container " + str(c, "container_id").substr(0, 12) : "");
+        else if (!c.contains("cgroup") || c["cgroup"].is_null())
+            who = "(removed cgroup " + str(c, "cgroup_id") + ")";
+        else
+            who = str(c, "cgroup");
         rows.push_back({time, who, str(c, "pid"), str(c, "comm"),
                         str(c, "orig_dst") + (c.value("redirected", false) ? "" : " (direct)"), str(c, "peer")});
     }
