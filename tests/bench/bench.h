@@ -1,0 +1,21 @@
+// The benchmarks of podid-bench (issue 6), one file each; run by main.cpp in this order.
+#pragma once
+
+#include <string>
+
+#include "report.h"
+
+namespace podid::bench {
+
+struct BenchOptions {
+    bool quick = false;  // a few seconds in all: keeps the suite from rotting, proves nothing about speed
+};
+
+// Each fills `out` (figures, targets, notes); a harness failure is thrown and recorded by the caller.
+void bench_token_serving(const BenchOptions& options, Section& out);
+void bench_connect_path(const BenchOptions& options, Section& out);
+void bench_upstream_amplification(const BenchOptions& options, Section& out);
+void bench_footprint(const BenchOptions& options, Section& out);
+void bench_cold_paths(const BenchOptions& options, Section& out);
+
+}  // namespace podid::bench
