@@ -7,6 +7,7 @@ packages=(
   libboost-dev libboost-system-dev nlohmann-json3-dev prometheus-cpp-dev libssl-dev libyaml-cpp-dev
   libgtest-dev googletest
   iproute2 curl procps util-linux prometheus
+  wrk nginx-light iptables
   yq yamllint
   qemu-system-x86 busybox-static cpio xz-utils
 )
