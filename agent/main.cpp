@@ -17,6 +17,7 @@
 #include "app/agent.h"
 #include "app/options.h"
 #include "datapath/datapath.h"
+#include "datapath/guard.h"
 
 extern char** environ;
 
@@ -41,6 +42,12 @@ int main(int argc, char** argv) {
         std::printf("podid-agent %s\n", PODID_VERSION);
         return 0;
     case podid::AgentOptions::Command::uninstall: {
+        // The interface guard's tc filters first (in this network namespace: run it where the agent ran).
+        auto guards = podid::InterfaceGuard::uninstall(options->bpffs);
+        if (!guards)
+            std::fprintf(stderr, "podid-agent: uninstall: interface guard: %s\n", guards.error().message.c_str());
+        else if (*guards > 0)
+            std::fprintf(stderr, "podid-agent: removed the interface guard from %zu interfaces\n", *guards);
         auto r = podid::Datapath::uninstall(options->bpffs);
         if (!r) {
             std::fprintf(stderr, "podid-agent: uninstall: %s\n", r.error().message.c_str());

@@ -21,6 +21,7 @@
 #include "caller/local_caller_resolver.h"
 #include "datapath/datapath.h"
 #include "datapath/fd.h"
+#include "datapath/guard.h"
 #include "datapath/probe.h"
 #include "http/server.h"
 #include "observe/admin_http.h"
@@ -357,6 +358,24 @@ int run_agent(const AgentOptions& o) {
         }
     }
 
+    // The interface guard: AF_PACKET frames from pods' interfaces to 169.254.169.254, which no cgroup hook sees.
+    // A failure is loud but not fatal: the cgroup datapath already covers every inet socket.
+    std::unique_ptr<InterfaceGuard> guard;
+    if (o.guard_interfaces != "none") {
+        auto loaded = InterfaceGuard::load(o.bpffs, *parse_guard_selector(o.guard_interfaces));
+        if (!loaded) {
+            log_error("interface guard not loaded: pods with CAP_NET_RAW could reach 169.254.169.254 with AF_PACKET",
+                      kv("reason", loaded.error().message));
+        } else {
+            guard = std::move(*loaded);
+            auto n = guard->attach_existing();
+            if (!n)
+                log_error("interface guard: some interfaces are not guarded", kv("reason", n.error().message));
+            log_info("interface guard attached", kv("interfaces", std::to_string(guard->guarded().size())) +
+                                                     kv("selector", o.guard_interfaces));
+        }
+    }
+
     auto audit = AuditLog::open(o.audit_log);
     if (!audit) {
         log_error("cannot open the audit log", kv("reason", audit.error().message));
@@ -401,6 +420,9 @@ int run_agent(const AgentOptions& o) {
     CachingTokenProvider tokens(io.get_executor(), upstream, cache_options);
     if (file_bindings)
         file_bindings->watch(io);
+    if (guard)
+        if (auto r = guard->watch(io); !r)
+            log_error("interface guard: cannot follow new interfaces", kv("reason", r.error().message));
 
     // Kubernetes mode: node-scoped pod watch, CRDs and service accounts.
     std::unique_ptr<kube::KubeState> kube_state;
@@ -495,6 +517,11 @@ int run_agent(const AgentOptions& o) {
         p.cgroups_tracked = [&dp] { return dp->counters().size(); };
         p.bpf_programs_attached = [&dp] { return dp->report().size(); };
         p.ready = [&health] { return health.readiness().ready; };
+        if (guard)
+            p.guard = [&guard] {
+                GuardCounters c = guard->counters();
+                return GuardMetrics{c[PODID_GUARD_DROP_V4], c[PODID_GUARD_DROP_V6], guard->guarded().size()};
+            };
         return p;
     }());
     metrics->add_collectable(bpf_collector.get());
@@ -562,6 +589,7 @@ int run_agent(const AgentOptions& o) {
     views_sources.health = &health;
     views_sources.self_check = &self_check;
     views_sources.conns = &recent_conns;
+    views_sources.guard = guard.get();
     views_sources.connections_open = [&server] { return server.connections(); };
     Introspection views(std::move(views_sources));
     std::unique_ptr<AdminSocketServer> admin_socket;
@@ -605,6 +633,8 @@ int run_agent(const AgentOptions& o) {
         if (admin_socket)
             admin_socket->shutdown();
         self_check.stop();
+        if (guard)
+            guard->stop();  // the filters stay: tc keeps them in force while no agent runs
         hup.cancel();
         auto deadline = std::chrono::steady_clock::now() + limits.drain_timeout;
         std::function<void()> check = [&, deadline] {

@@ -12,6 +12,7 @@
 #include "caller/cgroup_paths.h"
 #include "caller/kubelet_cgroup.h"
 #include "datapath/datapath.h"
+#include "datapath/guard.h"
 #include "http/target.h"
 #include "kube/state.h"
 #include "observe/bpf_collector.h"
@@ -180,6 +181,16 @@ json Introspection::status() const {
             add_counters(total, c);
         j["cgroups_tracked"] = counters.size();
         j["counters"] = counters_summary(total);
+    }
+    if (s_.guard) {
+        json drops = json::object();
+        GuardCounters c = s_.guard->counters();
+        for (int slot = 0; slot < PODID_GUARD_CTR_MAX; ++slot)
+            if (const char* name = guard_counter_name(slot))
+                drops[name] = c[slot];
+        j["interface_guard"] = json{{"interfaces", s_.guard->guarded()}, {"dropped", drops}};
+    } else {
+        j["interface_guard"] = nullptr;
     }
     if (s_.connections_open)
         j["connections_open"] = s_.connections_open();

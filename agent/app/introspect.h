@@ -21,6 +21,7 @@ class CgroupPathResolver;
 class CachingTokenProvider;
 class Datapath;
 class Health;
+class InterfaceGuard;
 class KubeBindingSource;
 class RecentConnections;
 class SelfCheck;
@@ -47,6 +48,7 @@ struct IntrospectSources {
     const Health* health = nullptr;
     const SelfCheck* self_check = nullptr;
     const RecentConnections* conns = nullptr;
+    const InterfaceGuard* guard = nullptr;            // null with --guard-interfaces none (or not loaded)
     std::function<size_t()> connections_open;
 };
 

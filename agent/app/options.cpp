@@ -1,5 +1,7 @@
 #include "app/options.h"
 
+#include "datapath/guard.h"
+
 #include <arpa/inet.h>
 
 #include <charconv>
@@ -60,6 +62,8 @@ Datapath:
   --bpffs DIR               where links and maps are pinned (default /sys/fs/bpf/podid)
   --exempt-cgroup PATH      cgroup (path under the cgroup2 mount) the programs leave alone; repeatable.
                             The agent's own cgroup is always exempt.
+  --guard-interfaces LIST   pod interfaces that get the tc guard against AF_PACKET frames to 169.254.169.254:
+                            "veth" (every veth: the default), comma-separated name globs, or "none"
 
 Token service:
   --imds-url URL            the node's IMDS (default http://169.254.169.254)
@@ -160,6 +164,7 @@ Result<AgentOptions> parse_agent_options(const std::vector<std::string>& args,
         {"--pod-wait", duration("--pod-wait", o.pod_wait)},
         {"--host-token-callers", text(o.host_token_callers)},
         {"--metrics-addr", text(o.metrics_addr)},
+        {"--guard-interfaces", text(o.guard_interfaces)},
         {"--admin-socket", text(o.admin_socket)},
         {"--max-connections",
          [&o](const std::string& v) -> Result<void> {
@@ -224,6 +229,9 @@ Result<AgentOptions> parse_agent_options(const std::vector<std::string>& args,
                               EINVAL);
         if (!o.metrics_addr.empty() && o.metrics_addr.rfind(':') == std::string::npos)
             return make_error("--metrics-addr: '" + o.metrics_addr + "' is not HOST:PORT", EINVAL);
+        if (o.guard_interfaces != "none")
+            if (auto g = parse_guard_selector(o.guard_interfaces); !g)
+                return g.error();
         if (!o.admin_socket.empty() && o.admin_socket[0] != '/')
             return make_error("--admin-socket: '" + o.admin_socket + "' must be an absolute path", EINVAL);
         if (!o.cgroup_root.empty() && o.cgroup_root[0] != '/')

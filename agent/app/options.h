@@ -23,6 +23,7 @@ struct AgentOptions {
     std::string cgroup_root;                      // --cgroup-root (absolute), default: detected kubepods
     std::string bpffs = "/sys/fs/bpf/podid";      // --bpffs
     std::vector<std::string> exempt_cgroups;      // --exempt-cgroup (repeatable), paths under the cgroup2 mount
+    std::string guard_interfaces = "veth";        // --guard-interfaces: veth | none | name globs
 
     // Token service
     std::string imds_url = "http://169.254.169.254";  // --imds-url

@@ -261,6 +261,8 @@ Result<void> Datapath::uninstall(const std::string& pin_dir) {
         if (::unlink(path.c_str()) != 0 && errno != ENOENT)
             return errno_error("cannot remove " + path, errno);
     }
+    // The interface guard's counters (datapath/guard.cpp): removed here too, so that uninstall leaves nothing.
+    ::unlink((pin_dir + "/guard_stats").c_str());
     for (const auto& entry : fs::directory_iterator(pin_dir, ec)) {
         if (!known.count(entry.path().filename().string()))
             return make_error("pin directory " + pin_dir + " holds " + entry.path().filename().string() +

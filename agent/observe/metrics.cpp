@@ -88,6 +88,20 @@ public:
             add_sample(f, {}, static_cast<double>(p_.bpf_programs_attached()));
             out.push_back(std::move(f));
         }
+        if (p_.guard) {
+            GuardMetrics g = p_.guard();
+            auto dropped = family("podid_guard_dropped_frames_total",
+                                  "Frames to 169.254.169.254 the interface guard dropped on pods' host-side "
+                                  "interfaces (AF_PACKET bypass attempts), by IP family.",
+                                  pm::MetricType::Counter);
+            add_sample(dropped, {{"family", "ipv4"}}, static_cast<double>(g.dropped_ipv4));
+            add_sample(dropped, {{"family", "ipv6"}}, static_cast<double>(g.dropped_ipv6));
+            out.push_back(std::move(dropped));
+            auto interfaces = family("podid_guard_interfaces", "Interfaces the interface guard is attached to.",
+                                     pm::MetricType::Gauge);
+            add_sample(interfaces, {}, static_cast<double>(g.interfaces));
+            out.push_back(std::move(interfaces));
+        }
         if (p_.ready) {
             auto f = family("podid_ready", "1 when /readyz answers 200 (programs attached, self-check passed, "
                                            "bindings loaded), else 0.",

@@ -42,6 +42,13 @@ struct WatchCounters {
     uint64_t events = 0;    // ADDED/MODIFIED/DELETED events applied
 };
 
+// The interface guard's node-wide state (datapath/guard.h).
+struct GuardMetrics {
+    uint64_t dropped_ipv4 = 0;
+    uint64_t dropped_ipv6 = 0;
+    size_t interfaces = 0;
+};
+
 // Values read at scrape time. Each may be left empty.
 struct MetricsProviders {
     std::function<TokenCacheStats()> token_cache;                 // CachingTokenProvider::stats
@@ -50,6 +57,7 @@ struct MetricsProviders {
     std::function<std::map<std::string, WatchCounters>()> kube_watches;  // by resource
     std::function<size_t()> bpf_programs_attached;                // Datapath::report().size()
     std::function<bool()> ready;                                  // Health::readiness().ready
+    std::function<GuardMetrics()> guard;                          // InterfaceGuard (absent with it off)
 };
 
 class Metrics : public RequestSink {

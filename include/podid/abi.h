@@ -75,6 +75,21 @@ struct podid_counters {
     __u64 count[PODID_CTR_MAX];
 };
 
+/*
+ * Interface guard (bpf/podid_guard.bpf.c, tc ingress on pods' host-side interfaces): node-wide counters,
+ * one slot each in a per-CPU array. Append-only like podid_counter.
+ */
+enum podid_guard_counter {
+    PODID_GUARD_DROP_V4 = 0,  /* frame to 169.254.169.254 arriving from a pod interface (AF_PACKET bypass) */
+    PODID_GUARD_DROP_V6 = 1,  /* IPv6 frame to ::ffff:169.254.169.254 from a pod interface */
+    PODID_GUARD_CTR_MAX = 4,
+};
+
+/* tc filter identity of the guard on each interface: fixed, so a restarted agent replaces its own filter
+ * and uninstall removes exactly it. */
+#define PODID_GUARD_TC_HANDLE 0x7064u /* "pd" */
+#define PODID_GUARD_TC_PRIORITY 1u
+
 /* Map sizes: the LRU tuple map holds connections between connect and the agent's accept. */
 #define PODID_TUPLE_MAP_SIZE 65536
 #define PODID_COUNTER_MAP_SIZE 65536

@@ -310,6 +310,18 @@ void check_daemonset(const json& ds) {
     EXPECT_EQ(options->bpffs.rfind(bpf_mount + "/", 0), 0u) << options->bpffs << " is not under " << bpf_mount;
     std::string audit_mount = mounts["/var/log/podid"].value("mountPath", "");
     EXPECT_EQ(options->audit_log.rfind(audit_mount + "/", 0), 0u) << options->audit_log;
+    // The root filesystem is read-only: the admin socket's directory must be a writable volume.
+    const std::string socket_dir = options->admin_socket.substr(0, options->admin_socket.rfind('/'));
+    bool socket_dir_mounted = false;
+    for (const auto& m : c["volumeMounts"])
+        socket_dir_mounted |= m.value("mountPath", "") == socket_dir && !m.value("readOnly", false);
+    EXPECT_TRUE(socket_dir_mounted) << options->admin_socket << " would sit on the read-only root filesystem";
+    // podidctl run with kubectl exec finds the pins where the agent puts them.
+    std::map<std::string, std::string> env;
+    for (const auto& e : c["env"])
+        if (e.contains("value"))
+            env[e.value("name", "")] = e.value("value", "");
+    EXPECT_EQ(env["PODID_BPFFS"], options->bpffs);
 }
 
 TEST_F(DeployTest, DaemonSetRunsOnEveryNodeWithLeastPrivilege) {

@@ -11,12 +11,17 @@
 //   udp HOST PORT                           one UDP datagram
 //   icmp HOST                               ICMP echo through a raw socket
 //   packet                                  open an AF_PACKET socket
+//   packet-syn IPV4 PORT [IFACE]            a whole Ethernet frame (broadcast MAC, IPv4, TCP SYN) written on
+//                                           IFACE (default eth0) through AF_PACKET: below every cgroup hook
 #include <arpa/inet.h>
 #include <netinet/icmp6.h>
 #include <netinet/in.h>
 #include <netinet/ip_icmp.h>
 #include <netinet/tcp.h>
 #include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <netinet/ip.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -168,6 +173,58 @@ int raw_syn(const Target& t) {
     return 0;
 }
 
+// The frame an attacker with CAP_NET_RAW would write: correct IPv4 and TCP checksums, so that nothing but a
+// filter stops the node from answering it.
+int packet_syn(const char* ip, int port, const char* iface) {
+    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+    if (fd < 0)
+        return fail("socket");
+    unsigned ifindex = if_nametoindex(iface);
+    if (ifindex == 0)
+        return fail("if_nametoindex");
+    uint8_t frame[ETH_HLEN + sizeof(iphdr) + sizeof(tcphdr)]{};
+    auto* eth = reinterpret_cast<ethhdr*>(frame);
+    std::memset(eth->h_dest, 0xff, ETH_ALEN);
+    const uint8_t src_mac[ETH_ALEN] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x42};
+    std::memcpy(eth->h_source, src_mac, ETH_ALEN);
+    eth->h_proto = htons(ETH_P_IP);
+    auto* iph = reinterpret_cast<iphdr*>(frame + ETH_HLEN);
+    iph->version = 4;
+    iph->ihl = 5;
+    iph->ttl = 64;
+    iph->protocol = IPPROTO_TCP;
+    iph->tot_len = htons(sizeof(iphdr) + sizeof(tcphdr));
+    iph->saddr = inet_addr("10.77.0.250");
+    iph->daddr = inet_addr(ip);
+    iph->check = checksum(iph, sizeof(iphdr));
+    auto* tcp = reinterpret_cast<tcphdr*>(frame + ETH_HLEN + sizeof(iphdr));
+    tcp->source = htons(40001);
+    tcp->dest = htons(static_cast<uint16_t>(port));
+    tcp->seq = htonl(1);
+    tcp->doff = 5;
+    tcp->syn = 1;
+    tcp->window = htons(65535);
+    struct {
+        uint32_t src, dst;
+        uint8_t zero, proto;
+        uint16_t len;
+    } __attribute__((packed)) pseudo{iph->saddr, iph->daddr, 0, IPPROTO_TCP, htons(sizeof(tcphdr))};
+    uint32_t sum = 0;
+    const auto* pp = reinterpret_cast<const uint8_t*>(&pseudo);
+    for (size_t i = 0; i < sizeof(pseudo); i += 2)
+        sum += static_cast<uint32_t>(pp[i] << 8 | pp[i + 1]);
+    tcp->check = checksum(tcp, sizeof(tcphdr), sum);
+    sockaddr_ll to{};
+    to.sll_family = AF_PACKET;
+    to.sll_ifindex = static_cast<int>(ifindex);
+    to.sll_halen = ETH_ALEN;
+    std::memset(to.sll_addr, 0xff, ETH_ALEN);
+    if (sendto(fd, frame, sizeof(frame), 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)) < 0)
+        return fail("sendto");
+    std::printf("ok op=packet-syn\n");
+    return 0;
+}
+
 int udp(const Target& t) {
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -195,7 +252,7 @@ int icmp_echo(const Target& t) {
 }
 
 int usage() {
-    std::fprintf(stderr, "usage: podid-probe tcp|http|loop|keepalive|raw-syn|udp|icmp|packet ... (see source)\n");
+    std::fprintf(stderr, "usage: podid-probe tcp|http|loop|keepalive|raw-syn|udp|icmp|packet|packet-syn ... (see source)\n");
     return 2;
 }
 
@@ -218,6 +275,12 @@ int main(int argc, char** argv) {
             expect = rest[++i];
         else
             positional.push_back(rest[i]);
+    }
+    if (cmd == "packet-syn") {
+        if (positional.size() < 2)
+            return usage();
+        return packet_syn(positional[0].c_str(), std::atoi(positional[1].c_str()),
+                          positional.size() > 2 ? positional[2].c_str() : "eth0");
     }
     if (cmd == "packet") {
         int fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));

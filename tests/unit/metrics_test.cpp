@@ -511,6 +511,7 @@ MetricsProviders all_providers() {
     p.kube_watches = [] { return std::map<std::string, WatchCounters>{{"pods", {1, 1}}}; };
     p.bpf_programs_attached = [] { return size_t{1}; };
     p.ready = [] { return true; };
+    p.guard = [] { return GuardMetrics{2, 0, 3}; };
     return p;
 }
 

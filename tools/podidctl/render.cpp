@@ -139,6 +139,17 @@ std::string render_status(const json& agent, const json& pins) {
                 s += "; upstream " + up;
             line(out, "token cache", s);
         }
+        if (agent.contains("interface_guard")) {
+            const json& g = agent["interface_guard"];
+            if (g.is_null()) {
+                line(out, "guard", "OFF: AF_PACKET frames from pods are not filtered (--guard-interfaces none)");
+            } else {
+                const json d = g.value("dropped", json::object());
+                line(out, "guard", std::to_string(g.value("interfaces", json::array()).size()) +
+                                       " pod interfaces; dropped " + str(d, "drop_ipv4", "0") + " IPv4 and " +
+                                       str(d, "drop_ipv6", "0") + " IPv6 frames to 169.254.169.254");
+            }
+        }
         line(out, "connections", str(agent, "connections_open", "0") + " open, " +
                                      str(agent, "connections_accepted", "0") + " accepted since start");
     } else {
