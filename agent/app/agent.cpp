@@ -557,6 +557,9 @@ int run_agent(const AgentOptions& o) {
     limits.request_timeout = o.request_timeout;
     limits.idle_timeout = o.idle_timeout;
     limits.max_connections = o.max_connections;
+    limits.max_connections_per_caller = o.caller_max_connections;
+    limits.caller_requests_per_second = static_cast<double>(o.caller_rate);
+    limits.caller_request_burst = static_cast<double>(o.caller_burst);
     HandlerOptions handler_options;
     handler_options.block_instance_metadata = o.block_instance_metadata;
     Server server(io, deps, handler_options, limits);

@@ -75,6 +75,10 @@ Token service:
   --idle-timeout DUR        keep-alive idle limit (default 90s)
   --upstream-timeout DUR    how long a client waits for IMDS on a cache miss, retries included (default 20s)
   --max-connections N       concurrent client connections (default 10000)
+  --caller-max-connections N  concurrent connections from one caller (cgroup) (default 1000; 0 = no limit)
+  --caller-rate N           requests per second one caller may send on average before IMDS's 429 (default 200;
+                            0 = no limit)
+  --caller-burst N          requests one caller may send at once above its rate (default 1000)
 
 Kubernetes mode (on when --kubeconfig is given or $KUBERNETES_SERVICE_HOST is set):
   --kubeconfig FILE         kubeconfig to use instead of the in-cluster service account
@@ -166,6 +170,30 @@ Result<AgentOptions> parse_agent_options(const std::vector<std::string>& args,
         {"--metrics-addr", text(o.metrics_addr)},
         {"--guard-interfaces", text(o.guard_interfaces)},
         {"--admin-socket", text(o.admin_socket)},
+        {"--caller-max-connections",
+         [&o](const std::string& v) -> Result<void> {
+             auto n = parse_uint("--caller-max-connections", v, 0, 1'000'000);
+             if (!n)
+                 return n.error();
+             o.caller_max_connections = *n;
+             return {};
+         }},
+        {"--caller-rate",
+         [&o](const std::string& v) -> Result<void> {
+             auto n = parse_uint("--caller-rate", v, 0, 10'000'000);
+             if (!n)
+                 return n.error();
+             o.caller_rate = *n;
+             return {};
+         }},
+        {"--caller-burst",
+         [&o](const std::string& v) -> Result<void> {
+             auto n = parse_uint("--caller-burst", v, 1, 10'000'000);
+             if (!n)
+                 return n.error();
+             o.caller_burst = *n;
+             return {};
+         }},
         {"--max-connections",
          [&o](const std::string& v) -> Result<void> {
              auto n = parse_uint("--max-connections", v, 1, 1'000'000);

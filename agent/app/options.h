@@ -35,6 +35,10 @@ struct AgentOptions {
     std::chrono::milliseconds idle_timeout{90'000};     // --idle-timeout
     std::chrono::milliseconds upstream_timeout{20'000}; // --upstream-timeout (client-facing miss deadline)
     size_t max_connections = 10'000;                    // --max-connections
+    // Per caller (cgroup), http/caller_limits.h; 0 turns a limit off.
+    size_t caller_max_connections = 1'000;              // --caller-max-connections
+    uint64_t caller_rate = 200;                         // --caller-rate (requests/s)
+    uint64_t caller_burst = 1'000;                      // --caller-burst
 
     // Kubernetes mode (on when --kubeconfig is given or $KUBERNETES_SERVICE_HOST is set)
     bool kubernetes = false;

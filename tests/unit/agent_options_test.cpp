@@ -26,7 +26,9 @@ TEST(AgentOptions, EveryFlagParses) {
                                   "--imds-url", "http://127.0.0.1:8080", "--bindings", "/etc/podid/b.json",
                                   "--audit-log", "/var/log/podid.log", "--block-instance-metadata", "--threads", "4",
                                   "--request-timeout", "250ms", "--idle-timeout", "2m", "--upstream-timeout", "3s",
-                                  "--max-connections", "100"},
+                                  "--max-connections", "100", "--caller-max-connections", "0", "--caller-rate", "50",
+                                  "--caller-burst", "5", "--guard-interfaces", "azv*,cali*", "--admin-socket",
+                                  "/run/x/admin.sock"},
                                  Env{});
     ASSERT_TRUE(o.ok()) << o.error().message;
     EXPECT_EQ(o->node_ip, "10.1.2.3");
@@ -43,6 +45,11 @@ TEST(AgentOptions, EveryFlagParses) {
     EXPECT_EQ(o->idle_timeout, std::chrono::minutes(2));
     EXPECT_EQ(o->upstream_timeout, std::chrono::seconds(3));
     EXPECT_EQ(o->max_connections, 100u);
+    EXPECT_EQ(o->caller_max_connections, 0u);
+    EXPECT_EQ(o->caller_rate, 50u);
+    EXPECT_EQ(o->caller_burst, 5u);
+    EXPECT_EQ(o->guard_interfaces, "azv*,cali*");
+    EXPECT_EQ(o->admin_socket, "/run/x/admin.sock");
     EXPECT_FALSE(o->kubernetes);
 }
 
@@ -106,6 +113,10 @@ TEST(AgentOptions, BadInputNamesTheProblem) {
         {{"--kubeconfig", "/k"}, ip, "needs the node name"},
         {{"--pod-wait", "x"}, ip, "--pod-wait"},
         {{"--metrics-addr", "9090"}, ip, "is not HOST:PORT"},
+        {{"--caller-rate", "-1"}, ip, "--caller-rate"},
+        {{"--caller-burst", "0"}, ip, "--caller-burst"},
+        {{"--guard-interfaces", "azv*,"}, ip, "--guard-interfaces: empty entry"},
+        {{"--admin-socket", "admin.sock"}, ip, "--admin-socket: 'admin.sock' must be an absolute path"},
     };
     for (const auto& c : cases) {
         auto o = parse_agent_options(c.args, c.env);
@@ -121,7 +132,9 @@ TEST(AgentOptions, UsageListsEveryFlag) {
     for (const char* flag : {"--node-ip", "--port", "--cgroup-root", "--bpffs", "--exempt-cgroup", "--imds-url",
                              "--bindings", "--audit-log", "--block-instance-metadata", "--threads", "--request-timeout",
                              "--idle-timeout", "--upstream-timeout", "--max-connections", "--kubeconfig",
-                             "--node-name", "--pod-wait", "--host-token-callers", "--metrics-addr", "uninstall"})
+                             "--node-name", "--pod-wait", "--host-token-callers", "--metrics-addr", "--admin-socket",
+                             "--guard-interfaces", "--caller-max-connections", "--caller-rate", "--caller-burst",
+                             "uninstall"})
         EXPECT_NE(usage.find(flag), std::string::npos) << flag;
 }
 
