@@ -7,7 +7,8 @@
 #
 #   tests/sanitize.sh {address|thread} [--no-e2e]
 #
-# Environment: BUILD_DIR (default <repo>/../build-asan or build-tsan), JOBS (default 2).
+# Environment: BUILD_DIR (default <repo>/../build-asan or build-tsan), JOBS (default 2), UNIT_TESTS (names
+# such as "token_cache_test imds_handler_test" instead of the default set).
 # Prints the build and run times; exit status non-zero when anything failed.
 set -uo pipefail
 
@@ -39,6 +40,9 @@ thread)
     exit 2
     ;;
 esac
+
+# UNIT_TESTS="imds_handler_test target_test ..." narrows the unit tests (a quicker CI job).
+unit=${UNIT_TESTS:-$unit}
 
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
