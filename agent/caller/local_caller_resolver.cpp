@@ -21,4 +21,6 @@ boost::asio::awaitable<Caller> LocalCallerResolver::resolve(std::optional<Origin
     co_return resolve_local(paths_, kubepods_root_, std::move(origin));
 }
 
+boost::asio::awaitable<Caller> LocalCallerResolver::refresh(Caller cached, bool) { co_return cached; }
+
 }  // namespace podid

@@ -17,6 +17,8 @@ public:
     LocalCallerResolver(CgroupPathResolver& paths, std::string kubepods_root)
         : paths_(paths), kubepods_root_(std::move(kubepods_root)) {}
     boost::asio::awaitable<Caller> resolve(std::optional<Origin> origin, bool may_wait) override;
+    // Nothing here changes during a connection (its cgroup id is fixed at connect; ids are never reused).
+    boost::asio::awaitable<Caller> refresh(Caller cached, bool may_wait) override;
 
 private:
     CgroupPathResolver& paths_;

@@ -9,6 +9,7 @@
 
 #include "http/target.h"
 #include "policy/identity_select.h"
+#include "token/token_body.h"
 
 namespace podid {
 namespace {
@@ -178,22 +179,17 @@ std::string generated_error(int status, std::string& error) {
     return "Failed to obtain a token";
 }
 
-Json token_fields(const FetchToken& plan, const Token& token, int64_t now) {
+// The body for a served token: the cache's rendering when the fallbacks change nothing (IMDS always sends both
+// fields), else rendered here.
+std::string token_body(const FetchToken& plan, const Token& token, int64_t now) {
     const std::string& client_id =
         !token.client_id.empty() ? token.client_id
                                  : (!plan.identity.client_id.empty() ? plan.identity.client_id : plan.key.client_id);
     // Older azure-identity reads `resource` with no fallback: never leave it empty.
     const std::string& resource = token.resource.empty() ? plan.key.resource : token.resource;
-    return Json{
-        {"access_token", token.access_token},
-        {"client_id", client_id},
-        {"expires_in", std::to_string(std::max<int64_t>(0, token.expires_on - now))},
-        {"expires_on", std::to_string(token.expires_on)},
-        {"ext_expires_in", std::to_string(token.ext_expires_in)},
-        {"not_before", std::to_string(token.not_before)},
-        {"resource", resource},
-        {"token_type", token.token_type},
-    };
+    if (const TokenRendering* r = token.rendering.get(); r && r->client_id == client_id && r->resource == resource)
+        return (plan.host_token_shape ? r->host : r->imds).at(now);
+    return TokenBody(token, client_id, resource, plan.host_token_shape).at(now);
 }
 
 }  // namespace
@@ -256,12 +252,7 @@ Plan plan_request(const HttpRequest& req, const Classified& what, const Caller& 
 
 HttpResponse render_token(const HttpRequest& req, const FetchToken& plan, const TokenOutcome& outcome, int64_t now) {
     if (outcome.token) {
-        Json fields = token_fields(plan, *outcome.token, now);
-        if (!plan.host_token_shape) {
-            return json_response(req, 200, fields);
-        }
-        std::string client_id = fields["client_id"].get<std::string>();
-        return json_response(req, 200, Json{{"token", std::move(fields)}, {"clientid", std::move(client_id)}});
+        return make_response(req, 200, kJsonType, token_body(plan, *outcome.token, now));
     }
     // A provider that reports failure with a success status is a bug; the client must still see a failure.
     unsigned status = outcome.status >= 400 && outcome.status <= 599 ? static_cast<unsigned>(outcome.status) : 500;

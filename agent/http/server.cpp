@@ -4,6 +4,7 @@
 #include "http/target.h"
 #include "observe/log.h"
 #include "observe/selfcheck.h"
+#include "token/token_body.h"
 #include "token/token_fingerprint.h"
 
 #include <boost/asio/co_spawn.hpp>
@@ -81,6 +82,7 @@ private:
     beast::tcp_stream stream_;
     bool loopback_;
     const std::optional<Origin> origin_;  // the kernel's record of who connected, looked up at accept
+    std::optional<Caller> caller_;        // resolved at the first request that needed it, refreshed after
     bool busy_ = false;
     bool draining_ = false;
 };
@@ -177,7 +179,7 @@ asio::awaitable<void> Server::Session::run() {
         // response's header list was left dangling and the write crashed).
         HttpResponse res;
         if (server_.caller_limits_.try_request(caller_key, std::chrono::steady_clock::now()))
-            res = co_await server_.handle(req, origin, loopback_, record);
+            res = co_await server_.handle(req, origin, loopback_, record, caller_);
         else
             res = throttled(req, record);
         res.keep_alive(req.keep_alive() && !draining_ && !server_.stopping_.load());
@@ -287,7 +289,8 @@ void Server::shutdown() {
 }
 
 asio::awaitable<HttpResponse> Server::handle(const HttpRequest& req, const std::optional<Origin>& origin,
-                                             bool loopback, AuditRecord& record) {
+                                             bool loopback, AuditRecord& record,
+                                             std::optional<Caller>& session_caller) {
     // The agent's own self-check (agent/observe/selfcheck): a process in a probe cgroup under the cgroup
     // root connects to 169.254.169.254; seeing its cgroup here proves redirect + origin record work.
     if (req.target() == "/_podid/selfcheck") {
@@ -310,7 +313,13 @@ asio::awaitable<HttpResponse> Server::handle(const HttpRequest& req, const std::
     // Probes (no Metadata header) never wait for the pod directory; identity requests may.
     const bool wants_identity =
         what.kind == RequestKind::token && what.path == kTokenPath && req["Metadata"] == "true";
-    Caller caller = co_await deps_.callers->resolve(origin, wants_identity);
+    // Once per connection: resolving reads cgroupfs (a stat() to validate the cached path), which a keep-alive
+    // client would otherwise pay on every request.
+    if (session_caller)
+        session_caller = co_await deps_.callers->refresh(std::move(*session_caller), wants_identity);
+    else
+        session_caller = co_await deps_.callers->resolve(origin, wants_identity);
+    const Caller& caller = *session_caller;
 
     Binding binding;
     if (what.kind == RequestKind::token && wants_identity && caller.origin) {
@@ -360,7 +369,8 @@ asio::awaitable<HttpResponse> Server::handle(const HttpRequest& req, const std::
     TokenOutcome outcome = co_await deps_.tokens->get(fetch.key, fetch.bypass_cache);
     record.cache = outcome.cache_hit ? "hit" : (outcome.shared ? "shared" : "miss");
     if (outcome.token) {
-        record.token_sha256 = token_fingerprint(outcome.token->access_token);
+        record.token_sha256 = outcome.token->rendering ? outcome.token->rendering->fingerprint
+                                                       : token_fingerprint(outcome.token->access_token);
         record.token_expires_on = outcome.token->expires_on;
     } else {
         record.granted_identity.clear();

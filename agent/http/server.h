@@ -41,6 +41,13 @@ class CallerResolver {
 public:
     virtual ~CallerResolver() = default;
     virtual boost::asio::awaitable<Caller> resolve(std::optional<Origin> origin, bool may_wait) = 0;
+    // The next request on a connection whose caller was already resolved: the origin is per connection, so only
+    // what can change between requests needs looking at again. The default resolves everything again (always
+    // correct); a resolver whose answer cannot change (standalone: cgroup path and kubelet shape only) returns
+    // `cached` as is, and one with a pod directory may re-read only the pod, without touching cgroupfs.
+    virtual boost::asio::awaitable<Caller> refresh(Caller cached, bool may_wait) {
+        return resolve(std::move(cached.origin), may_wait);
+    }
 };
 
 // /host/token (Secrets Store CSI driver): is `caller` allowed to ask for pod ns/name, and what is that
@@ -100,8 +107,9 @@ public:
 private:
     class Session;
     boost::asio::awaitable<void> accept_loop(std::shared_ptr<boost::asio::ip::tcp::acceptor> acceptor, bool loopback);
+    // `caller` is the session's: empty before the connection's first resolution, which fills it.
     boost::asio::awaitable<HttpResponse> handle(const HttpRequest& req, const std::optional<Origin>& origin,
-                                                bool loopback, AuditRecord& record);
+                                                bool loopback, AuditRecord& record, std::optional<Caller>& caller);
 
     boost::asio::io_context& io_;
     ServerDeps deps_;

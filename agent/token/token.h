@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -21,6 +22,8 @@ struct TokenKey {
     std::string to_string() const;  // for logs: "client_id=...;resource=..."
 };
 
+struct TokenRendering;  // token/token_body.h
+
 struct Token {
     std::string access_token;
     std::string client_id;
@@ -29,6 +32,9 @@ struct Token {
     int64_t expires_on = 0;      // epoch seconds
     int64_t not_before = 0;      // epoch seconds
     int64_t ext_expires_in = 0;  // seconds, as IMDS reported it
+    // Set by the token cache when it stores the token: its response bodies and fingerprint, made once. Empty on
+    // tokens from anywhere else (they are rendered per use).
+    std::shared_ptr<const TokenRendering> rendering;
 };
 
 struct TokenOutcome {

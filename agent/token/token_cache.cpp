@@ -15,6 +15,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "token/retry_policy.h"
+#include "token/token_body.h"
 #include "token/shared_result.h"
 #include "token/upstream_error.h"
 
@@ -159,6 +160,8 @@ asio::awaitable<void> run_flight(std::shared_ptr<State> s, TokenKey key, std::sh
     FetchEnd end;
     try {
         end = co_await fetch_with_retry(s, key, flight->background, deadline_ms);
+        // Rendered once here, so that serving the token from cache never serialises JSON or hashes it again.
+        if (end.outcome.token) end.outcome.token->rendering = render_once(*end.outcome.token);
     } catch (const std::exception&) {
         // Upstreams must not throw; if one does, its clients get a plain 503 and the key recovers.
         end.outcome = upstream_error_outcome(UpstreamResult{});
