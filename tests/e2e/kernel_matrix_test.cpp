@@ -96,6 +96,10 @@ const char* const kRequiredChecks[] = {
     "raw-syn-blocked",
     "udp-blocked",
     "other-port-refused",
+    "guard-load",
+    "guard-attach",
+    "guard-af-packet",
+    "guard-uninstall",
     "uninstall",
 };
 

@@ -24,6 +24,7 @@
 
 #include "caller/cgroup_paths.h"
 #include "datapath/datapath.h"
+#include "datapath/guard.h"
 #include "datapath/fd.h"
 #include "datapath/probe.h"
 
@@ -324,6 +325,26 @@ std::optional<std::string> private_bpffs(Reporter& rep) {
     return std::string(dir);
 }
 
+// The interface guard (tc ingress, clsact + cls_bpf) on the node end of the pod's veth: an AF_PACKET frame
+// the pod writes to 169.254.169.254 is dropped and counted; uninstall removes the filter.
+void check_guard(Reporter& rep, const GuestCheckOptions& o, PodNetns& pod, const std::string& pin_dir) {
+    auto selector = parse_guard_selector("kcnode");
+    auto guard = InterfaceGuard::load(pin_dir, *selector);
+    if (!rep.check("guard-load", guard.ok(), guard.ok() ? "tc program loaded" : guard.error().message))
+        return;
+    auto attached = (*guard)->attach_existing();
+    if (!rep.check("guard-attach", attached.ok() && *attached == 1,
+                   attached.ok() ? std::to_string(*attached) + " interface(s)" : attached.error().message))
+        return;
+    auto r = run({o.probe_bin, "packet-syn", kMetadataIp, "80", "veth0"}, pod.fd());
+    auto dropped = (*guard)->counters()[PODID_GUARD_DROP_V4];
+    rep.check("guard-af-packet", r.exit_code == 0 && dropped == 1,
+              "frame sent: " + r.out + "dropped=" + std::to_string(dropped));
+    auto removed = InterfaceGuard::uninstall(pin_dir);
+    rep.check("guard-uninstall", removed.ok() && *removed == 1,
+              removed.ok() ? std::to_string(*removed) + " filter(s) removed" : removed.error().message);
+}
+
 void check_datapath(Reporter& rep, const GuestCheckOptions& o, const std::string& bpffs) {
     auto mount = find_cgroup2_mount();
     if (!rep.check("cgroup2", mount.ok(), mount.ok() ? *mount : mount.error().message))
@@ -371,6 +392,8 @@ void check_datapath(Reporter& rep, const GuestCheckOptions& o, const std::string
                   PODID_CTR_DROP_UDP);
     check_blocked(rep, *dp, o, pod, pod_cgroup, pod_id, "other-port-refused", {"tcp", kMetadataIp, "443"},
                   PODID_CTR_DENY_PORT);
+
+    check_guard(rep, o, pod, config.pin_dir);
 
     auto u = Datapath::uninstall(config.pin_dir);
     rep.check("uninstall", u.ok(), u.ok() ? "pins removed" : u.error().message);

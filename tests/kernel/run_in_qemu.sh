@@ -52,18 +52,20 @@ for bin in "$guest" "$probe"; do
   done
 done
 
-# Debian's cloud kernels build veth as a module; load it (and whatever else =m the check needs) from the package.
+# Debian's cloud kernels build veth and the tc pieces the interface guard uses (clsact qdisc, cls_bpf) as modules;
+# load them from the package (a real node's kernel autoloads them on first use). CONFIG name:module name.
 modules=()
-for opt in VETH; do
+for pair in VETH:veth NET_SCH_INGRESS:sch_ingress NET_CLS_BPF:cls_bpf; do
+  opt=${pair%%:*} mod=${pair#*:}
   if grep -q "^CONFIG_$opt=m" "$config"; then
-    ko=$(find "$tree/lib/modules/$kver" -name "${opt,,}.ko*" | head -n1)
+    ko=$(find "$tree/lib/modules/$kver" -name "$mod.ko*" | head -n1)
     [[ -n $ko ]] || { echo "podid-kernel: CONFIG_$opt=m but no module in $pkg" >&2; exit 3; }
     case $ko in
-      *.xz) xz -dc "$ko" >"$root/lib/modules/${opt,,}.ko" ;;
-      *.zst) zstd -dcq "$ko" >"$root/lib/modules/${opt,,}.ko" ;;
-      *) cp "$ko" "$root/lib/modules/${opt,,}.ko" ;;
+      *.xz) xz -dc "$ko" >"$root/lib/modules/$mod.ko" ;;
+      *.zst) zstd -dcq "$ko" >"$root/lib/modules/$mod.ko" ;;
+      *) cp "$ko" "$root/lib/modules/$mod.ko" ;;
     esac
-    modules+=("${opt,,}")
+    modules+=("$mod")
   fi
 done
 
