@@ -35,12 +35,8 @@ int main(int argc, char** argv) {
         return 2;
     }
     switch (options->command) {
-    case podid::AgentOptions::Command::help:
-        std::fputs(podid::agent_usage().c_str(), stdout);
-        return 0;
-    case podid::AgentOptions::Command::version:
-        std::printf("podid-agent %s\n", PODID_VERSION);
-        return 0;
+    case podid::AgentOptions::Command::help: std::fputs(podid::agent_usage().c_str(), stdout); return 0;
+    case podid::AgentOptions::Command::version: std::printf("podid-agent %s\n", PODID_VERSION); return 0;
     case podid::AgentOptions::Command::uninstall: {
         // The interface guard's tc filters first (in this network namespace: run it where the agent ran).
         auto guards = podid::InterfaceGuard::uninstall(options->bpffs);
@@ -57,8 +53,7 @@ int main(int argc, char** argv) {
                      options->bpffs.c_str());
         return 0;
     }
-    case podid::AgentOptions::Command::run:
-        break;
+    case podid::AgentOptions::Command::run: break;
     }
     return podid::run_agent(*options);
 }

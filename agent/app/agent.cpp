@@ -24,17 +24,17 @@
 #include "datapath/guard.h"
 #include "datapath/probe.h"
 #include "http/server.h"
+#include "kube/config.h"
+#include "kube/state.h"
 #include "observe/admin_http.h"
 #include "observe/admin_socket.h"
 #include "observe/audit.h"
 #include "observe/bpf_collector.h"
 #include "observe/health.h"
+#include "observe/log.h"
 #include "observe/metrics.h"
 #include "observe/recent_conns.h"
 #include "observe/selfcheck.h"
-#include "observe/log.h"
-#include "kube/config.h"
-#include "kube/state.h"
 #include "policy/host_token_policy.h"
 #include "policy/kube_bindings.h"
 #include "policy/static_bindings.h"
@@ -71,9 +71,9 @@ public:
     std::optional<Origin> origin_of(int fd) const override {
         auto origin = dp_.origin_of(fd);
         ConnRecord r;
-        r.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count();
+        r.time_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+                .count();
         sockaddr_storage peer{}, local{};
         socklen_t plen = sizeof(peer), llen = sizeof(local);
         if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) == 0)
@@ -139,9 +139,9 @@ public:
         caller.pod = state_.pod_by_uid(caller.pod_ref->uid);
         if (!caller.pod && may_wait)
             caller.pod = co_await state_.wait_for_pod(
-                caller.pod_ref->uid, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                         std::max(deadline - std::chrono::steady_clock::now(),
-                                                  std::chrono::steady_clock::duration::zero())));
+                caller.pod_ref->uid,
+                std::chrono::duration_cast<std::chrono::milliseconds>(std::max(
+                    deadline - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration::zero())));
         co_return caller;
     }
 
@@ -273,9 +273,9 @@ Result<uint64_t> own_cgroup_id_from_redirect(const Datapath& dp, const std::stri
 }  // namespace
 
 int run_agent(const AgentOptions& o) {
-    const int64_t started_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count();
+    const int64_t started_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
     auto mount = find_cgroup2_mount();
     if (!mount) {
         log_error("no cgroup2 mount", kv("reason", mount.error().message) +
@@ -291,13 +291,14 @@ int run_agent(const AgentOptions& o) {
     if (cgroup_root.empty()) {
         auto rel = detect_kubepods_root(*mount);
         if (!rel) {
-            log_error("cannot find the kubepods cgroup", kv("reason", rel.error().message) +
-                                                            kv("fix", "pass --cgroup-root"));
+            log_error("cannot find the kubepods cgroup",
+                      kv("reason", rel.error().message) + kv("fix", "pass --cgroup-root"));
             return 1;
         }
         cgroup_root = *mount + (*rel == "/" ? "" : *rel);
     }
-    if (cgroup_root.rfind(*mount, 0) != 0 || (cgroup_root.size() > mount->size() && cgroup_root[mount->size()] != '/')) {
+    if (cgroup_root.rfind(*mount, 0) != 0 ||
+        (cgroup_root.size() > mount->size() && cgroup_root[mount->size()] != '/')) {
         log_error("--cgroup-root is not under the cgroup2 mount",
                   kv("cgroup_root", cgroup_root) + kv("cgroup2_mount", *mount));
         return 1;
@@ -371,8 +372,8 @@ int run_agent(const AgentOptions& o) {
             auto n = guard->attach_existing();
             if (!n)
                 log_error("interface guard: some interfaces are not guarded", kv("reason", n.error().message));
-            log_info("interface guard attached", kv("interfaces", std::to_string(guard->guarded().size())) +
-                                                     kv("selector", o.guard_interfaces));
+            log_info("interface guard attached",
+                     kv("interfaces", std::to_string(guard->guarded().size())) + kv("selector", o.guard_interfaces));
         }
     }
 
@@ -600,8 +601,8 @@ int run_agent(const AgentOptions& o) {
         admin_socket = std::make_unique<AdminSocketServer>(
             io, [&views](const AdminRequest& req) { return introspect_response(req, views); });
         if (auto r = admin_socket->listen(o.admin_socket); !r) {
-            log_error("cannot open the admin socket", kv("reason", r.error().message) +
-                                                          kv("fix", "pass --admin-socket PATH, or \"\" to disable it"));
+            log_error("cannot open the admin socket",
+                      kv("reason", r.error().message) + kv("fix", "pass --admin-socket PATH, or \"\" to disable it"));
             return 1;
         }
         log_info("serving podidctl on the admin socket", kv("path", o.admin_socket));
@@ -629,7 +630,7 @@ int run_agent(const AgentOptions& o) {
         if (ec)
             return;
         log_info("draining", kv("signal", signo == SIGTERM ? "SIGTERM" : "SIGINT") +
-                                  kv("in_flight_connections", std::to_string(server.connections())));
+                                 kv("in_flight_connections", std::to_string(server.connections())));
         server.shutdown();
         if (admin)
             admin->shutdown();

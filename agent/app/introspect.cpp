@@ -93,9 +93,12 @@ void add_counters(CgroupCounters& into, const CgroupCounters& c) {
 }
 
 json pod_json(const PodInfo& p) {
-    return json{{"namespace", p.ns},           {"name", p.name},
-                {"uid", p.uid},                {"service_account", p.service_account},
-                {"host_network", p.host_network}, {"labels", p.labels}};
+    return json{{"namespace", p.ns},
+                {"name", p.name},
+                {"uid", p.uid},
+                {"service_account", p.service_account},
+                {"host_network", p.host_network},
+                {"labels", p.labels}};
 }
 
 // The cgroups kubelet made for each pod on this node: uid -> pod-level path and container paths.
@@ -198,10 +201,14 @@ json Introspection::status() const {
         j["connections_accepted"] = s_.conns->total();
     if (s_.tokens) {
         TokenCacheStats st = s_.tokens->stats();
-        json cache{{"entries", st.entries},       {"hits", st.hits},
-                   {"misses", st.misses},         {"shared", st.shared},
-                   {"forced", st.forced},         {"negative_hits", st.negative_hits},
-                   {"refreshes_ok", st.refreshes_ok}, {"refreshes_failed", st.refreshes_failed}};
+        json cache{{"entries", st.entries},
+                   {"hits", st.hits},
+                   {"misses", st.misses},
+                   {"shared", st.shared},
+                   {"forced", st.forced},
+                   {"negative_hits", st.negative_hits},
+                   {"refreshes_ok", st.refreshes_ok},
+                   {"refreshes_failed", st.refreshes_failed}};
         json upstream = json::object();
         for (const auto& [status, n] : st.upstream_by_status)
             upstream[status == 0 ? "no_answer" : std::to_string(status)] = n;
@@ -237,7 +244,7 @@ json Introspection::status() const {
     if (s_.kube) {
         json watches = json::object();
         for (const auto& [resource, st] : s_.kube->informer_stats())
-            watches[resource] = json{{"synced", st.synced}, {"lists", st.lists},     {"relists", st.relists},
+            watches[resource] = json{{"synced", st.synced},   {"lists", st.lists},   {"relists", st.relists},
                                      {"watches", st.watches}, {"events", st.events}, {"errors", st.errors}};
         j["kubernetes"] = json{{"pods", s_.kube->pods_count()}, {"synced", s_.kube->synced()}, {"watches", watches}};
     }
@@ -380,12 +387,11 @@ json explain_caller(const Caller& caller, const StaticBindings* file, const Kube
         plain = "400 Identity not found (SDK credential chains move on)";
     else
         plain = "the default identity above";
-    j["requests"] = json{
-        {"without_identity_parameter", plain},
-        {"with_client_id_msi_res_id_or_object_id",
-         decided.kind == BindingKind::node_identity
-             ? "forwarded as the node"
-             : "served only when it names one of the identities above, else 400 Identity not found"}};
+    j["requests"] = json{{"without_identity_parameter", plain},
+                         {"with_client_id_msi_res_id_or_object_id",
+                          decided.kind == BindingKind::node_identity
+                              ? "forwarded as the node"
+                              : "served only when it names one of the identities above, else 400 Identity not found"}};
     return j;
 }
 

@@ -32,23 +32,23 @@ class KubeState;
 
 struct IntrospectSources {
     std::string version;
-    int64_t started_ms = 0;         // epoch milliseconds
+    int64_t started_ms = 0;  // epoch milliseconds
     std::string node_ip;
     uint16_t port = 0;
     std::string node_name;
-    std::string cgroup_root;        // absolute
-    std::string kubepods_rel;       // relative to the cgroup2 mount
+    std::string cgroup_root;   // absolute
+    std::string kubepods_rel;  // relative to the cgroup2 mount
     std::string bpffs;
     const Datapath* datapath = nullptr;
     CgroupPathResolver* paths = nullptr;
-    const kube::KubeState* kube = nullptr;            // null in standalone mode
-    const KubeBindingSource* kube_bindings = nullptr; // null in standalone mode
-    const StaticBindings* file_bindings = nullptr;    // null without --bindings
+    const kube::KubeState* kube = nullptr;             // null in standalone mode
+    const KubeBindingSource* kube_bindings = nullptr;  // null in standalone mode
+    const StaticBindings* file_bindings = nullptr;     // null without --bindings
     const CachingTokenProvider* tokens = nullptr;
     const Health* health = nullptr;
     const SelfCheck* self_check = nullptr;
     const RecentConnections* conns = nullptr;
-    const InterfaceGuard* guard = nullptr;            // null with --guard-interfaces none (or not loaded)
+    const InterfaceGuard* guard = nullptr;  // null with --guard-interfaces none (or not loaded)
     std::function<size_t()> connections_open;
 };
 

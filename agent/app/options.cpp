@@ -15,9 +15,9 @@ Result<uint64_t> parse_uint(const std::string& flag, const std::string& text, ui
     uint64_t value = 0;
     auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (ec != std::errc() || ptr != text.data() + text.size() || value < min || value > max)
-        return make_error(flag + ": '" + text + "' is not a number from " + std::to_string(min) + " to " +
-                              std::to_string(max),
-                          EINVAL);
+        return make_error(
+            flag + ": '" + text + "' is not a number from " + std::to_string(min) + " to " + std::to_string(max),
+            EINVAL);
     return value;
 }
 
@@ -246,15 +246,17 @@ Result<AgentOptions> parse_agent_options(const std::vector<std::string>& args,
 
     if (o.command == AgentOptions::Command::run) {
         if (o.node_ip.empty())
-            return make_error("the node IP is not set: pass --node-ip or set $NODE_IP (the DaemonSet sets it from "
-                              "status.hostIP)",
-                              EINVAL);
+            return make_error(
+                "the node IP is not set: pass --node-ip or set $NODE_IP (the DaemonSet sets it from "
+                "status.hostIP)",
+                EINVAL);
         if (!is_ip4(o.node_ip))
             return make_error("--node-ip: '" + o.node_ip + "' is not an IPv4 address", EINVAL);
         if (o.kubernetes && o.node_name.empty())
-            return make_error("Kubernetes mode needs the node name: pass --node-name or set $NODE_NAME (the DaemonSet "
-                              "sets it from spec.nodeName)",
-                              EINVAL);
+            return make_error(
+                "Kubernetes mode needs the node name: pass --node-name or set $NODE_NAME (the DaemonSet "
+                "sets it from spec.nodeName)",
+                EINVAL);
         if (!o.metrics_addr.empty() && o.metrics_addr.rfind(':') == std::string::npos)
             return make_error("--metrics-addr: '" + o.metrics_addr + "' is not HOST:PORT", EINVAL);
         if (o.guard_interfaces != "none")

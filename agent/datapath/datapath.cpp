@@ -52,9 +52,7 @@ const MapSlot kMaps[] = {
     {"exempt_cgroups", [](podid_bpf* s) { return s->maps.exempt_cgroups; }},
 };
 
-Error errno_error(const std::string& what, int err) {
-    return make_error(what + ": " + std::strerror(err), err);
-}
+Error errno_error(const std::string& what, int err) { return make_error(what + ": " + std::strerror(err), err); }
 
 // libbpf reports failures as negative errno (or NULL + errno); turn them into positive errno here.
 int libbpf_errno(int ret) { return ret < 0 ? -ret : (errno ? errno : EINVAL); }
@@ -106,7 +104,8 @@ Result<std::string> attach_or_update(bpf_program* prog, int cgroup_fd, uint64_t 
             if (ret == 0)
                 return std::string("updated pinned link");
             // ENOLINK: the cgroup the link was attached to is gone (a stale pin).
-            how = "re-attached (" + std::string(libbpf_errno(ret) == ENOLINK ? "stale pin" : std::strerror(libbpf_errno(ret))) + ")";
+            how = "re-attached (" +
+                  std::string(libbpf_errno(ret) == ENOLINK ? "stale pin" : std::strerror(libbpf_errno(ret))) + ")";
         } else {
             how = info.cgroup.cgroup_id == 0 ? "re-attached (stale pin)" : "re-attached (cgroup changed)";
         }
@@ -148,30 +147,18 @@ std::string format_ip4(uint32_t network_order) {
 
 const char* counter_name(int slot) {
     switch (slot) {
-    case PODID_CTR_REDIRECT4:
-        return "redirect4";
-    case PODID_CTR_REDIRECT6:
-        return "redirect6_v4mapped";
-    case PODID_CTR_AGENT_DIRECT:
-        return "agent_direct";
-    case PODID_CTR_DENY_PORT:
-        return "deny_metadata_port";
-    case PODID_CTR_DROP_TCP:
-        return "drop_tcp";
-    case PODID_CTR_DROP_UDP:
-        return "drop_udp";
-    case PODID_CTR_DROP_ICMP:
-        return "drop_icmp";
-    case PODID_CTR_DROP_OTHER:
-        return "drop_other";
-    case PODID_CTR_DROP_RAW_AGENT:
-        return "drop_raw_to_agent";
-    case PODID_CTR_DROP_V6:
-        return "drop_ipv6";
-    case PODID_CTR_NO_STORAGE:
-        return "deny_no_storage";
-    default:
-        return nullptr;
+    case PODID_CTR_REDIRECT4: return "redirect4";
+    case PODID_CTR_REDIRECT6: return "redirect6_v4mapped";
+    case PODID_CTR_AGENT_DIRECT: return "agent_direct";
+    case PODID_CTR_DENY_PORT: return "deny_metadata_port";
+    case PODID_CTR_DROP_TCP: return "drop_tcp";
+    case PODID_CTR_DROP_UDP: return "drop_udp";
+    case PODID_CTR_DROP_ICMP: return "drop_icmp";
+    case PODID_CTR_DROP_OTHER: return "drop_other";
+    case PODID_CTR_DROP_RAW_AGENT: return "drop_raw_to_agent";
+    case PODID_CTR_DROP_V6: return "drop_ipv6";
+    case PODID_CTR_NO_STORAGE: return "deny_no_storage";
+    default: return nullptr;
     }
 }
 
@@ -314,8 +301,8 @@ std::optional<Origin> Datapath::origin_of(int accepted_fd) const {
     Origin o;
     o.cgroup_id = value.cgroup_id;
     o.pid = value.tgid;
-    o.comm.assign(reinterpret_cast<const char*>(value.comm), strnlen(reinterpret_cast<const char*>(value.comm),
-                                                                      PODID_COMM_LEN));
+    o.comm.assign(reinterpret_cast<const char*>(value.comm),
+                  strnlen(reinterpret_cast<const char*>(value.comm), PODID_COMM_LEN));
     o.orig_dst = format_ip4(value.orig_dst_ip4) + ":" + std::to_string(ntohs(value.orig_dst_port));
     o.redirected = (value.flags & PODID_ORIGIN_REDIRECTED) != 0;
     return o;

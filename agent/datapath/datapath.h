@@ -24,9 +24,9 @@ struct podid_bpf;
 namespace podid {
 
 struct DatapathConfig {
-    std::string cgroup_root;            // absolute path of the cgroup the programs attach to (kubepods)
+    std::string cgroup_root;  // absolute path of the cgroup the programs attach to (kubepods)
     std::string pin_dir = "/sys/fs/bpf/podid";
-    uint32_t agent_ip4 = 0;             // network order: where pods are redirected (the node IP)
+    uint32_t agent_ip4 = 0;  // network order: where pods are redirected (the node IP)
     uint16_t agent_port = PODID_DEFAULT_AGENT_PORT;
     std::vector<uint64_t> exempt_cgroups;  // besides the agent's own cgroup
 };

@@ -157,8 +157,8 @@ void InterfaceGuard::on_event(const LinkEvent& e) {
             return;  // RTM_NEWLINK also reports state changes of known links
     }
     if (auto r = attach(e.ifindex, e.name); !r)
-        log_error("interface guard: cannot guard a new interface", kv("interface", e.name) +
-                                                                      kv("reason", r.error().message));
+        log_error("interface guard: cannot guard a new interface",
+                  kv("interface", e.name) + kv("reason", r.error().message));
     else
         log_info("interface guard attached", kv("interface", e.name));
 }
@@ -190,25 +190,25 @@ Result<void> InterfaceGuard::watch(boost::asio::io_context& io) {
         auto w = weak.lock();
         if (!w)
             return;
-        w->stream.async_read_some(boost::asio::buffer(w->buf), [this, weak](const boost::system::error_code& ec,
-                                                                            std::size_t n) {
-            auto w = weak.lock();
-            if (!w || ec == boost::asio::error::operation_aborted)
-                return;
-            if (ec == boost::asio::error::no_buffer_space) {
-                // ENOBUFS: the kernel dropped events; find out what changed by dumping again.
-                log_warn("interface guard: netlink overrun, rescanning interfaces");
-                if (auto r = attach_existing(); !r)
-                    log_error("interface guard: rescan failed", kv("reason", r.error().message));
-            } else if (ec) {
-                log_error("interface guard: netlink watch stopped", kv("reason", ec.message()));
-                return;
-            } else {
-                for (const auto& e : parse_link_messages(w->buf.data(), n).events)
-                    on_event(e);
-            }
-            w->read();
-        });
+        w->stream.async_read_some(
+            boost::asio::buffer(w->buf), [this, weak](const boost::system::error_code& ec, std::size_t n) {
+                auto w = weak.lock();
+                if (!w || ec == boost::asio::error::operation_aborted)
+                    return;
+                if (ec == boost::asio::error::no_buffer_space) {
+                    // ENOBUFS: the kernel dropped events; find out what changed by dumping again.
+                    log_warn("interface guard: netlink overrun, rescanning interfaces");
+                    if (auto r = attach_existing(); !r)
+                        log_error("interface guard: rescan failed", kv("reason", r.error().message));
+                } else if (ec) {
+                    log_error("interface guard: netlink watch stopped", kv("reason", ec.message()));
+                    return;
+                } else {
+                    for (const auto& e : parse_link_messages(w->buf.data(), n).events)
+                        on_event(e);
+                }
+                w->read();
+            });
     };
     w->read();
     return {};
@@ -245,9 +245,7 @@ GuardCounters sum_counters(int map_fd, int ncpus) {
 
 }  // namespace
 
-GuardCounters InterfaceGuard::counters() const {
-    return sum_counters(bpf_map__fd(skel_->maps.guard_stats), ncpus_);
-}
+GuardCounters InterfaceGuard::counters() const { return sum_counters(bpf_map__fd(skel_->maps.guard_stats), ncpus_); }
 
 Result<GuardCounters> InterfaceGuard::read_pinned_counters(const std::string& pin_dir) {
     const std::string pin = pin_dir + "/" + kStatsPin;

@@ -13,8 +13,8 @@ namespace podid {
 struct LinkEvent {
     bool removed = false;  // RTM_DELLINK
     int ifindex = 0;
-    std::string name;      // IFLA_IFNAME
-    std::string kind;      // IFLA_LINKINFO / IFLA_INFO_KIND: "veth", "bridge", ...; "" for physical devices
+    std::string name;  // IFLA_IFNAME
+    std::string kind;  // IFLA_LINKINFO / IFLA_INFO_KIND: "veth", "bridge", ...; "" for physical devices
 };
 
 // Parses a buffer of netlink messages (as read from a NETLINK_ROUTE socket). Messages that are not

@@ -44,8 +44,8 @@ const std::vector<FeatureRequirement> kRequirements = {
      BPF_PROG_TYPE_CGROUP_SOCK_ADDR, static_cast<int>(offsetof(bpf_sock_addr, sk)), BPF_CGROUP_INET4_CONNECT},
     {ProbeKind::helper, "the bpf_sk_storage_get helper in sockops programs", "5.3", BPF_PROG_TYPE_SOCK_OPS,
      BPF_FUNC_sk_storage_get},
-    {ProbeKind::ctx_field, "the sk field of bpf_sock_ops (socket storage from sockops)", "5.10",
-     BPF_PROG_TYPE_SOCK_OPS, static_cast<int>(offsetof(bpf_sock_ops, sk))},
+    {ProbeKind::ctx_field, "the sk field of bpf_sock_ops (socket storage from sockops)", "5.10", BPF_PROG_TYPE_SOCK_OPS,
+     static_cast<int>(offsetof(bpf_sock_ops, sk))},
     {ProbeKind::helper, "the bpf_skb_load_bytes helper in cgroup_skb programs", "4.10", BPF_PROG_TYPE_CGROUP_SKB,
      BPF_FUNC_skb_load_bytes},
     {ProbeKind::helper, "the bpf_skb_cgroup_id helper in cgroup_skb programs", "4.18", BPF_PROG_TYPE_CGROUP_SKB,
@@ -76,12 +76,9 @@ std::string errno_text(int err) { return std::string(std::strerror(err)); }
 bpf_prog_type prog_type_for(bpf_attach_type attach) {
     switch (attach) {
     case BPF_CGROUP_INET_INGRESS:
-    case BPF_CGROUP_INET_EGRESS:
-        return BPF_PROG_TYPE_CGROUP_SKB;
-    case BPF_CGROUP_SOCK_OPS:
-        return BPF_PROG_TYPE_SOCK_OPS;
-    default:
-        return BPF_PROG_TYPE_CGROUP_SOCK_ADDR;
+    case BPF_CGROUP_INET_EGRESS: return BPF_PROG_TYPE_CGROUP_SKB;
+    case BPF_CGROUP_SOCK_OPS: return BPF_PROG_TYPE_SOCK_OPS;
+    default: return BPF_PROG_TYPE_CGROUP_SOCK_ADDR;
     }
 }
 
@@ -145,8 +142,7 @@ int probe_attach(const ThrowawayCgroup& cg, bpf_attach_type attach) {
 
 int run_probe(const FeatureRequirement& r, const Result<ThrowawayCgroup>* cg) {
     switch (r.kind) {
-    case ProbeKind::cgroup2:
-        return find_cgroup2_mount().ok() ? 1 : 0;
+    case ProbeKind::cgroup2: return find_cgroup2_mount().ok() ? 1 : 0;
     case ProbeKind::prog_type:
         if (r.attach != 0) {
             // libbpf 1.1 loads sock_addr probes without an expected attach type, which the kernel refuses.
@@ -156,11 +152,9 @@ int run_probe(const FeatureRequirement& r, const Result<ThrowawayCgroup>* cg) {
             return fd >= 0 ? 1 : (fd == -EINVAL ? 0 : fd);
         }
         return libbpf_probe_bpf_prog_type(static_cast<bpf_prog_type>(r.type), nullptr);
-    case ProbeKind::map_type:
-        return libbpf_probe_bpf_map_type(static_cast<bpf_map_type>(r.type), nullptr);
+    case ProbeKind::map_type: return libbpf_probe_bpf_map_type(static_cast<bpf_map_type>(r.type), nullptr);
     case ProbeKind::helper:
-        return libbpf_probe_bpf_helper(static_cast<bpf_prog_type>(r.type), static_cast<bpf_func_id>(r.helper),
-                                       nullptr);
+        return libbpf_probe_bpf_helper(static_cast<bpf_prog_type>(r.type), static_cast<bpf_func_id>(r.helper), nullptr);
     case ProbeKind::ctx_field: {
         int fd = load_trivial(static_cast<bpf_prog_type>(r.type), static_cast<bpf_attach_type>(r.attach), r.helper);
         if (fd >= 0)

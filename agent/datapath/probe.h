@@ -13,13 +13,13 @@
 namespace podid {
 
 enum class ProbeKind {
-    prog_type,     // BPF_PROG_TYPE_* loads at all
-    map_type,      // BPF_MAP_TYPE_* can be created
-    helper,        // a helper is callable from a program type
-    ctx_field,     // a context field is readable from a program type (loads a program that reads it)
-    cgroup_link,   // BPF_LINK_CREATE on a cgroup
-    attach_type,   // a cgroup attach type is accepted (attaches a trivial program to a throwaway cgroup)
-    cgroup2,       // the unified hierarchy is mounted
+    prog_type,    // BPF_PROG_TYPE_* loads at all
+    map_type,     // BPF_MAP_TYPE_* can be created
+    helper,       // a helper is callable from a program type
+    ctx_field,    // a context field is readable from a program type (loads a program that reads it)
+    cgroup_link,  // BPF_LINK_CREATE on a cgroup
+    attach_type,  // a cgroup attach type is accepted (attaches a trivial program to a throwaway cgroup)
+    cgroup2,      // the unified hierarchy is mounted
 };
 
 // One thing podid needs from the kernel. Numbers are the kernel's enums (bpf_prog_type, bpf_map_type,

@@ -24,8 +24,8 @@
 namespace podid {
 
 struct AdminHandlers {
-    std::function<std::string()> metrics;     // Metrics::scrape
-    std::function<Readiness()> readiness;     // Health::readiness
+    std::function<std::string()> metrics;  // Metrics::scrape
+    std::function<Readiness()> readiness;  // Health::readiness
 };
 
 using AdminRequest = boost::beast::http::request<boost::beast::http::string_body>;

@@ -74,8 +74,9 @@ std::vector<pm::MetricFamily> BpfCollector::Collect() const {
     redirected.type = pm::MetricType::Counter;
     pm::MetricFamily blocked;
     blocked.name = "podid_blocked_packets_total";
-    blocked.help = "Connections and packets to the metadata endpoint the BPF hooks refused or dropped "
-                   "(bypass attempts), by pod and reason.";
+    blocked.help =
+        "Connections and packets to the metadata endpoint the BPF hooks refused or dropped "
+        "(bypass attempts), by pod and reason.";
     blocked.type = pm::MetricType::Counter;
     for (const auto& [key, sums] : pods) {
         pm::ClientMetric m;

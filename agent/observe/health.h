@@ -23,13 +23,13 @@ struct SelfCheckStatus {
 };
 
 struct HealthSources {
-    std::function<size_t()> programs_attached;          // Datapath::report().size()
-    size_t programs_expected = 1;                        // fewer attached programs is not ready
-    std::function<SelfCheckStatus()> self_check;         // SelfCheck::status
+    std::function<size_t()> programs_attached;    // Datapath::report().size()
+    size_t programs_expected = 1;                 // fewer attached programs is not ready
+    std::function<SelfCheckStatus()> self_check;  // SelfCheck::status
     bool self_check_enabled = true;
     std::chrono::milliseconds self_check_max_age{90'000};  // a pass older than this no longer counts
-    std::function<bool()> bindings_ready;                // BindingSource::ready
-    std::function<int64_t()> now_ms;                     // steady clock; default: std::chrono::steady_clock
+    std::function<bool()> bindings_ready;                  // BindingSource::ready
+    std::function<int64_t()> now_ms;                       // steady clock; default: std::chrono::steady_clock
 };
 
 struct Readiness {

@@ -11,14 +11,10 @@ namespace podid {
 namespace {
 const char* name(LogLevel level) {
     switch (level) {
-    case LogLevel::debug:
-        return "debug";
-    case LogLevel::info:
-        return "info";
-    case LogLevel::warn:
-        return "warn";
-    case LogLevel::error:
-        return "error";
+    case LogLevel::debug: return "debug";
+    case LogLevel::info: return "info";
+    case LogLevel::warn: return "warn";
+    case LogLevel::error: return "error";
     }
     return "info";
 }

@@ -45,7 +45,7 @@ std::string code_class(unsigned status) {
 
 const std::vector<double>& request_duration_buckets() {
     static const std::vector<double> b{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                       0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,     10};
+                                       0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
     return b;
 }
 
@@ -59,7 +59,8 @@ public:
         if (p_.token_cache)
             collect_cache(p_.token_cache(), out);
         if (p_.pods_tracked) {
-            auto f = family("podid_pods_tracked", "Pods in the agent's pod directory (this node).", pm::MetricType::Gauge);
+            auto f =
+                family("podid_pods_tracked", "Pods in the agent's pod directory (this node).", pm::MetricType::Gauge);
             add_sample(f, {}, static_cast<double>(p_.pods_tracked()));
             out.push_back(std::move(f));
         }
@@ -103,8 +104,9 @@ public:
             out.push_back(std::move(interfaces));
         }
         if (p_.ready) {
-            auto f = family("podid_ready", "1 when /readyz answers 200 (programs attached, self-check passed, "
-                                           "bindings loaded), else 0.",
+            auto f = family("podid_ready",
+                            "1 when /readyz answers 200 (programs attached, self-check passed, "
+                            "bindings loaded), else 0.",
                             pm::MetricType::Gauge);
             add_sample(f, {}, p_.ready() ? 1 : 0);
             out.push_back(std::move(f));
@@ -123,12 +125,12 @@ private:
         counter("podid_token_cache_misses_total", "Token requests that started an upstream fetch.", s.misses);
         counter("podid_token_cache_shared_total", "Token requests that waited on a fetch another request started.",
                 s.shared);
-        auto entries = family("podid_token_cache_entries", "Identities (token keys) in the cache.",
-                              pm::MetricType::Gauge);
+        auto entries =
+            family("podid_token_cache_entries", "Identities (token keys) in the cache.", pm::MetricType::Gauge);
         add_sample(entries, {}, static_cast<double>(s.entries));
         out.push_back(std::move(entries));
-        auto refreshes = family("podid_token_refreshes_total", "Background token refreshes, by result.",
-                                pm::MetricType::Counter);
+        auto refreshes =
+            family("podid_token_refreshes_total", "Background token refreshes, by result.", pm::MetricType::Counter);
         add_sample(refreshes, {{"result", "ok"}}, static_cast<double>(s.refreshes_ok));
         add_sample(refreshes, {{"result", "failed"}}, static_cast<double>(s.refreshes_failed));
         out.push_back(std::move(refreshes));
@@ -190,8 +192,9 @@ void Metrics::on_request(const AuditRecord& r) {
             break;
         }
     }
-    request_duration_.Add({{"kind", r.kind.empty() ? "unknown" : r.kind}, {"code_class", code_class(r.status)}},
-                          request_duration_buckets())
+    request_duration_
+        .Add({{"kind", r.kind.empty() ? "unknown" : r.kind}, {"code_class", code_class(r.status)}},
+             request_duration_buckets())
         .Observe(r.latency_ms / 1000.0);
     if (is_denial(r.reason))
         denials_.Add({{"reason", to_string(r.reason)}}).Increment();

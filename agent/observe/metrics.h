@@ -51,13 +51,13 @@ struct GuardMetrics {
 
 // Values read at scrape time. Each may be left empty.
 struct MetricsProviders {
-    std::function<TokenCacheStats()> token_cache;                 // CachingTokenProvider::stats
-    std::function<size_t()> pods_tracked;                         // pods in the pod directory
-    std::function<size_t()> cgroups_tracked;                      // cgroups with BPF counters
+    std::function<TokenCacheStats()> token_cache;                        // CachingTokenProvider::stats
+    std::function<size_t()> pods_tracked;                                // pods in the pod directory
+    std::function<size_t()> cgroups_tracked;                             // cgroups with BPF counters
     std::function<std::map<std::string, WatchCounters>()> kube_watches;  // by resource
-    std::function<size_t()> bpf_programs_attached;                // Datapath::report().size()
-    std::function<bool()> ready;                                  // Health::readiness().ready
-    std::function<GuardMetrics()> guard;                          // InterfaceGuard (absent with it off)
+    std::function<size_t()> bpf_programs_attached;                       // Datapath::report().size()
+    std::function<bool()> ready;                                         // Health::readiness().ready
+    std::function<GuardMetrics()> guard;                                 // InterfaceGuard (absent with it off)
 };
 
 class Metrics : public RequestSink {

@@ -7,28 +7,28 @@
 namespace podid {
 
 enum class Reason : uint16_t {
-    ok_bound_identity = 0,        // served the caller's bound identity
-    ok_node_identity = 1,         // AzurePodIdentityException: passed through as the node
-    ok_probe = 2,                 // SDK probe (no Metadata header) answered locally
-    ok_forwarded = 3,             // non-identity metadata path forwarded to IMDS
-    deny_no_origin = 4,           // no kernel origin record for the connection
-    deny_no_binding = 5,          // caller has no bound identity
-    deny_identity_not_bound = 6,  // requested identity is not among the caller's bindings
-    deny_missing_metadata = 7,    // Metadata: true absent on a non-probe path
-    deny_forwarded_for = 8,       // X-Forwarded-For present
-    deny_bad_request = 9,         // malformed query (duplicate, missing resource/api-version)
-    deny_method = 10,             // not GET
-    deny_path = 11,               // odd spelling of the identity path, or unknown path
-    deny_instance_blocked = 12,   // /metadata/instance under --block-instance-metadata
-    deny_host_token_caller = 13,  // /host/token caller not authorised
-    deny_host_token_pod = 14,     // /host/token for an unknown pod or one without binding
-    error_upstream = 15,          // IMDS answered with an error and no cached token existed
-    error_unavailable = 16,       // upstream unreachable / timed out / limits
-    deny_not_ready = 17,          // pod not known yet after --pod-wait
+    ok_bound_identity = 0,           // served the caller's bound identity
+    ok_node_identity = 1,            // AzurePodIdentityException: passed through as the node
+    ok_probe = 2,                    // SDK probe (no Metadata header) answered locally
+    ok_forwarded = 3,                // non-identity metadata path forwarded to IMDS
+    deny_no_origin = 4,              // no kernel origin record for the connection
+    deny_no_binding = 5,             // caller has no bound identity
+    deny_identity_not_bound = 6,     // requested identity is not among the caller's bindings
+    deny_missing_metadata = 7,       // Metadata: true absent on a non-probe path
+    deny_forwarded_for = 8,          // X-Forwarded-For present
+    deny_bad_request = 9,            // malformed query (duplicate, missing resource/api-version)
+    deny_method = 10,                // not GET
+    deny_path = 11,                  // odd spelling of the identity path, or unknown path
+    deny_instance_blocked = 12,      // /metadata/instance under --block-instance-metadata
+    deny_host_token_caller = 13,     // /host/token caller not authorised
+    deny_host_token_pod = 14,        // /host/token for an unknown pod or one without binding
+    error_upstream = 15,             // IMDS answered with an error and no cached token existed
+    error_unavailable = 16,          // upstream unreachable / timed out / limits
+    deny_not_ready = 17,             // pod not known yet after --pod-wait
     deny_unsupported_identity = 18,  // AzureIdentity type this agent cannot serve
 };
 
-const char* to_string(Reason reason);   // "ok_bound_identity", ...
+const char* to_string(Reason reason);  // "ok_bound_identity", ...
 bool is_denial(Reason reason);
 
 }  // namespace podid

@@ -18,10 +18,10 @@
 namespace podid {
 
 struct ConnRecord {
-    uint64_t seq = 0;          // 1, 2, ... in accept order (gaps show what the ring dropped)
-    int64_t time_ms = 0;       // epoch milliseconds of the accept
-    std::string peer;          // "10.77.0.2:41234" as the agent saw it (a source address; never used to attribute)
-    std::string listener;      // "node" (node IP) or "loopback"
+    uint64_t seq = 0;              // 1, 2, ... in accept order (gaps show what the ring dropped)
+    int64_t time_ms = 0;           // epoch milliseconds of the accept
+    std::string peer;              // "10.77.0.2:41234" as the agent saw it (a source address; never used to attribute)
+    std::string listener;          // "node" (node IP) or "loopback"
     std::optional<Origin> origin;  // nullopt: the kernel recorded nothing (the agent denies such connections)
 };
 
@@ -32,7 +32,7 @@ public:
     void record(ConnRecord record);  // seq is assigned here
     // Newest first, at most `limit`.
     std::vector<ConnRecord> latest(std::size_t limit) const;
-    uint64_t total() const;          // connections recorded since start
+    uint64_t total() const;  // connections recorded since start
     std::size_t capacity() const { return capacity_; }
 
 private:

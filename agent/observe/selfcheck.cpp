@@ -135,8 +135,8 @@ SelfCheckStatus judge_selfcheck_response(std::string_view raw, uint64_t cgroup_i
     }
     std::string_view got = body.substr(kBodyPrefix.size());
     if (got != std::to_string(cgroup_id)) {
-        st.detail = "origin recorded as cgroup " + std::string(got.substr(0, 24)) + ", expected " +
-                    std::to_string(cgroup_id);
+        st.detail =
+            "origin recorded as cgroup " + std::string(got.substr(0, 24)) + ", expected " + std::to_string(cgroup_id);
         return st;
     }
     st.passed = true;
@@ -187,7 +187,7 @@ SelfCheckStatus SelfCheck::check() {
     if (mkdir(cgroup_path_.c_str(), 0755) != 0 && errno != EEXIST)
         return fail("cannot create " + cgroup_path_, errno);
     created_ = true;
-    struct stat sb{};
+    struct stat sb {};
     if (stat(cgroup_path_.c_str(), &sb) != 0)
         return fail("cannot stat " + cgroup_path_, errno);
     {

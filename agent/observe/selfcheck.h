@@ -27,13 +27,13 @@
 namespace podid {
 
 struct SelfCheckOptions {
-    std::string cgroup_root;                              // absolute: where the programs attach
+    std::string cgroup_root;  // absolute: where the programs attach
     std::string cgroup_name = "podid-selfcheck.scope";
-    std::string target_ip = "169.254.169.254";            // what a pod would dial
+    std::string target_ip = "169.254.169.254";  // what a pod would dial
     uint16_t target_port = 80;
-    std::chrono::milliseconds timeout{3000};              // connect + answer
-    std::chrono::milliseconds interval{30'000};           // between runs when start()ed
-    bool use_clone3 = true;                               // false: always fork + cgroup.procs (older kernels)
+    std::chrono::milliseconds timeout{3000};                // connect + answer
+    std::chrono::milliseconds interval{30'000};             // between runs when start()ed
+    bool use_clone3 = true;                                 // false: always fork + cgroup.procs (older kernels)
     std::function<void(const SelfCheckStatus&)> on_result;  // after every run (logging on change)
 };
 

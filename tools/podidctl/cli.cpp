@@ -145,9 +145,8 @@ int fetch(const CtlOptions& o, const std::string& target, std::ostream& err, jso
         return 1;
     }
     if (reply->status != 200) {
-        err << "podidctl: " << reply->body.value("error_description", "the agent answered " +
-                                                                          std::to_string(reply->status))
-            << "\n";
+        err << "podidctl: "
+            << reply->body.value("error_description", "the agent answered " + std::to_string(reply->status)) << "\n";
         return 1;
     }
     body = std::move(reply->body);
@@ -159,12 +158,8 @@ int fetch(const CtlOptions& o, const std::string& target, std::ostream& err, jso
 int run_ctl(const CtlOptions& o, std::ostream& out, std::ostream& err) {
     json body;
     switch (o.command) {
-    case CtlOptions::Command::help:
-        out << ctl_usage();
-        return 0;
-    case CtlOptions::Command::version:
-        out << "podidctl " << PODID_VERSION << "\n";
-        return 0;
+    case CtlOptions::Command::help: out << ctl_usage(); return 0;
+    case CtlOptions::Command::version: out << "podidctl " << PODID_VERSION << "\n"; return 0;
     case CtlOptions::Command::status: {
         json agent;
         auto reply = admin_get(o.socket, "/v1/status");

@@ -45,11 +45,12 @@ Result<AdminReply> admin_get(const std::string& socket_path, const std::string& 
     if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
         int err = errno;
         std::string hint = err == ENOENT || err == ECONNREFUSED ? " (is podid-agent running?)"
-                           : err == EACCES                    ? " (the admin socket is for root only)"
-                                                              : "";
+                           : err == EACCES                      ? " (the admin socket is for root only)"
+                                                                : "";
         return make_error("cannot connect to " + socket_path + ": " + std::strerror(err) + hint, err);
     }
-    std::string req = "GET " + target + " HTTP/1.1\r\nHost: podid\r\nAccept: application/json\r\nConnection: close\r\n\r\n";
+    std::string req =
+        "GET " + target + " HTTP/1.1\r\nHost: podid\r\nAccept: application/json\r\nConnection: close\r\n\r\n";
     for (size_t off = 0; off < req.size();) {
         ssize_t n = ::send(fd, req.data() + off, req.size() - off, MSG_NOSIGNAL);
         if (n <= 0)

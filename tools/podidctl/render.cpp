@@ -90,7 +90,8 @@ std::string render_status(const json& agent, const json& pins) {
     std::ostringstream out;
     const bool reachable = agent.is_object() && !agent.contains("error");
     if (reachable) {
-        std::string state = agent.value("ready", false) ? "running, ready" : "running, NOT READY: " + str(agent, "not_ready_reason");
+        std::string state =
+            agent.value("ready", false) ? "running, ready" : "running, NOT READY: " + str(agent, "not_ready_reason");
         line(out, "agent", state);
         std::string about = "pid " + str(agent, "pid") + ", version " + str(agent, "version") + ", up " +
                             format_duration(agent.value("uptime_seconds", int64_t{0})) + ", " + str(agent, "mode") +
@@ -121,12 +122,13 @@ std::string render_status(const json& agent, const json& pins) {
                 parts.push_back(std::string("kubernetes (") + (k.value("synced", false) ? "synced" : "NOT synced") +
                                 ", " + str(k, "pods") + " pods on this node)");
             }
-            line(out, "bindings", parts.empty() ? "none (nobody is bound)" : [&] {
-                std::string s;
-                for (const auto& p : parts)
-                    s += (s.empty() ? "" : " + ") + p;
-                return s;
-            }());
+            line(
+                out, "bindings", parts.empty() ? "none (nobody is bound)" : [&] {
+                    std::string s;
+                    for (const auto& p : parts)
+                        s += (s.empty() ? "" : " + ") + p;
+                    return s;
+                }());
         }
         if (agent.contains("token_cache")) {
             const json& c = agent["token_cache"];
@@ -145,13 +147,15 @@ std::string render_status(const json& agent, const json& pins) {
                 line(out, "guard", "OFF: AF_PACKET frames from pods are not filtered (--guard-interfaces none)");
             } else {
                 const json d = g.value("dropped", json::object());
-                line(out, "guard", std::to_string(g.value("interfaces", json::array()).size()) +
-                                       " pod interfaces; dropped " + str(d, "drop_ipv4", "0") + " IPv4 and " +
-                                       str(d, "drop_ipv6", "0") + " IPv6 frames to 169.254.169.254");
+                line(out, "guard",
+                     std::to_string(g.value("interfaces", json::array()).size()) + " pod interfaces; dropped " +
+                         str(d, "drop_ipv4", "0") + " IPv4 and " + str(d, "drop_ipv6", "0") +
+                         " IPv6 frames to 169.254.169.254");
             }
         }
-        line(out, "connections", str(agent, "connections_open", "0") + " open, " +
-                                     str(agent, "connections_accepted", "0") + " accepted since start");
+        line(out, "connections",
+             str(agent, "connections_open", "0") + " open, " + str(agent, "connections_accepted", "0") +
+                 " accepted since start");
     } else {
         line(out, "agent", "NOT REACHABLE: " + str(agent, "error"));
     }
@@ -159,14 +163,17 @@ std::string render_status(const json& agent, const json& pins) {
     const size_t present = pins.value("present", size_t{0}), expected = pins.value("expected", size_t{0});
     if (!reachable) {
         if (present == expected && expected > 0)
-            line(out, "datapath", "fail closed: the programs are pinned, so pods' connections to 169.254.169.254 are "
-                                  "refused until an agent starts (none reaches the node's identity)");
+            line(out, "datapath",
+                 "fail closed: the programs are pinned, so pods' connections to 169.254.169.254 are "
+                 "refused until an agent starts (none reaches the node's identity)");
         else if (present == 0)
-            line(out, "datapath", "nothing pinned in " + str(pins, "bpffs") +
-                                      ": pods reach 169.254.169.254 directly (podid is not installed on this node)");
+            line(out, "datapath",
+                 "nothing pinned in " + str(pins, "bpffs") +
+                     ": pods reach 169.254.169.254 directly (podid is not installed on this node)");
         else
-            line(out, "datapath", "PARTIAL: " + std::to_string(present) + " of " + std::to_string(expected) +
-                                      " pins present in " + str(pins, "bpffs"));
+            line(out, "datapath",
+                 "PARTIAL: " + std::to_string(present) + " of " + std::to_string(expected) + " pins present in " +
+                     str(pins, "bpffs"));
     }
 
     out << "\nLINKS (" << present << "/" << expected << " pins present in " << str(pins, "bpffs") << ")\n";
@@ -216,11 +223,10 @@ std::string render_pods(const json& body) {
     for (const auto& p : body.value("pods", json::array())) {
         const json c = p.value("counters", json::object());
         std::string who = kube ? str(p, "namespace") + "/" + str(p, "name") : "uid " + str(p, "uid");
-        std::string identity = str(p, "binding") == "node_identity" ? "(the node's)"
-                                                                     : identity_cell(p.value("identities", json::array()));
-        rows.push_back({who, str(p, "binding"), identity,
-                        std::to_string(p.value("cgroups", json::array()).size()), str(c, "redirected", "0"),
-                        str(c, "blocked", "0")});
+        std::string identity =
+            str(p, "binding") == "node_identity" ? "(the node's)" : identity_cell(p.value("identities", json::array()));
+        rows.push_back({who, str(p, "binding"), identity, std::to_string(p.value("cgroups", json::array()).size()),
+                        str(c, "redirected", "0"), str(c, "blocked", "0")});
     }
     out << format_table({kube ? "POD" : "POD", "BINDING", "IDENTITY", "CGROUPS", "REDIRECTED", "BLOCKED"}, rows);
     const json others = body.value("other_cgroups", json::array());
@@ -242,16 +248,18 @@ std::string render_explain(const json& e) {
     std::ostringstream out;
     if (e.contains("pod")) {
         const json& p = e["pod"];
-        line(out, "pod", str(p, "namespace") + "/" + str(p, "name") + " (uid " + str(p, "uid") +
-                             ", service account " + str(p, "service_account", "default") + ")");
+        line(out, "pod",
+             str(p, "namespace") + "/" + str(p, "name") + " (uid " + str(p, "uid") + ", service account " +
+                 str(p, "service_account", "default") + ")");
     } else if (e.contains("pod_uid")) {
         line(out, "pod", "uid " + str(e, "pod_uid") + " (not in the pod directory)");
     }
     line(out, "cgroup", str(e, "cgroup", "(none found on this node)"));
     if (e.contains("redirected") && !e["redirected"].get<bool>())
         line(out, "", "outside the cgroup root: its connections are not redirected at all");
-    line(out, "decided by", str(e, "decided_by") == "none" ? "nothing matched: no binding"
-                                                            : str(e, "decided_by") + " (" + str(e, "binding") + ")");
+    line(out, "decided by",
+         str(e, "decided_by") == "none" ? "nothing matched: no binding"
+                                        : str(e, "decided_by") + " (" + str(e, "binding") + ")");
     out << "identities\n";
     const json ids = e.value("identities", json::array());
     if (ids.empty())
