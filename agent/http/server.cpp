@@ -74,7 +74,7 @@ public:
     asio::any_io_executor executor() { return stream_.get_executor(); }
 
 private:
-    asio::awaitable<bool> wait_readable(const beast::flat_buffer& buffer);
+    asio::awaitable<bool> wait_readable(beast::flat_buffer& buffer);
     asio::awaitable<void> send_error(unsigned status, const char* error, const char* description);
     HttpResponse throttled(const HttpRequest& req, AuditRecord& record) const;
 
@@ -87,9 +87,11 @@ private:
     bool draining_ = false;
 };
 
-// Waits for the next request's first byte up to the idle timeout. The whole request then has
+// Waits for the next request's first bytes up to the idle timeout. The whole request then has
 // request_timeout to arrive, so a slow sender cannot hold a connection on the idle budget.
-asio::awaitable<bool> Server::Session::wait_readable(const beast::flat_buffer& buffer) {
+// The wait is a read, not a readiness wait: with keep-alive the next request is usually there already, and a
+// speculative read takes it without a round trip through the reactor (async_wait always queues there).
+asio::awaitable<bool> Server::Session::wait_readable(beast::flat_buffer& buffer) {
     if (buffer.size() > 0)
         co_return true;
     auto self = shared_from_this();
@@ -102,9 +104,13 @@ asio::awaitable<bool> Server::Session::wait_readable(const beast::flat_buffer& b
         }
     });
     beast::error_code ec;
-    co_await stream_.socket().async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
+    const std::size_t n = co_await stream_.socket().async_read_some(buffer.prepare(4096),
+                                                                    asio::redirect_error(asio::use_awaitable, ec));
     idle.cancel();
-    co_return !ec && !draining_;
+    if (ec)
+        co_return false;
+    buffer.commit(n);
+    co_return !draining_;
 }
 
 asio::awaitable<void> Server::Session::send_error(unsigned status, const char* error, const char* description) {
@@ -183,14 +189,17 @@ asio::awaitable<void> Server::Session::run() {
         else
             res = throttled(req, record);
         res.keep_alive(req.keep_alive() && !draining_ && !server_.stopping_.load());
-        stream_.expires_after(server_.limits_.request_timeout);
-        co_await http::async_write(stream_, res, asio::redirect_error(asio::use_awaitable, ec));
+        // Audited before the client can see the answer: a client that acts on its response (say, rotates
+        // the audit log and sends SIGHUP) never races its own request's line. Latency is to the response
+        // being ready, not sent.
         record.latency_ms =
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
         record.time_ms = epoch_ms();
         record.status = res.result_int();
         for (RequestSink* sink : server_.deps_.sinks)
             sink->on_request(record);
+        stream_.expires_after(server_.limits_.request_timeout);
+        co_await http::async_write(stream_, res, asio::redirect_error(asio::use_awaitable, ec));
         busy_ = false;
         if (ec || !res.keep_alive())
             break;
