@@ -29,6 +29,7 @@
 #include "observe/admin_http.h"
 #include "observe/admin_socket.h"
 #include "observe/audit.h"
+#include "observe/audit_metrics.h"
 #include "observe/bpf_collector.h"
 #include "observe/health.h"
 #include "observe/log.h"
@@ -143,6 +144,17 @@ public:
                 std::chrono::duration_cast<std::chrono::milliseconds>(std::max(
                     deadline - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration::zero())));
         co_return caller;
+    }
+
+    // Later requests on the same connection: the cgroup and its kubelet shape cannot change, the pod object can
+    // (labels, or it arrives late), so only the pod is read again, from memory.
+    asio::awaitable<Caller> refresh(Caller cached, bool may_wait) override {
+        if (!cached.pod_ref)
+            co_return cached;
+        cached.pod = state_.pod_by_uid(cached.pod_ref->uid);
+        if (!cached.pod && may_wait)
+            cached.pod = co_await state_.wait_for_pod(cached.pod_ref->uid, pod_wait_);
+        co_return cached;
     }
 
 private:
@@ -526,6 +538,8 @@ int run_agent(const AgentOptions& o) {
         return p;
     }());
     metrics->add_collectable(bpf_collector.get());
+    AuditMetrics audit_metrics(**audit);  // podid_audit_lines_dropped_total
+    metrics->add_collectable(&audit_metrics);
     std::unique_ptr<AdminServer> admin;
     if (!o.metrics_addr.empty()) {
         auto ep = parse_listen_address(o.metrics_addr);
@@ -643,6 +657,7 @@ int run_agent(const AgentOptions& o) {
         auto deadline = std::chrono::steady_clock::now() + limits.drain_timeout;
         std::function<void()> check = [&, deadline] {
             if (server.connections() == 0 || std::chrono::steady_clock::now() >= deadline) {
+                (*audit)->flush();
                 log_info("stopped; BPF programs stay pinned", kv("bpffs", o.bpffs));
                 if (kube_state)
                     kube_state->stop();

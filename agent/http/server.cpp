@@ -74,7 +74,7 @@ public:
     asio::any_io_executor executor() { return stream_.get_executor(); }
 
 private:
-    asio::awaitable<bool> wait_readable(beast::flat_buffer& buffer);
+    asio::awaitable<bool> wait_readable(const beast::flat_buffer& buffer);
     asio::awaitable<void> send_error(unsigned status, const char* error, const char* description);
     HttpResponse throttled(const HttpRequest& req, AuditRecord& record) const;
 
@@ -87,11 +87,9 @@ private:
     bool draining_ = false;
 };
 
-// Waits for the next request's first bytes up to the idle timeout. The whole request then has
+// Waits for the next request's first byte up to the idle timeout. The whole request then has
 // request_timeout to arrive, so a slow sender cannot hold a connection on the idle budget.
-// The wait is a read, not a readiness wait: with keep-alive the next request is usually there already, and a
-// speculative read takes it without a round trip through the reactor (async_wait always queues there).
-asio::awaitable<bool> Server::Session::wait_readable(beast::flat_buffer& buffer) {
+asio::awaitable<bool> Server::Session::wait_readable(const beast::flat_buffer& buffer) {
     if (buffer.size() > 0)
         co_return true;
     auto self = shared_from_this();
@@ -104,13 +102,9 @@ asio::awaitable<bool> Server::Session::wait_readable(beast::flat_buffer& buffer)
         }
     });
     beast::error_code ec;
-    const std::size_t n = co_await stream_.socket().async_read_some(buffer.prepare(4096),
-                                                                    asio::redirect_error(asio::use_awaitable, ec));
+    co_await stream_.socket().async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
     idle.cancel();
-    if (ec)
-        co_return false;
-    buffer.commit(n);
-    co_return !draining_;
+    co_return !ec && !draining_;
 }
 
 asio::awaitable<void> Server::Session::send_error(unsigned status, const char* error, const char* description) {
@@ -133,7 +127,7 @@ HttpResponse Server::Session::throttled(const HttpRequest& req, AuditRecord& rec
     record.resource = what.resource;
     record.requested_identity = what.requested_identity;
     record.caller.origin = origin_;
-    record.reason = Reason::error_unavailable;
+    record.reason = Reason::deny_rate_limited;
     HttpResponse res = imds_error(req, 429, "too_many_requests", "Too many requests from this caller; retry later");
     res.set(http::field::retry_after, "1");
     return res;

@@ -24,6 +24,7 @@ const char* to_string(Reason reason) {
     case Reason::error_unavailable: return "error_unavailable";
     case Reason::deny_not_ready: return "deny_not_ready";
     case Reason::deny_unsupported_identity: return "deny_unsupported_identity";
+    case Reason::deny_rate_limited: return "deny_rate_limited";
     }
     return "unknown";  // a value cast from an out-of-range integer
 }
@@ -43,6 +44,7 @@ bool is_denial(Reason reason) {
     case Reason::deny_host_token_pod:
     case Reason::deny_not_ready:
     case Reason::deny_unsupported_identity: return true;
+    case Reason::deny_rate_limited: return true;
     // Upstream errors are failures, not policy decisions: they are counted apart from denials.
     case Reason::ok_bound_identity:
     case Reason::ok_node_identity:

@@ -26,6 +26,7 @@ enum class Reason : uint16_t {
     error_unavailable = 16,          // upstream unreachable / timed out / limits
     deny_not_ready = 17,             // pod not known yet after --pod-wait
     deny_unsupported_identity = 18,  // AzureIdentity type this agent cannot serve
+    deny_rate_limited = 19,          // over the caller's --caller-rate: IMDS's 429 shape
 };
 
 const char* to_string(Reason reason);  // "ok_bound_identity", ...

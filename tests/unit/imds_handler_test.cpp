@@ -674,7 +674,7 @@ TEST(Responses, InvalidUtf8IsEscapedNotThrown) {
 TEST(Names, ReasonNamesAreStableSnakeCaseAndDenialsSayDeny) {
     const std::regex snake("[a-z]+(_[a-z]+)*");
     std::set<std::string> seen;
-    for (uint16_t code = 0; code <= static_cast<uint16_t>(Reason::deny_unsupported_identity); ++code) {
+    for (uint16_t code = 0; code <= static_cast<uint16_t>(Reason::deny_rate_limited); ++code) {
         const std::string name = to_string(static_cast<Reason>(code));
         EXPECT_TRUE(std::regex_match(name, snake)) << code << " " << name;
         EXPECT_NE(name, "unknown") << code;
@@ -685,6 +685,7 @@ TEST(Names, ReasonNamesAreStableSnakeCaseAndDenialsSayDeny) {
     EXPECT_STREQ(to_string(static_cast<Reason>(0)), "ok_bound_identity");
     EXPECT_STREQ(to_string(static_cast<Reason>(11)), "deny_path");
     EXPECT_STREQ(to_string(static_cast<Reason>(18)), "deny_unsupported_identity");
+    EXPECT_STREQ(to_string(static_cast<Reason>(19)), "deny_rate_limited");
     EXPECT_STREQ(to_string(static_cast<Reason>(999)), "unknown");
 }
 
