@@ -139,6 +139,10 @@ TEST_F(AdminSocketServe, ServesTheRoutesRootOnly) {
     for (int i = 0; i < 100 && std::filesystem::exists(path_); ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     EXPECT_FALSE(std::filesystem::exists(path_)) << "shutdown removes the socket file";
+    // Stop the I/O thread while the server and the views its sessions use still exist (they are locals).
+    guard.reset();
+    io_.stop();
+    thread_.join();
 }
 
 TEST_F(AdminSocketServe, ReplacesAStaleSocketButNotAFile) {
