@@ -70,18 +70,20 @@ class DatapathOrigins : public OriginSource {
 public:
     DatapathOrigins(const Datapath& dp, RecentConnections& recent) : dp_(dp), recent_(recent) {}
     std::optional<Origin> origin_of(int fd) const override {
-        auto origin = dp_.origin_of(fd);
+        // The addresses are read once here and serve both the kernel lookup and the ring.
+        sockaddr_storage peer{}, local{};
+        socklen_t plen = sizeof(peer), llen = sizeof(local);
+        const bool known = ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) == 0 &&
+                           ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) == 0;
+        std::optional<Origin> origin = known ? dp_.origin_of(peer, local) : std::nullopt;
         ConnRecord r;
         r.time_ms =
             std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
                 .count();
-        sockaddr_storage peer{}, local{};
-        socklen_t plen = sizeof(peer), llen = sizeof(local);
-        if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) == 0)
+        if (known)
             r.peer = sockaddr_text(peer);
-        bool loopback = ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) == 0 &&
-                        local.ss_family == AF_INET &&
-                        (ntohl(reinterpret_cast<const sockaddr_in*>(&local)->sin_addr.s_addr) >> 24) == 127;
+        const bool loopback = known && local.ss_family == AF_INET &&
+                              (ntohl(reinterpret_cast<const sockaddr_in*>(&local)->sin_addr.s_addr) >> 24) == 127;
         r.listener = loopback ? "loopback" : "node";
         r.origin = origin;
         recent_.record(std::move(r));
@@ -380,12 +382,7 @@ int run_agent(const AgentOptions& o) {
             log_error("interface guard not loaded: pods with CAP_NET_RAW could reach 169.254.169.254 with AF_PACKET",
                       kv("reason", loaded.error().message));
         } else {
-            guard = std::move(*loaded);
-            auto n = guard->attach_existing();
-            if (!n)
-                log_error("interface guard: some interfaces are not guarded", kv("reason", n.error().message));
-            log_info("interface guard attached",
-                     kv("interfaces", std::to_string(guard->guarded().size())) + kv("selector", o.guard_interfaces));
+            guard = std::move(*loaded);  // attached below, once the io_context that follows rtnetlink exists
         }
     }
 
@@ -433,9 +430,16 @@ int run_agent(const AgentOptions& o) {
     CachingTokenProvider tokens(io.get_executor(), upstream, cache_options);
     if (file_bindings)
         file_bindings->watch(io);
-    if (guard)
-        if (auto r = guard->watch(io); !r)
+    if (guard) {
+        // watch() subscribes to rtnetlink first and then guards what exists, so no interface falls in between.
+        if (auto r = guard->watch(io); !r) {
             log_error("interface guard: cannot follow new interfaces", kv("reason", r.error().message));
+            if (auto n = guard->attach_existing(); !n)
+                log_error("interface guard: some interfaces are not guarded", kv("reason", n.error().message));
+        }
+        log_info("interface guard attached",
+                 kv("interfaces", std::to_string(guard->guarded().size())) + kv("selector", o.guard_interfaces));
+    }
 
     // Kubernetes mode: node-scoped pod watch, CRDs and service accounts.
     std::unique_ptr<kube::KubeState> kube_state;

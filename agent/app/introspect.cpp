@@ -92,6 +92,17 @@ void add_counters(CgroupCounters& into, const CgroupCounters& c) {
         into[i] += c[i];
 }
 
+}  // namespace
+
+CgroupCounters sum_counters(const std::map<uint64_t, CgroupCounters>& by_cgroup) {
+    CgroupCounters total{};
+    for (const auto& [id, c] : by_cgroup)
+        add_counters(total, c);
+    return total;
+}
+
+namespace {
+
 json pod_json(const PodInfo& p) {
     return json{{"namespace", p.ns},
                 {"name", p.name},
@@ -179,11 +190,8 @@ json Introspection::status() const {
         }
         j["exempt_cgroups"] = exempt;
         auto counters = s_.datapath->counters();
-        CgroupCounters total{};
-        for (const auto& [id, c] : counters)
-            add_counters(total, c);
         j["cgroups_tracked"] = counters.size();
-        j["counters"] = counters_summary(total);
+        j["counters"] = counters_summary(sum_counters(counters));
     }
     if (s_.guard) {
         json drops = json::object();

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -70,6 +71,9 @@ private:
 // {"redirected": n, "blocked": n, "by_reason": {counter name: n}} over one set of BPF counters (shared with podidctl,
 // which reads the pinned map itself).
 nlohmann::json counters_summary(const std::array<uint64_t, PODID_CTR_MAX>& counters);
+// Per-cgroup counters summed over every cgroup (the node's totals).
+std::array<uint64_t, PODID_CTR_MAX> sum_counters(
+    const std::map<uint64_t, std::array<uint64_t, PODID_CTR_MAX>>& by_cgroup);
 
 // GET /v1/status, /v1/pods, /v1/explain?pod=NS/NAME | ?cgroup=PATH, /v1/conns?limit=N -> application/json.
 // Errors are {"error": "...", "error_description": "..."} with 400 (bad query), 404 (unknown path or pod), 405.

@@ -269,7 +269,10 @@ std::optional<Origin> Datapath::origin_of(int accepted_fd) const {
     if (::getpeername(accepted_fd, reinterpret_cast<sockaddr*>(&peer), &plen) != 0 ||
         ::getsockname(accepted_fd, reinterpret_cast<sockaddr*>(&local), &llen) != 0)
         return std::nullopt;
+    return origin_of(peer, local);
+}
 
+std::optional<Origin> Datapath::origin_of(const sockaddr_storage& peer, const sockaddr_storage& local) const {
     podid_tuple key{};
     if (peer.ss_family == AF_INET && local.ss_family == AF_INET) {
         const auto& p = reinterpret_cast<const sockaddr_in&>(peer);

@@ -7,6 +7,8 @@
 // atomically (no window without a redirect).
 #pragma once
 
+#include <sys/socket.h>
+
 #include <array>
 #include <cstdint>
 #include <map>
@@ -55,6 +57,8 @@ public:
     // The origin record of an accepted connection (looked up by its 4-tuple, then deleted), or nullopt
     // when the kernel recorded none (the connection did not come through the hooks).
     std::optional<Origin> origin_of(int accepted_fd) const;
+    // The same for a connection whose addresses the caller already has (getpeername/getsockname).
+    std::optional<Origin> origin_of(const sockaddr_storage& peer, const sockaddr_storage& local) const;
 
     // Per-cgroup decision counters summed over CPUs.
     std::map<uint64_t, CgroupCounters> counters() const;

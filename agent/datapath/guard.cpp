@@ -182,7 +182,7 @@ Result<void> InterfaceGuard::watch(boost::asio::io_context& io) {
     auto w = std::make_shared<Watcher>(io);
     w->stream.assign(fd.release());
     watcher_ = w;
-    // Interfaces created between the dump and the subscription would be missed: dump once more now.
+    // Subscribed first, then the dump: an interface created in between is seen by one or the other.
     if (auto r = attach_existing(); !r)
         log_error("interface guard: some interfaces are not guarded", kv("reason", r.error().message));
     std::weak_ptr<Watcher> weak = w;

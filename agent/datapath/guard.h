@@ -48,7 +48,8 @@ public:
 
     // Attaches to every matching interface that exists now. Errors name the interface; the others stay guarded.
     Result<size_t> attach_existing();
-    // Follows RTM_NEWLINK / RTM_DELLINK on `io` and guards new matching interfaces.
+    // Follows RTM_NEWLINK / RTM_DELLINK on `io`, then guards every matching interface that exists (subscribing
+    // first, so none created meanwhile is missed) and each new one.
     Result<void> watch(boost::asio::io_context& io);
     void stop();
 

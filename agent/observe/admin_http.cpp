@@ -1,6 +1,7 @@
 #include "observe/admin_http.h"
 
 #include "common/listen.h"
+#include "observe/admin_session.h"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -137,38 +138,8 @@ asio::awaitable<void> AdminServer::accept_loop(std::shared_ptr<tcp::acceptor> ac
 }
 
 asio::awaitable<void> AdminServer::session(std::shared_ptr<tcp::socket> socket) {
-    // A scraper or kubelet that stops talking must not hold a socket forever.
-    asio::steady_timer deadline(io_);
-    auto arm = [&] {
-        deadline.expires_after(std::chrono::seconds(30));
-        deadline.async_wait([socket](const boost::system::error_code& ec) {
-            if (!ec) {
-                boost::system::error_code ignored;
-                socket->close(ignored);
-            }
-        });
-    };
-    beast::flat_buffer buffer;
-    for (;;) {
-        arm();
-        http::request_parser<http::string_body> parser;
-        parser.header_limit(8 * 1024);
-        parser.body_limit(4 * 1024);
-        boost::system::error_code ec;
-        co_await http::async_read(*socket, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
-        if (ec)
-            break;
-        AdminRequest req = parser.release();
-        AdminResponse res = admin_response(req, handlers_);
-        bool keep = res.keep_alive() && !stopping_;
-        co_await http::async_write(*socket, res, asio::redirect_error(asio::use_awaitable, ec));
-        if (ec || !keep)
-            break;
-    }
-    deadline.cancel();
-    boost::system::error_code ignored;
-    socket->shutdown(tcp::socket::shutdown_both, ignored);
-    socket->close(ignored);
+    co_await serve_admin_session(
+        socket, [this](const AdminRequest& req) { return admin_response(req, handlers_); }, stopping_);
     std::lock_guard lock(mu_);
     sockets_.erase(socket);
 }

@@ -19,6 +19,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "observe/admin_session.h"
 #include "observe/log.h"
 
 namespace podid {
@@ -147,34 +148,8 @@ asio::awaitable<void> AdminSocketServer::session(std::shared_ptr<socket_type> so
     if (!allowed)
         log_warn("admin socket: refused a non-root caller",
                  kv("uid", std::to_string(cred.uid)) + kv("pid", std::to_string(cred.pid)));
-    asio::steady_timer deadline(io_);
-    beast::flat_buffer buffer;
-    for (;;) {
-        deadline.expires_after(std::chrono::seconds(30));
-        deadline.async_wait([socket](const boost::system::error_code& ec) {
-            if (!ec) {
-                boost::system::error_code ignored;
-                socket->close(ignored);
-            }
-        });
-        http::request_parser<http::string_body> parser;
-        parser.header_limit(8 * 1024);
-        parser.body_limit(4 * 1024);
-        boost::system::error_code ec;
-        co_await http::async_read(*socket, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
-        if (ec)
-            break;
-        AdminRequest req = parser.release();
-        AdminResponse res = allowed ? route_(req) : forbidden(req);
-        bool keep = allowed && res.keep_alive() && !stopping_;
-        co_await http::async_write(*socket, res, asio::redirect_error(asio::use_awaitable, ec));
-        if (ec || !keep)
-            break;
-    }
-    deadline.cancel();
-    boost::system::error_code ignored;
-    socket->shutdown(socket_type::shutdown_both, ignored);
-    socket->close(ignored);
+    co_await serve_admin_session(
+        socket, [&](const AdminRequest& req) { return allowed ? route_(req) : forbidden(req); }, stopping_);
     std::lock_guard lock(mu_);
     sockets_.erase(socket);
 }

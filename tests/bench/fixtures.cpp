@@ -1,11 +1,9 @@
 #include "fixtures.h"
 
-#include <sys/socket.h>
-
 #include <algorithm>
 
 #include "netns_http.h"
-#include "support/netns.h"
+#include "support/kube_node.h"
 
 namespace podid::bench {
 
@@ -61,15 +59,9 @@ std::unique_ptr<KubeNode> KubeNode::create() {
     o.system_identity = kNodeIdentity;
     k->pn_ = test::PodidNode::create(o);
     k->api_ = std::make_unique<test::KubeApiServer>();
-    const std::string netns = k->node().node_netns();
-    auto port = k->api_->listen(k->node().node_ip(), 6443,
-                                [netns] { return test::socket_in_netns(netns, AF_INET, SOCK_STREAM); });
-    if (!port.ok())
-        throw std::runtime_error("API-server double: " + port.error().message);
-    k->api_->set_tokens({"agent-token"});
-    auto kubeconfig = k->api_->write_file("kubeconfig", k->api_->kubeconfig_with_token("agent-token"));
+    auto kubeconfig = test::serve_api_on_node(*k->api_, k->node());
     if (!kubeconfig.ok())
-        throw std::runtime_error("kubeconfig: " + kubeconfig.error().message);
+        throw std::runtime_error(kubeconfig.error().message);
     auto must = [&](const std::string& kind, json object) {
         auto r = k->api_->create(kind, std::move(object));
         if (!r.ok())

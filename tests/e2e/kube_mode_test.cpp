@@ -3,12 +3,10 @@
 // The seed scenario: azure-vote reads its Key Vault token as the identity bound with aadpodidbinding.
 #include <gtest/gtest.h>
 
-#include <sys/socket.h>
-
 #include <thread>
 
 #include "support/kube_apiserver.h"
-#include "support/netns.h"
+#include "support/kube_node.h"
 #include "support/podid_node.h"
 
 namespace podid::test {
@@ -23,9 +21,7 @@ const std::string kNodeName = "aks-nodepool1-0";
 const std::string kVault = "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net";
 
 json pod_object(const Pod& p, const std::string& ns, const std::string& name, json labels, bool host_network = false) {
-    return {{"metadata", {{"name", name}, {"namespace", ns}, {"uid", p.uid}, {"labels", labels}}},
-            {"spec", {{"nodeName", kNodeName}, {"serviceAccountName", "default"}, {"hostNetwork", host_network}}},
-            {"status", {{"phase", "Running"}}}};
+    return kube_pod_object(p, ns, name, std::move(labels), kNodeName, host_network);
 }
 
 class KubeModeTest : public ::testing::TestWithParam<std::string> {
@@ -38,12 +34,8 @@ protected:
         o.cgroup_driver = GetParam();
         pn_ = PodidNode::create(o);
         api_ = std::make_unique<KubeApiServer>();
-        const std::string netns = pn_->node().node_netns();
-        auto port = api_->listen("10.77.0.1", 6443, [netns] { return socket_in_netns(netns, AF_INET, SOCK_STREAM); });
-        ASSERT_TRUE(port.ok()) << port.error().message;
-        api_->set_tokens({"agent-token"});
-        auto kubeconfig = api_->write_file("kubeconfig", api_->kubeconfig_with_token("agent-token"));
-        ASSERT_TRUE(kubeconfig.ok());
+        auto kubeconfig = serve_api_on_node(*api_, pn_->node());
+        ASSERT_TRUE(kubeconfig.ok()) << kubeconfig.error().message;
         kubeconfig_ = *kubeconfig;
 
         // The seed scenario's objects.

@@ -3,15 +3,13 @@
 // accepts the agent's own scrape; a deleted pod's series disappear; /readyz follows the API server at start.
 #include <gtest/gtest.h>
 
-#include <sys/socket.h>
-
 #include <filesystem>
 #include <fstream>
 #include <thread>
 
 #include "common/url.h"
 #include "support/kube_apiserver.h"
-#include "support/netns.h"
+#include "support/kube_node.h"
 #include "support/podid_node.h"
 
 namespace podid::test {
@@ -33,12 +31,8 @@ protected:
         o.vm_identities = {kVoteId};
         pn_ = PodidNode::create(o);
         api_ = std::make_unique<KubeApiServer>();
-        const std::string netns = pn_->node().node_netns();
-        auto port = api_->listen("10.77.0.1", 6443, [netns] { return socket_in_netns(netns, AF_INET, SOCK_STREAM); });
-        ASSERT_TRUE(port.ok()) << port.error().message;
-        api_->set_tokens({"agent-token"});
-        auto kubeconfig = api_->write_file("kubeconfig", api_->kubeconfig_with_token("agent-token"));
-        ASSERT_TRUE(kubeconfig.ok());
+        auto kubeconfig = serve_api_on_node(*api_, pn_->node());
+        ASSERT_TRUE(kubeconfig.ok()) << kubeconfig.error().message;
         create("AzureIdentity", {{"metadata", {{"name", "azure-vote"}, {"namespace", "default"}}},
                                  {"spec", {{"type", 0}, {"clientID", kVoteId}}}});
         create("AzureIdentityBinding", {{"metadata", {{"name", "azure-vote-binding"}, {"namespace", "default"}}},
@@ -69,9 +63,7 @@ protected:
 
     Pod& add_pod(const std::string& test_name, const std::string& name, json labels) {
         Pod& p = pn_->add_pod({.name = test_name});
-        create("Pod", {{"metadata", {{"name", name}, {"namespace", "default"}, {"uid", p.uid}, {"labels", labels}}},
-                       {"spec", {{"nodeName", kNodeName}, {"serviceAccountName", "default"}}},
-                       {"status", {{"phase", "Running"}}}});
+        create("Pod", kube_pod_object(p, "default", name, std::move(labels), kNodeName));
         return p;
     }
 

@@ -3,14 +3,13 @@
 // socket's root-only rule (file mode and SO_PEERCRED).
 #include <gtest/gtest.h>
 
-#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <map>
 #include <thread>
 
 #include "support/kube_apiserver.h"
-#include "support/netns.h"
+#include "support/kube_node.h"
 #include "support/podid_node.h"
 
 namespace podid::test {
@@ -191,12 +190,8 @@ TEST_F(PodidctlTest, KubernetesPodsAndExplain) {
     o.system_identity = kNodeId;
     pn_ = PodidNode::create(o);
     api_ = std::make_unique<KubeApiServer>();
-    const std::string netns = pn_->node().node_netns();
-    auto port = api_->listen("10.77.0.1", 6443, [netns] { return socket_in_netns(netns, AF_INET, SOCK_STREAM); });
-    ASSERT_TRUE(port.ok()) << port.error().message;
-    api_->set_tokens({"agent-token"});
-    auto kubeconfig = api_->write_file("kubeconfig", api_->kubeconfig_with_token("agent-token"));
-    ASSERT_TRUE(kubeconfig.ok());
+    auto kubeconfig = serve_api_on_node(*api_, pn_->node());
+    ASSERT_TRUE(kubeconfig.ok()) << kubeconfig.error().message;
     auto create = [&](const std::string& kind, json object) {
         auto r = api_->create(kind, std::move(object));
         ASSERT_TRUE(r.ok()) << r.error().message;
@@ -209,9 +204,7 @@ TEST_F(PodidctlTest, KubernetesPodsAndExplain) {
                                          {"spec", {{"podLabels", {{"app", "node-agent"}}}}}});
     auto add_pod = [&](const std::string& test_name, const std::string& name, json labels) -> Pod& {
         Pod& p = pn_->add_pod({.name = test_name});
-        create("Pod", {{"metadata", {{"name", name}, {"namespace", "default"}, {"uid", p.uid}, {"labels", labels}}},
-                       {"spec", {{"nodeName", kNodeName}, {"serviceAccountName", "default"}}},
-                       {"status", {{"phase", "Running"}}}});
+        create("Pod", kube_pod_object(p, "default", name, std::move(labels), kNodeName));
         return p;
     };
     add_pod("vote", "azure-vote-front", {{"aadpodidbinding", "azure-vote"}});

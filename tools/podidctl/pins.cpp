@@ -145,11 +145,7 @@ json read_pins(const std::string& bpffs) {
     }
     json out{{"bpffs", bpffs}, {"present", present}, {"expected", pins.size()}, {"pins", pins}};
     if (auto counters = Datapath::read_pinned_counters(bpffs)) {
-        CgroupCounters total{};
-        for (const auto& [id, c] : *counters)
-            for (int i = 0; i < PODID_CTR_MAX; ++i)
-                total[i] += c[i];
-        out["counters"] = counters_summary(total);
+        out["counters"] = counters_summary(sum_counters(*counters));
         out["counters"]["cgroups"] = counters->size();
     }
     return out;
