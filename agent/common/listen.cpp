@@ -18,12 +18,11 @@ Result<std::shared_ptr<boost::asio::ip::tcp::acceptor>> open_acceptor(const boos
     if (!ec)
         acceptor->listen(asio::socket_base::max_listen_connections, ec);
     if (ec)
-        return make_error("cannot listen on " + endpoint.address().to_string() + ":" + std::to_string(endpoint.port()) +
-                              (purpose.empty() ? "" : " " + std::string(purpose)) + ": " + ec.message() +
-                              (ec == boost::system::errc::address_not_available
-                                   ? " (is the address one of this host's?)"
-                                   : ""),
-                          ec.value());
+        return make_error(
+            "cannot listen on " + endpoint.address().to_string() + ":" + std::to_string(endpoint.port()) +
+                (purpose.empty() ? "" : " " + std::string(purpose)) + ": " + ec.message() +
+                (ec == boost::system::errc::address_not_available ? " (is the address one of this host's?)" : ""),
+            ec.value());
     return acceptor;
 }
 

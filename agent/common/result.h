@@ -20,8 +20,8 @@ inline Error make_error(std::string message, int code = 0) { return Error{code, 
 template <class T, class E = Error>
 class Result {
 public:
-    Result(T value) : v_(std::move(value)) {}          // NOLINT(google-explicit-constructor)
-    Result(E error) : v_(std::move(error)) {}          // NOLINT(google-explicit-constructor)
+    Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+    Result(E error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
     bool ok() const { return v_.index() == 0; }
     explicit operator bool() const { return ok(); }
     T& value() & { return std::get<0>(v_); }

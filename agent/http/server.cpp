@@ -226,8 +226,8 @@ Result<tcp::endpoint> Server::listen(const tcp::endpoint& endpoint, bool loopbac
 asio::awaitable<void> Server::accept_loop(std::shared_ptr<tcp::acceptor> acceptor, bool loopback) {
     for (;;) {
         beast::error_code ec;
-        tcp::socket socket = co_await acceptor->async_accept(asio::make_strand(io_),
-                                                             asio::redirect_error(asio::use_awaitable, ec));
+        tcp::socket socket =
+            co_await acceptor->async_accept(asio::make_strand(io_), asio::redirect_error(asio::use_awaitable, ec));
         if (ec == asio::error::operation_aborted || stopping_.load())
             co_return;
         if (ec) {
@@ -291,9 +291,8 @@ void Server::shutdown() {
         asio::post(session->executor(), [session] { session->drain(); });
 }
 
-asio::awaitable<HttpResponse> Server::handle(const HttpRequest& req, const std::optional<Origin>& origin,
-                                             bool loopback, AuditRecord& record,
-                                             std::optional<Caller>& session_caller) {
+asio::awaitable<HttpResponse> Server::handle(const HttpRequest& req, const std::optional<Origin>& origin, bool loopback,
+                                             AuditRecord& record, std::optional<Caller>& session_caller) {
     // The agent's own self-check (agent/observe/selfcheck): a process in a probe cgroup under the cgroup
     // root connects to 169.254.169.254; seeing its cgroup here proves redirect + origin record work.
     if (req.target() == "/_podid/selfcheck") {
@@ -314,8 +313,7 @@ asio::awaitable<HttpResponse> Server::handle(const HttpRequest& req, const std::
     record.requested_identity = what.requested_identity;
 
     // Probes (no Metadata header) never wait for the pod directory; identity requests may.
-    const bool wants_identity =
-        what.kind == RequestKind::token && what.path == kTokenPath && req["Metadata"] == "true";
+    const bool wants_identity = what.kind == RequestKind::token && what.path == kTokenPath && req["Metadata"] == "true";
     // Once per connection: resolving reads cgroupfs (a stat() to validate the cached path), which a keep-alive
     // client would otherwise pay on every request.
     if (session_caller)
@@ -346,7 +344,8 @@ asio::awaitable<HttpResponse> Server::handle(const HttpRequest& req, const std::
         }
     }
     record.caller = caller;
-    record.binding = std::string(to_string(binding.kind)) + (binding.explanation.empty() ? "" : ": " + binding.explanation);
+    record.binding =
+        std::string(to_string(binding.kind)) + (binding.explanation.empty() ? "" : ": " + binding.explanation);
 
     Plan plan = plan_request(req, what, caller, binding, HandlerOptions{options_.block_instance_metadata, loopback});
     if (auto* reply = std::get_if<Reply>(&plan)) {
@@ -377,8 +376,8 @@ asio::awaitable<HttpResponse> Server::handle(const HttpRequest& req, const std::
         record.token_expires_on = outcome.token->expires_on;
     } else {
         record.granted_identity.clear();
-        record.reason = outcome.status == 503 || outcome.status == 504 ? Reason::error_unavailable
-                                                                       : Reason::error_upstream;
+        record.reason =
+            outcome.status == 503 || outcome.status == 504 ? Reason::error_unavailable : Reason::error_upstream;
     }
     co_return render_token(req, fetch, outcome, epoch_s());
 }

@@ -56,7 +56,8 @@ class HostTokenAuthority {
 public:
     virtual ~HostTokenAuthority() = default;
     virtual bool authorised(const Caller& caller) const = 0;
-    virtual boost::asio::awaitable<std::optional<Binding>> binding_of(const std::string& ns, const std::string& name) = 0;
+    virtual boost::asio::awaitable<std::optional<Binding>> binding_of(const std::string& ns,
+                                                                      const std::string& name) = 0;
 };
 
 // Everything that happened in one request, for the audit log and metrics.
@@ -74,7 +75,7 @@ struct ServerLimits {
     std::chrono::milliseconds request_timeout{10'000};  // whole request must arrive within this
     std::chrono::milliseconds idle_timeout{90'000};     // keep-alive connection idle
     size_t max_connections = 10'000;
-    std::chrono::milliseconds drain_timeout{10'000};    // SIGTERM: finish in-flight requests within this
+    std::chrono::milliseconds drain_timeout{10'000};  // SIGTERM: finish in-flight requests within this
     // Per caller (cgroup): see http/caller_limits.h. One pod's idle-connection flood stops at a tenth of
     // max_connections, and a pod may send up to 10x IMDS's own per-VM identity limit (20/s) on average
     // with a start-up burst of 1000; beyond that it gets IMDS's 429 shape. 0 turns a limit off.

@@ -1,10 +1,10 @@
 #include "kube/bearer_token.h"
 
+#include <sys/stat.h>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <sstream>
-#include <sys/stat.h>
 
 namespace podid::kube {
 

@@ -3,10 +3,10 @@
 // only when it changed: one stat per request, no timer.
 #pragma once
 
+#include <sys/types.h>
 #include <ctime>
 #include <mutex>
 #include <string>
-#include <sys/types.h>
 
 #include "common/result.h"
 

@@ -5,6 +5,8 @@
 #include <deque>
 #include <vector>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -26,8 +28,6 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 
 #include "kube/json_splitter.h"
 
@@ -98,7 +98,6 @@ const char* to_string(WatchEvent::Type type) {
     return "?";
 }
 
-
 // The body of a watch, read as it arrives through a buffer_body parser (the body has no length).
 class HttpsWatchStream final : public WatchStream {
 public:
@@ -151,8 +150,8 @@ public:
 
 private:
     ApiError protocol_error(const std::string& what) const {
-        return ApiError{0, "", make_error("API server " + client_->host_header_ + ": GET " + target_ + ": " + what,
-                                          EPROTO)};
+        return ApiError{0, "",
+                        make_error("API server " + client_->host_header_ + ": GET " + target_ + ": " + what, EPROTO)};
     }
 
     std::shared_ptr<Client> client_;
@@ -277,7 +276,8 @@ asio::awaitable<ApiResult<std::shared_ptr<Client::Connection>>> Client::open(con
     if (!is_ip_literal(verify_name_))
         SSL_set_tlsext_host_name(connection->stream.native_handle(), verify_name_.c_str());
     connection->stream.set_verify_callback(ssl::host_name_verification(verify_name_));
-    co_await connection->stream.async_handshake(ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
+    co_await connection->stream.async_handshake(ssl::stream_base::client,
+                                                asio::redirect_error(asio::use_awaitable, ec));
     if (ec)
         co_return failure(ec, target, "TLS handshake");
 
@@ -306,9 +306,10 @@ asio::awaitable<ApiResult<ListPage>> Client::list(std::string target) {
                               asio::redirect_error(asio::use_awaitable, ec));
     connection->close();
     if (ec == http::error::body_limit)
-        co_return ApiError{0, "", make_error("API server " + host_header_ + ": GET " + target + ": list larger than " +
-                                                 std::to_string(options_.max_list_bytes) + " bytes",
-                                             EMSGSIZE)};
+        co_return ApiError{0, "",
+                           make_error("API server " + host_header_ + ": GET " + target + ": list larger than " +
+                                          std::to_string(options_.max_list_bytes) + " bytes",
+                                      EMSGSIZE)};
     if (ec)
         co_return failure(ec, target, "list read");
     auto& response = parser.get();
@@ -316,9 +317,9 @@ asio::awaitable<ApiResult<ListPage>> Client::list(std::string target) {
         co_return status_failure(response.result_int(), response.body(), target);
     json parsed = json::parse(response.body(), nullptr, /*allow_exceptions=*/false);
     if (!parsed.is_object() || !parsed["items"].is_array())
-        co_return ApiError{0, "", make_error("API server " + host_header_ + ": GET " + target +
-                                                 ": the answer is not a list object",
-                                             EPROTO)};
+        co_return ApiError{
+            0, "",
+            make_error("API server " + host_header_ + ": GET " + target + ": the answer is not a list object", EPROTO)};
     ListPage page;
     const json& meta = parsed["metadata"];
     page.resource_version = string_at(meta, "resourceVersion");
@@ -361,8 +362,7 @@ asio::awaitable<ApiResult<std::unique_ptr<WatchStream>>> Client::watch(std::stri
     }
     // A stream keeps its client alive: the informer may outlive whoever created the client.
     co_return std::unique_ptr<WatchStream>(
-        new HttpsWatchStream(shared_from_this(), connection, std::move(parser), target,
-                             idle_timeout));
+        new HttpsWatchStream(shared_from_this(), connection, std::move(parser), target, idle_timeout));
 }
 
 }  // namespace podid::kube

@@ -130,8 +130,9 @@ Result<KubeConfig> parse_document(const YAML::Node& root, const std::string& bas
                           "\", which is not among its clusters");
     const std::string where_cluster = "kubeconfig cluster \"" + cluster_name + "\"";
     if (present(cluster, "insecure-skip-tls-verify") && cluster["insecure-skip-tls-verify"].as<bool>(false))
-        return make_error(where_cluster + " sets insecure-skip-tls-verify: podid refuses to send credentials to "
-                                          "an unverified API server");
+        return make_error(where_cluster +
+                          " sets insecure-skip-tls-verify: podid refuses to send credentials to "
+                          "an unverified API server");
     out.server = scalar(cluster, "server");
     if (out.server.empty())
         return make_error(where_cluster + " has no server");
@@ -157,8 +158,9 @@ Result<KubeConfig> parse_document(const YAML::Node& root, const std::string& bas
                           "\", which is not among its users");
     const std::string where_user = "kubeconfig user \"" + user_name + "\"";
     if (present(user, "exec") || present(user, "auth-provider"))
-        return make_error(where_user + " uses a credential plugin (exec/auth-provider), which podid does not run; "
-                                       "use a token, tokenFile or client certificate");
+        return make_error(where_user +
+                          " uses a credential plugin (exec/auth-provider), which podid does not run; "
+                          "use a token, tokenFile or client certificate");
     if (present(user, "username") || present(user, "password"))
         return make_error(where_user + " uses basic auth, which podid does not support");
     out.token = scalar(user, "token");
@@ -280,8 +282,9 @@ Result<KubeConfig> in_cluster_config(const std::map<std::string, std::string>& e
     const std::string host = lookup("KUBERNETES_SERVICE_HOST");
     const std::string port = lookup("KUBERNETES_SERVICE_PORT");
     if (host.empty() || port.empty())
-        return make_error("not running in a pod: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must be set "
-                          "(or pass a kubeconfig)");
+        return make_error(
+            "not running in a pod: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must be set "
+            "(or pass a kubeconfig)");
     const bool ipv6 = host.find(':') != std::string::npos;
     auto address = parse_server_url("https://" + (ipv6 ? "[" + host + "]" : host) + ":" + port);
     if (!address)
@@ -308,7 +311,9 @@ Result<KubeConfig> in_cluster_config(const std::map<std::string, std::string>& e
     return out;
 }
 
-Result<KubeConfig> in_cluster_config() { return in_cluster_config(process_environment(), std::string(kServiceAccountDir)); }
+Result<KubeConfig> in_cluster_config() {
+    return in_cluster_config(process_environment(), std::string(kServiceAccountDir));
+}
 
 Result<KubeConfig> load_config(const std::string& kubeconfig_path) {
     return kubeconfig_path.empty() ? in_cluster_config() : load_kubeconfig(kubeconfig_path);

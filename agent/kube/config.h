@@ -12,8 +12,8 @@
 namespace podid::kube {
 
 struct KubeConfig {
-    std::string server;           // as configured: "https://10.0.0.1:443"
-    std::string host;             // "10.0.0.1", "api.example", "fd00::1" (no brackets)
+    std::string server;  // as configured: "https://10.0.0.1:443"
+    std::string host;    // "10.0.0.1", "api.example", "fd00::1" (no brackets)
     std::string port = "443";
     std::string path_prefix;      // non-empty for API servers behind a path ("/k8s/clusters/c-1"), no trailing '/'
     std::string tls_server_name;  // when set: the name sent as SNI and verified instead of `host`
@@ -22,7 +22,7 @@ struct KubeConfig {
     std::string token_file;       // bearer token read from this file, re-read when it changes (projected tokens)
     std::string client_cert_pem;  // client certificate chain and its key, both or neither
     std::string client_key_pem;
-    std::string ns;               // the namespace of the context, or the pod's own namespace in-cluster
+    std::string ns;  // the namespace of the context, or the pod's own namespace in-cluster
 };
 
 struct ServerAddress {

@@ -50,9 +50,7 @@ void InformerBase::start(asio::strand<asio::any_io_executor> strand) {
     strand_.emplace(strand);
     timer_.emplace(strand);
     asio::co_spawn(
-        strand,
-        [self = shared_from_this()]() -> asio::awaitable<void> { co_await self->run(); },
-        asio::detached);
+        strand, [self = shared_from_this()]() -> asio::awaitable<void> { co_await self->run(); }, asio::detached);
 }
 
 void InformerBase::stop() {
@@ -62,8 +60,8 @@ void InformerBase::stop() {
 }
 
 InformerStats InformerBase::stats() const {
-    return InformerStats{lists_.load(), relists_.load(), watches_.load(), events_.load(), errors_.load(),
-                         synced_.load()};
+    return InformerStats{lists_.load(),  relists_.load(), watches_.load(),
+                         events_.load(), errors_.load(),  synced_.load()};
 }
 
 std::string InformerBase::list_target(const std::string& continue_token) const {
@@ -78,8 +76,9 @@ std::string InformerBase::list_target(const std::string& continue_token) const {
 std::string InformerBase::watch_target(const std::string& resource_version) {
     const auto base = options_.watch_timeout.count();
     const auto timeout = base + static_cast<long>(rng_() % static_cast<uint64_t>(base > 0 ? base : 1));
-    std::string target = resource_.path + "?watch=1&allowWatchBookmarks=true&resourceVersion=" +
-                         percent_encode(resource_version) + "&timeoutSeconds=" + std::to_string(timeout);
+    std::string target = resource_.path +
+                         "?watch=1&allowWatchBookmarks=true&resourceVersion=" + percent_encode(resource_version) +
+                         "&timeoutSeconds=" + std::to_string(timeout);
     if (!resource_.field_selector.empty())
         target += "&fieldSelector=" + percent_encode(resource_.field_selector);
     return target;
@@ -214,8 +213,8 @@ asio::awaitable<void> InformerBase::run() {
                     need_list = true;
                 } else {
                     note_error(ApiError{static_cast<unsigned>(status_code(e.object)), string_field(e.object, "reason"),
-                                        make_error("kube: " + resource_.name + " watch: error event: " +
-                                                   string_field(e.object, "message"))});
+                                        make_error("kube: " + resource_.name +
+                                                   " watch: error event: " + string_field(e.object, "message"))});
                     failed = true;
                 }
                 break;

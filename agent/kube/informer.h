@@ -35,8 +35,8 @@ struct Resource {
 };
 
 struct InformerOptions {
-    unsigned page_size = 500;                          // list `limit`
-    std::chrono::seconds watch_timeout{300};           // timeoutSeconds drawn from [t, 2t): watches end spread out
+    unsigned page_size = 500;                 // list `limit`
+    std::chrono::seconds watch_timeout{300};  // timeoutSeconds drawn from [t, 2t): watches end spread out
     std::chrono::milliseconds backoff_initial{500};
     std::chrono::milliseconds backoff_max{30'000};
     std::chrono::milliseconds min_healthy_watch{1'000};  // a shorter watch without events counts as a failure
@@ -175,8 +175,8 @@ private:
             return;
         }
         // A relist returns every object again; unchanged ones (same resourceVersion) are not news.
-        const bool same = !now.meta.resource_version.empty() &&
-                          now.meta.resource_version == it->second.meta.resource_version;
+        const bool same =
+            !now.meta.resource_version.empty() && now.meta.resource_version == it->second.meta.resource_version;
         T before = std::exchange(it->second, std::move(now));
         if (!same && handlers_.updated)
             handlers_.updated(before, it->second);

@@ -64,9 +64,9 @@ public:
     std::optional<PodInfo> pod_by_name(std::string_view ns, std::string_view name) const;
     std::optional<Pod> pod(std::string_view uid) const;  // the whole object (container ids, phase)
     std::size_t pods_count() const;
-    std::vector<PodInfo> pods() const;     // every pod of this node, sorted by namespace/name (podidctl)
-    SnapshotPtr snapshot() const;  // never null; republished whole when a CRD or service account changes
-    bool synced() const;           // every informer has listed once
+    std::vector<PodInfo> pods() const;  // every pod of this node, sorted by namespace/name (podidctl)
+    SnapshotPtr snapshot() const;       // never null; republished whole when a CRD or service account changes
+    bool synced() const;                // every informer has listed once
 
     // The pod when it is known, or as soon as the pod watch reports it, or nullopt after `max`. Woken by
     // watch events, not by polling: a new pod's first IMDS call can beat its ADDED event.

@@ -189,9 +189,9 @@ void AuditLog::write_queued() {
     const uint64_t dropped = dropped_.load(std::memory_order_relaxed);
     const auto now = std::chrono::steady_clock::now();
     if (dropped != dropped_reported_ && now - drop_reported_at_ >= kDropReportEvery) {
-        log_warn("the audit log cannot keep up: lines were dropped",
-                 kv("dropped_total", std::to_string(dropped)) + kv("path", path_) +
-                     kv("see", "podid_audit_lines_dropped_total"));
+        log_warn("the audit log cannot keep up: lines were dropped", kv("dropped_total", std::to_string(dropped)) +
+                                                                         kv("path", path_) +
+                                                                         kv("see", "podid_audit_lines_dropped_total"));
         dropped_reported_ = dropped;
         drop_reported_at_ = now;
     }

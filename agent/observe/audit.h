@@ -20,22 +20,22 @@
 namespace podid {
 
 struct AuditRecord {
-    int64_t time_ms = 0;            // epoch milliseconds at the end of the request
-    std::string listener;           // "node" | "loopback"
-    std::string method, path;       // normalised path
-    std::string kind;               // RequestKind name
+    int64_t time_ms = 0;       // epoch milliseconds at the end of the request
+    std::string listener;      // "node" | "loopback"
+    std::string method, path;  // normalised path
+    std::string kind;          // RequestKind name
     Caller caller;
-    std::string requested_identity; // what the client asked for ("client_id=...") or ""
-    std::string granted_identity;   // identity served ("client_id=..."), "node" for passthrough, "" when denied
-    std::string binding;            // BindingKind + explanation
+    std::string requested_identity;  // what the client asked for ("client_id=...") or ""
+    std::string granted_identity;    // identity served ("client_id=..."), "node" for passthrough, "" when denied
+    std::string binding;             // BindingKind + explanation
     std::string resource;
-    std::string target_pod;         // /host/token: "namespace/name" the caller asked for
+    std::string target_pod;  // /host/token: "namespace/name" the caller asked for
     Reason reason = Reason::deny_no_origin;
     unsigned status = 0;
     double latency_ms = 0;
-    std::string cache;              // "hit" | "miss" | "shared" | ""
+    std::string cache;  // "hit" | "miss" | "shared" | ""
     int64_t token_expires_on = 0;
-    std::string token_sha256;       // first 16 hex of SHA-256 of the access token
+    std::string token_sha256;  // first 16 hex of SHA-256 of the access token
 };
 
 std::string to_json_line(const AuditRecord& record);
@@ -85,7 +85,7 @@ private:
     bool stopping_ = false;
     bool flush_wanted_ = false;
     std::atomic<uint64_t> dropped_{0};
-    uint64_t dropped_reported_ = 0;  // guarded by file_mu_
+    uint64_t dropped_reported_ = 0;                             // guarded by file_mu_
     std::chrono::steady_clock::time_point drop_reported_at_{};  // guarded by file_mu_
     std::thread writer_;
 };

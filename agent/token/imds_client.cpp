@@ -44,7 +44,6 @@ bool is_idempotent(http::verb method) {
 
 }  // namespace
 
-
 std::string token_request_target(const TokenKey& key) {
     std::string target(kTokenPath);
     target += "?api-version=2018-02-01&resource=" + percent_encode(key.resource);
@@ -67,15 +66,19 @@ void strip_hop_by_hop(http::fields& fields) {
         while (!value.empty()) {
             auto comma = value.find(',');
             auto item = value.substr(0, comma);
-            while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-            while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-            if (!item.empty()) listed.emplace_back(item);
+            while (!item.empty() && (item.front() == ' ' || item.front() == '\t'))
+                item.remove_prefix(1);
+            while (!item.empty() && (item.back() == ' ' || item.back() == '\t'))
+                item.remove_suffix(1);
+            if (!item.empty())
+                listed.emplace_back(item);
             value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
         }
     }
-    for (const auto& name : listed) fields.erase(name);
-    for (auto field : {http::field::connection, http::field::keep_alive, http::field::proxy_connection,
-                       http::field::te, http::field::trailer, http::field::transfer_encoding, http::field::upgrade,
+    for (const auto& name : listed)
+        fields.erase(name);
+    for (auto field : {http::field::connection, http::field::keep_alive, http::field::proxy_connection, http::field::te,
+                       http::field::trailer, http::field::transfer_encoding, http::field::upgrade,
                        http::field::proxy_authorization, http::field::proxy_authenticate})
         fields.erase(field);
 }
@@ -90,7 +93,8 @@ std::size_t ImdsClient::idle_connections() const {
 
 std::unique_ptr<ImdsClient::Stream> ImdsClient::take_idle() {
     std::lock_guard lock(mu_);
-    if (idle_.empty()) return nullptr;
+    if (idle_.empty())
+        return nullptr;
     auto stream = std::move(idle_.back());
     idle_.pop_back();
     return stream;
@@ -99,7 +103,8 @@ std::unique_ptr<ImdsClient::Stream> ImdsClient::take_idle() {
 void ImdsClient::give_back(std::unique_ptr<Stream> stream) {
     stream->expires_never();
     std::lock_guard lock(mu_);
-    if (idle_.size() < options_.max_idle_connections) idle_.push_back(std::move(stream));
+    if (idle_.size() < options_.max_idle_connections)
+        idle_.push_back(std::move(stream));
 }
 
 asio::awaitable<Result<HttpResponse>> ImdsClient::attempt(Stream& stream, bool reused, HttpRequest& request,
@@ -117,9 +122,11 @@ asio::awaitable<Result<HttpResponse>> ImdsClient::attempt(Stream& stream, bool r
             asio::ip::tcp::resolver resolver(strand_);
             auto endpoints = co_await resolver.async_resolve(options_.url.host, std::to_string(options_.url.port),
                                                              asio::redirect_error(asio::use_awaitable, ec));
-            if (!ec) co_await stream.async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
+            if (!ec)
+                co_await stream.async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
         }
-        if (ec) co_return transport_error(ec, "connecting", options_);
+        if (ec)
+            co_return transport_error(ec, "connecting", options_);
     }
 
     co_await http::async_write(stream, request, asio::redirect_error(asio::use_awaitable, ec));
@@ -132,7 +139,8 @@ asio::awaitable<Result<HttpResponse>> ImdsClient::attempt(Stream& stream, bool r
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
     parser.body_limit(options_.max_body_bytes);
-    if (request.method() == http::verb::head) parser.skip(true);
+    if (request.method() == http::verb::head)
+        parser.skip(true);
     co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
         retry_on_fresh = reused && !parser.got_some() && ec != beast::error::timeout;
@@ -144,20 +152,24 @@ asio::awaitable<Result<HttpResponse>> ImdsClient::attempt(Stream& stream, bool r
 asio::awaitable<Result<HttpResponse>> ImdsClient::exchange(HttpRequest& request) {
     request.version(11);
     request.keep_alive(true);
-    if (request[http::field::host].empty()) request.set(http::field::host, options_.url.host_header);
+    if (request[http::field::host].empty())
+        request.set(http::field::host, options_.url.host_header);
     request.prepare_payload();
 
     for (int round = 0;; ++round) {
         auto stream = take_idle();
         const bool reused = stream != nullptr;
-        if (!stream) stream = std::make_unique<Stream>(strand_);
+        if (!stream)
+            stream = std::make_unique<Stream>(strand_);
         bool retry_on_fresh = false;
         auto result = co_await attempt(*stream, reused, request, retry_on_fresh);
         if (result) {
-            if (result->keep_alive()) give_back(std::move(stream));
+            if (result->keep_alive())
+                give_back(std::move(stream));
             co_return result;
         }
-        if (!retry_on_fresh || round > 0 || !is_idempotent(request.method())) co_return result;
+        if (!retry_on_fresh || round > 0 || !is_idempotent(request.method()))
+            co_return result;
     }
 }
 
@@ -179,7 +191,8 @@ asio::awaitable<Result<ImdsResponse>> ImdsClient::get_token(const TokenKey& key)
     request.set(http::field::host, options_.url.host_header);
     request.set("Metadata", "true");
     auto result = co_await exchange_on_strand(request);
-    if (!result) co_return result.error();
+    if (!result)
+        co_return result.error();
     ImdsResponse out;
     out.status = result->result_int();
     out.retry_after = std::string((*result)[http::field::retry_after]);
@@ -192,10 +205,12 @@ asio::awaitable<Result<HttpResponse>> ImdsClient::forward(const HttpRequest& req
     HttpRequest copy = request;
     strip_hop_by_hop(copy.base());
     auto result = co_await exchange_on_strand(copy);
-    if (!result) co_return result;
+    if (!result)
+        co_return result;
     strip_hop_by_hop(result->base());
     // The session decides its own connection handling with the pod.
-    if (request.method() != http::verb::head) result->prepare_payload();
+    if (request.method() != http::verb::head)
+        result->prepare_payload();
     co_return result;
 }
 

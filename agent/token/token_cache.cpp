@@ -15,8 +15,8 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "token/retry_policy.h"
-#include "token/token_body.h"
 #include "token/shared_result.h"
+#include "token/token_body.h"
 #include "token/upstream_error.h"
 
 namespace podid {
@@ -82,7 +82,10 @@ struct CachingTokenProvider::State {
     int64_t last_sweep_ms = 0;
 
     State(asio::any_io_executor ex, std::shared_ptr<TokenUpstream> up, TokenCacheOptions opts)
-        : executor(std::move(ex)), upstream(std::move(up)), options(std::move(opts)), limiter(options.limits),
+        : executor(std::move(ex)),
+          upstream(std::move(up)),
+          options(std::move(opts)),
+          limiter(options.limits),
           rng(options.jitter_seed ? options.jitter_seed : std::random_device{}()) {}
 
     int64_t now() const { return options.now_ms(); }
@@ -103,7 +106,8 @@ struct CachingTokenProvider::State {
 
     // Caller holds mu. Drops entries with nothing left worth remembering.
     void sweep(int64_t now_ms) {
-        if (now_ms - last_sweep_ms < kSweepEveryMs) return;
+        if (now_ms - last_sweep_ms < kSweepEveryMs)
+            return;
         last_sweep_ms = now_ms;
         std::erase_if(entries, [&](const auto& item) {
             const Entry& e = item.second;
@@ -118,7 +122,8 @@ struct CachingTokenProvider::State {
             std::lock_guard lock(mu);
             ++counters.upstream_by_status[status];
         }
-        if (options.on_upstream) options.on_upstream(status, seconds);
+        if (options.on_upstream)
+            options.on_upstream(status, seconds);
     }
 };
 
@@ -145,12 +150,14 @@ asio::awaitable<FetchEnd> fetch_with_retry(std::shared_ptr<State> s, TokenKey ke
             result.status = 502;
             result.body.clear();
         }
-        if (result.token) co_return FetchEnd{token_outcome(std::move(result.token)), false};
+        if (result.token)
+            co_return FetchEnd{token_outcome(std::move(result.token)), false};
 
         if (!background && !is_retryable_status(result.status))
             co_return FetchEnd{upstream_error_outcome(result), true};
         const milliseconds delay = backoff_delay(retry, result.retry_after);
-        if (s->now() + delay.count() >= deadline_ms) co_return FetchEnd{upstream_error_outcome(result), false};
+        if (s->now() + delay.count() >= deadline_ms)
+            co_return FetchEnd{upstream_error_outcome(result), false};
         co_await s->options.sleep(delay);
     }
 }
@@ -161,7 +168,8 @@ asio::awaitable<void> run_flight(std::shared_ptr<State> s, TokenKey key, std::sh
     try {
         end = co_await fetch_with_retry(s, key, flight->background, deadline_ms);
         // Rendered once here, so that serving the token from cache never serialises JSON or hashes it again.
-        if (end.outcome.token) end.outcome.token->rendering = render_once(*end.outcome.token);
+        if (end.outcome.token)
+            end.outcome.token->rendering = render_once(*end.outcome.token);
     } catch (const std::exception&) {
         // Upstreams must not throw; if one does, its clients get a plain 503 and the key recovers.
         end.outcome = upstream_error_outcome(UpstreamResult{});
@@ -170,7 +178,8 @@ asio::awaitable<void> run_flight(std::shared_ptr<State> s, TokenKey key, std::sh
         std::lock_guard lock(s->mu);
         const int64_t now = s->now();
         Entry& entry = s->entries[key];
-        if (entry.flight == flight) entry.flight.reset();
+        if (entry.flight == flight)
+            entry.flight.reset();
         if (end.outcome.token) {
             entry.token = end.outcome.token;
             entry.fetched_ms = now;
@@ -180,7 +189,8 @@ asio::awaitable<void> run_flight(std::shared_ptr<State> s, TokenKey key, std::sh
             entry.negative = end.outcome;
             entry.negative_until_ms = now + milliseconds(s->options.negative_ttl).count();
         }
-        if (flight->background) ++(end.outcome.token ? s->counters.refreshes_ok : s->counters.refreshes_failed);
+        if (flight->background)
+            ++(end.outcome.token ? s->counters.refreshes_ok : s->counters.refreshes_failed);
     }
     flight->done.set(std::move(end.outcome));
 }
@@ -210,7 +220,8 @@ CachingTokenProvider::CachingTokenProvider(asio::any_io_executor executor, std::
             return std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch())
                 .count();
         };
-    if (!options.sleep) options.sleep = sleep_on_current_executor;
+    if (!options.sleep)
+        options.sleep = sleep_on_current_executor;
     state_ = std::make_shared<State>(std::move(executor), std::move(upstream), std::move(options));
 }
 
@@ -253,19 +264,22 @@ asio::awaitable<TokenOutcome> CachingTokenProvider::get(TokenKey key, bool bypas
                 flight = entry.flight;
                 shared = true;
                 ++s->counters.shared;
-                if (force) entry.last_forced_ms = now;  // the running fetch is the forced refresh
+                if (force)
+                    entry.last_forced_ms = now;  // the running fetch is the forced refresh
             } else {
                 ++(force ? s->counters.forced : s->counters.misses);
-                if (force) entry.last_forced_ms = now;
-                flight = start_flight(s, key, entry, /*background=*/false,
-                                      now + s->options.request_deadline.count());
+                if (force)
+                    entry.last_forced_ms = now;
+                flight = start_flight(s, key, entry, /*background=*/false, now + s->options.request_deadline.count());
             }
         }
-        if (immediate) co_return std::move(*immediate);
+        if (immediate)
+            co_return std::move(*immediate);
 
         TokenOutcome outcome = co_await flight->done.wait();
         outcome.shared = shared;
-        if (outcome.token) co_return outcome;
+        if (outcome.token)
+            co_return outcome;
         {
             // Upstream failures never reach clients while a servable token exists (a failed forced
             // refresh, or a background refresh that failed while this caller waited on it).
@@ -278,7 +292,8 @@ asio::awaitable<TokenOutcome> CachingTokenProvider::get(TokenKey key, bool bypas
         }
         // A background refresh gives up only when the token is about to expire; this caller still
         // deserves a client-facing fetch with its own retries.
-        if (flight->background && round == 0) continue;
+        if (flight->background && round == 0)
+            continue;
         co_return outcome;
     }
 }

@@ -51,7 +51,8 @@ void bench_cold_paths(const BenchOptions& options, Section& out) {
             k->podid().stop_agent();
         ready.push_back(time_to_ready(*k));
     }
-    out.figure("ready_median_ms", "agent start -> /readyz 200, median of " + std::to_string(starts), median(ready), "ms");
+    out.figure("ready_median_ms", "agent start -> /readyz 200, median of " + std::to_string(starts), median(ready),
+               "ms");
     out.figure("ready_max_ms", "agent start -> /readyz 200, max", percentile(ready, 100), "ms");
 
     // Warm the cache for (kIdentity, vault) with a pod that already exists.
@@ -60,7 +61,8 @@ void bench_cold_paths(const BenchOptions& options, Section& out) {
     client.write_line(warm.cgroup_dir + "\t" + token_path());
     auto warmed = client.read_line(std::chrono::seconds(30));
     if (!warmed || warmed->substr(warmed->find(' ') + 1) != "200")
-        throw std::runtime_error("warm-up token request failed: " + warmed.value_or("no answer") + k->podid().agent_log());
+        throw std::runtime_error("warm-up token request failed: " + warmed.value_or("no answer") +
+                                 k->podid().agent_log());
 
     auto first_tokens = [&](const std::string& key, bool cached) {
         std::vector<double> total, own;
@@ -72,7 +74,8 @@ void bench_cold_paths(const BenchOptions& options, Section& out) {
             // that queue (a limit, not the agent's work) out of the measurement.
             if (!cached)
                 std::this_thread::sleep_for(std::chrono::milliseconds(60));
-            std::string path = token_path(cached ? "https://vault.azure.net" : "https://cold-" + std::to_string(i) + ".example.com");
+            std::string path =
+                token_path(cached ? "https://vault.azure.net" : "https://cold-" + std::to_string(i) + ".example.com");
             double upstream_before = cached ? 0 : k->metric("podid_upstream_request_duration_seconds_sum");
             k->publish(p);
             const Clock::time_point visible = Clock::now();
@@ -88,7 +91,8 @@ void bench_cold_paths(const BenchOptions& options, Section& out) {
             double ms = ms_since(visible, end_ns);
             total.push_back(ms);
             if (!cached) {
-                double upstream_ms = (k->metric("podid_upstream_request_duration_seconds_sum") - upstream_before) * 1000;
+                double upstream_ms =
+                    (k->metric("podid_upstream_request_duration_seconds_sum") - upstream_before) * 1000;
                 own.push_back(ms - upstream_ms);
             }
         }
@@ -101,13 +105,15 @@ void bench_cold_paths(const BenchOptions& options, Section& out) {
     out.figure("cached_p50_ms", "new pod visible -> first token (cached), p50", median(cached), "ms");
     out.figure("cached_p99_ms", "new pod visible -> first token (cached), p99", percentile(cached, 99), "ms");
     auto [cold_total, cold_own] = first_tokens("uncached", false);
-    out.figure("uncached_total_p50_ms", "new pod -> first token (uncached), p50 incl. upstream", median(cold_total), "ms");
+    out.figure("uncached_total_p50_ms", "new pod -> first token (uncached), p50 incl. upstream", median(cold_total),
+               "ms");
     out.figure("uncached_own_p50_ms", "new pod -> first token (uncached), p50 agent's share", median(cold_own), "ms");
     out.figure("uncached_own_p99_ms", "new pod -> first token (uncached), p99 agent's share", percentile(cold_own, 99),
                "ms");
     out.target("agent start -> ready <= 1 s (median)", median(ready) / 1000, "<=", 1.0);
     out.target("new pod -> first token (cached) p99 <= 5 ms", percentile(cached, 99), "<=", 5.0);
-    out.notes.push_back(std::to_string(pods) + " pods per kind; the clock starts when the API-server double has "
+    out.notes.push_back(std::to_string(pods) +
+                        " pods per kind; the clock starts when the API-server double has "
                         "the pod (create returned) and stops when the client has read the whole answer");
 }
 

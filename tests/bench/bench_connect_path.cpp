@@ -6,9 +6,9 @@
 // own node-ip:2579, where the redirect lands, and its HTTP work is not what is measured here. The DNAT
 // client runs in the pod's netns but in a cgroup outside kubepods, as on an NMI node, where no cgroup
 // program runs. The rule is in the test node's netns, so it goes away with it.
+#include "accept_server.h"
 #include "bench.h"
 #include "datapath/datapath.h"
-#include "accept_server.h"
 #include "fixtures.h"
 #include "stats.h"
 #include "support/spawn.h"
@@ -17,8 +17,8 @@ namespace podid::bench {
 
 namespace {
 
-constexpr uint16_t kAgentPort = 2579;  // where both redirects land
-constexpr uint16_t kDirectPort = 8080; // a plain service on the node IP
+constexpr uint16_t kAgentPort = 2579;   // where both redirects land
+constexpr uint16_t kDirectPort = 8080;  // a plain service on the node IP
 
 struct Variant {
     std::string key, label;
@@ -55,8 +55,9 @@ void bench_connect_path(const BenchOptions& options, Section& out) {
     // anything but loopback to node-ip:2579. Installed before any trial, so conntrack is active in the
     // node netns for all three variants alike (as on a real node, where kube-proxy needs it anyway).
     iptables(*node, {"-N", "aad-metadata"});
-    iptables(*node, {"-A", "aad-metadata", "!", "-s", "127.0.0.1/32", "-d", "169.254.169.254/32", "-p", "tcp",
-                     "--dport", "80", "-j", "DNAT", "--to-destination", node->node_ip() + ":" + std::to_string(kAgentPort)});
+    iptables(*node,
+             {"-A", "aad-metadata", "!", "-s", "127.0.0.1/32", "-d", "169.254.169.254/32", "-p", "tcp", "--dport", "80",
+              "-j", "DNAT", "--to-destination", node->node_ip() + ":" + std::to_string(kAgentPort)});
     iptables(*node, {"-A", "aad-metadata", "-j", "RETURN"});
     iptables(*node, {"-I", "PREROUTING", "1", "-j", "aad-metadata"});
 
@@ -73,9 +74,10 @@ void bench_connect_path(const BenchOptions& options, Section& out) {
         for (size_t i = 0; i < variants.size(); ++i) {
             // Rotate the order each trial so no variant always runs first or last.
             Variant& v = variants[(i + static_cast<size_t>(t)) % variants.size()];
-            test::RunResult r = node->run({PODID_BENCH_CLIENT_BIN, "connect-loop", "--ip", v.ip, "--port",
-                                           std::to_string(v.port), "--seconds", seconds, "--threads", "2"},
-                                          pod.netns, v.in_pod_cgroup ? pod.cgroup_dir : outside, std::chrono::seconds(60));
+            test::RunResult r =
+                node->run({PODID_BENCH_CLIENT_BIN, "connect-loop", "--ip", v.ip, "--port", std::to_string(v.port),
+                           "--seconds", seconds, "--threads", "2"},
+                          pod.netns, v.in_pod_cgroup ? pod.cgroup_dir : outside, std::chrono::seconds(60));
             auto j = nlohmann::json::parse(r.out, nullptr, false);
             if (r.exit_code != 0 || j.is_discarded())
                 throw std::runtime_error("connect loop (" + v.key + ") failed: " + r.out + r.err);

@@ -54,8 +54,9 @@ void bench_footprint(const BenchOptions& options, Section& out) {
         ProcUsage idle = read_proc_usage(agent);
         const double idle_cpu = (idle.cpu_seconds - before.cpu_seconds) / idle_seconds;
         token_per_pod(*k, cgroups);
-        WrkResult w = run_wrk_in_cgroup(k->node(), cgroups.front(),
-                                        {"http://169.254.169.254" + token_path(), {"Metadata: true"}, 1, 32, load_seconds});
+        WrkResult w =
+            run_wrk_in_cgroup(k->node(), cgroups.front(),
+                              {"http://169.254.169.254" + token_path(), {"Metadata: true"}, 1, 32, load_seconds});
         ProcUsage loaded = read_proc_usage(agent);
         if (!idle.ok || !loaded.ok || !w.ok)
             throw std::runtime_error("footprint (" + key + "): agent gone or wrk failed: " + w.raw);
@@ -76,14 +77,14 @@ void bench_footprint(const BenchOptions& options, Section& out) {
     for (int count : pod_counts) {
         for (; published < count; ++published)
             cgroups.push_back(k->add_pod(published).cgroup_dir);
-        bool seen = test::KubeApiServer::wait_for(
-            [&] { return k->metric("podid_pods_tracked") >= count; }, std::chrono::seconds(60));
+        bool seen = test::KubeApiServer::wait_for([&] { return k->metric("podid_pods_tracked") >= count; },
+                                                  std::chrono::seconds(60));
         if (!seen)
             throw std::runtime_error("the agent did not report " + std::to_string(count) + " pods tracked");
         at_most_pods = measure("pods" + std::to_string(count), std::to_string(count) + " pods");
     }
-    out.target(std::to_string(pod_counts.back()) + " pods: RSS <= 32 MiB (peak, VmHWM)", at_most_pods.hwm_mib, "<=",
-               32);
+    out.target(std::to_string(pod_counts.back()) + " pods: RSS <= 32 MiB (peak, VmHWM)", at_most_pods.hwm_mib,
+               "<=", 32);
 
     // Cgroups that made a redirected connection: one counter-map entry each.
     const std::string parent = k->node().kubepods_dir() + "/bench-touch.slice";
@@ -96,8 +97,8 @@ void bench_footprint(const BenchOptions& options, Section& out) {
             list << dir << "\n";
         }
     }
-    test::RunResult r = k->node().run_in_node({PODID_BENCH_CLIENT_BIN, "touch", "--cgroups", file}, "",
-                                              std::chrono::seconds(300));
+    test::RunResult r =
+        k->node().run_in_node({PODID_BENCH_CLIENT_BIN, "touch", "--cgroups", file}, "", std::chrono::seconds(300));
     if (r.exit_code != 0)
         throw std::runtime_error("touch client failed: " + r.out + r.err);
     const double tracked = k->metric("podid_cgroups_tracked");
@@ -106,8 +107,10 @@ void bench_footprint(const BenchOptions& options, Section& out) {
             std::to_string(cgroup_count) + " cgroups + " + std::to_string(pod_counts.back()) + " pods");
     if (tracked < cgroup_count)
         out.notes.push_back("fewer cgroups tracked than touched: " + r.out);
-    out.notes.push_back("Kubernetes mode against the API-server double (HTTPS, list+watch); hostNetwork pods "
-                        "(cgroups only); idle = " + std::to_string(int(idle_seconds)) + " s without requests");
+    out.notes.push_back(
+        "Kubernetes mode against the API-server double (HTTPS, list+watch); hostNetwork pods "
+        "(cgroups only); idle = " +
+        std::to_string(int(idle_seconds)) + " s without requests");
 }
 
 }  // namespace podid::bench

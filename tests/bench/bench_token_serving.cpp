@@ -20,7 +20,8 @@ struct Series {
     void add(const WrkResult& w) {
         rps.push_back(w.rps);
         // Only 2xx answers are tokens served: a 429 from a rate limit is cheap and must not count.
-        double ok_share = w.requests > 0 ? static_cast<double>(w.requests - w.errors) / static_cast<double>(w.requests) : 0;
+        double ok_share =
+            w.requests > 0 ? static_cast<double>(w.requests - w.errors) / static_cast<double>(w.requests) : 0;
         answered_rps.push_back(w.rps * ok_share);
         p50.push_back(w.p50_ms);
         p99.push_back(w.p99_ms);
@@ -79,7 +80,8 @@ void bench_token_serving(const BenchOptions& options, Section& out) {
         Series podid, nginx;
         long podid_errors = 0, nginx_errors = 0;
     };
-    std::vector<Mode> modes = {{"keepalive", "keep-alive", keepalive, {}, {}}, {"close", "connection-per-request", close, {}, {}}};
+    std::vector<Mode> modes = {{"keepalive", "keep-alive", keepalive, {}, {}},
+                               {"close", "connection-per-request", close, {}, {}}};
     for (auto& m : modes) {
         WrkLoad podid_load{podid_url, m.headers, 1, 32, seconds};
         WrkLoad nginx_load{nginx->url(), m.headers, 1, 32, seconds};
@@ -107,7 +109,8 @@ void bench_token_serving(const BenchOptions& options, Section& out) {
     }
 
     for (auto& m : modes) {
-        out.figure(m.key + "_podid_rps", "podid " + m.label + " req/s (2xx only)", median(m.podid.answered_rps), "req/s");
+        out.figure(m.key + "_podid_rps", "podid " + m.label + " req/s (2xx only)", median(m.podid.answered_rps),
+                   "req/s");
         out.figure(m.key + "_podid_all_rps", "podid " + m.label + " req/s (any status)", median(m.podid.rps), "req/s");
         out.figure(m.key + "_nginx_rps", "nginx " + m.label + " req/s", median(m.nginx.rps), "req/s");
         out.figure(m.key + "_podid_p50_ms", "podid " + m.label + " p50", median(m.podid.p50), "ms");
@@ -125,8 +128,7 @@ void bench_token_serving(const BenchOptions& options, Section& out) {
     }
     out.target("keep-alive req/s >= 0.9 x nginx",
                median(ratios(modes[0].podid.answered_rps, modes[0].nginx.answered_rps)), ">=", 0.9);
-    out.target("keep-alive p99 <= 1.5 x nginx p99", median(ratios(modes[0].podid.p99, modes[0].nginx.p99)), "<=",
-               1.5);
+    out.target("keep-alive p99 <= 1.5 x nginx p99", median(ratios(modes[0].podid.p99, modes[0].nginx.p99)), "<=", 1.5);
     out.target("connection-per-request req/s >= 0.8 x nginx",
                median(ratios(modes[1].podid.answered_rps, modes[1].nginx.answered_rps)), ">=", 0.8);
     out.notes.push_back("wrk -t1 -c32 in the pod, " + std::to_string(trials) + " alternating trials x " +

@@ -50,26 +50,28 @@ void bench_upstream_amplification(const BenchOptions& options, Section& out) {
             const double upstream = pn->emulator_stats().value("token_requests", -1.0);
             const int expected = distinct ? n : 1;
             const std::string key = scenario + "_n" + std::to_string(n);
-            out.figure(key + "_requests", "N=" + std::to_string(n) + " " + scenario + " pair: requests (" +
-                                              std::to_string(per_pod) + "/pod x " + std::to_string(bursts) + " bursts)",
+            out.figure(key + "_requests",
+                       "N=" + std::to_string(n) + " " + scenario + " pair: requests (" + std::to_string(per_pod) +
+                           "/pod x " + std::to_string(bursts) + " bursts)",
                        static_cast<double>(requests), "");
             out.figure(key + "_ok", "N=" + std::to_string(n) + " " + scenario + " pair: 200 answers",
                        static_cast<double>(ok), "");
-            out.figure(key + "_podid_upstream", "N=" + std::to_string(n) + " " + scenario + " pair: podid upstream calls",
-                       upstream, "");
-            out.figure(key + "_nmi_upstream", "N=" + std::to_string(n) + " " + scenario +
-                                                  " pair: NMI upstream calls (1 per request)",
+            out.figure(key + "_podid_upstream",
+                       "N=" + std::to_string(n) + " " + scenario + " pair: podid upstream calls", upstream, "");
+            out.figure(key + "_nmi_upstream",
+                       "N=" + std::to_string(n) + " " + scenario + " pair: NMI upstream calls (1 per request)",
                        static_cast<double>(requests), "");
-            out.target("N=" + std::to_string(n) + " " + scenario + ": upstream calls == distinct pairs", upstream, "==",
-                       expected);
+            out.target("N=" + std::to_string(n) + " " + scenario + ": upstream calls == distinct pairs", upstream,
+                       "==", expected);
             if (ok != requests && all_ok)
                 out.notes.push_back("N=" + std::to_string(n) + " " + scenario + " answers: " + r.out);
             all_ok = all_ok && ok == requests;
             pn->agent_log();
         }
     }
-    out.notes.push_back("bursts are 100 ms apart, within one refresh period (token lifetime 24 h); "
-                        "every burst's connections are all open before any request is written");
+    out.notes.push_back(
+        "bursts are 100 ms apart, within one refresh period (token lifetime 24 h); "
+        "every burst's connections are all open before any request is written");
     std::filesystem::remove(lines_file);
 }
 

@@ -34,8 +34,8 @@ CgroupPod add_cgroup_pod(test::TestNode& node, int index) {
     std::replace(underscored.begin(), underscored.end(), '-', '_');
     char container[65];
     std::snprintf(container, sizeof(container), "%064d", index);
-    std::string dir = node.make_cgroup("kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + underscored +
-                                       ".slice/cri-containerd-" + container + ".scope");
+    std::string dir = node.make_cgroup("kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" +
+                                       underscored + ".slice/cri-containerd-" + container + ".scope");
     return {uid, dir};
 }
 
@@ -84,9 +84,11 @@ CgroupPod KubeNode::add_pod(int index, bool publish_it) {
 }
 
 void KubeNode::publish(const CgroupPod& p) {
-    json object = {{"metadata", {{"name", "bench-" + std::to_string(std::stoll(p.uid.substr(24)))},
-                                 {"namespace", "default"}, {"uid", p.uid},
-                                 {"labels", {{"aadpodidbinding", "bench"}}}}},
+    json object = {{"metadata",
+                    {{"name", "bench-" + std::to_string(std::stoll(p.uid.substr(24)))},
+                     {"namespace", "default"},
+                     {"uid", p.uid},
+                     {"labels", {{"aadpodidbinding", "bench"}}}}},
                    {"spec", {{"nodeName", kNodeName}, {"serviceAccountName", "default"}, {"hostNetwork", true}}},
                    {"status", {{"phase", "Running"}}}};
     auto r = api_->create("Pod", std::move(object));

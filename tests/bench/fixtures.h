@@ -55,8 +55,8 @@ public:
 
 private:
     KubeNode() = default;
-    std::unique_ptr<test::PodidNode> pn_;         // destroyed last
-    std::unique_ptr<test::KubeApiServer> api_;    // before the node's netns goes
+    std::unique_ptr<test::PodidNode> pn_;       // destroyed last
+    std::unique_ptr<test::KubeApiServer> api_;  // before the node's netns goes
 };
 
 }  // namespace podid::bench

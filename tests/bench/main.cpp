@@ -48,7 +48,8 @@ double load_average() {
 }
 
 int usage(const std::string& why) {
-    std::cerr << "podid-bench: " << why << "\nusage: podid-bench [--quick] [--only NAME[,NAME]] [--out FILE] [--strict]\n"
+    std::cerr << "podid-bench: " << why
+              << "\nusage: podid-bench [--quick] [--only NAME[,NAME]] [--out FILE] [--strict]\n"
               << "benchmarks:";
     for (const auto& b : kBenchmarks)
         std::cerr << " " << b.name;

@@ -21,20 +21,34 @@ std::string config(const std::string& dir, const std::string& ip, int port) {
            "master_process on;\n"
            "user root;\n"  // the files sit in the node's private workdir
            "worker_processes auto;\n"
-           "pid " + dir + "/nginx.pid;\n"
-           "error_log " + dir + "/error.log warn;\n"
+           "pid " +
+           dir +
+           "/nginx.pid;\n"
+           "error_log " +
+           dir +
+           "/error.log warn;\n"
            "events { worker_connections 4096; }\n"
            "http {\n"
            "  access_log off;\n"
            "  keepalive_requests 1000000;\n"
            "  keepalive_timeout 90s;\n"
-           "  client_body_temp_path " + dir + "/tmp;\n"
-           "  proxy_temp_path " + dir + "/tmp;\n"
-           "  fastcgi_temp_path " + dir + "/tmp;\n"
+           "  client_body_temp_path " +
+           dir +
+           "/tmp;\n"
+           "  proxy_temp_path " +
+           dir +
+           "/tmp;\n"
+           "  fastcgi_temp_path " +
+           dir +
+           "/tmp;\n"
            "  types { application/json json; }\n"
            "  server {\n"
-           "    listen " + ip + ":" + std::to_string(port) + " reuseport;\n"
-           "    root " + dir + "/www;\n"
+           "    listen " +
+           ip + ":" + std::to_string(port) +
+           " reuseport;\n"
+           "    root " +
+           dir +
+           "/www;\n"
            "    location / { }\n"
            "  }\n"
            "}\n";

@@ -14,19 +14,19 @@ struct Figure {
     std::string key;    // machine name, stable: "podid_keepalive_rps"
     std::string label;  // for the table: "podid keep-alive req/s"
     double value = 0;
-    std::string unit;   // "req/s", "ms", "MiB", "x", "" ...
+    std::string unit;  // "req/s", "ms", "MiB", "x", "" ...
 };
 
 struct Target {
-    std::string text;      // the target as the issue states it: "keep-alive req/s >= 0.9 x nginx"
+    std::string text;  // the target as the issue states it: "keep-alive req/s >= 0.9 x nginx"
     double measured = 0;
-    std::string op;        // ">=", "<=", "=="
+    std::string op;  // ">=", "<=", "=="
     double threshold = 0;
     bool pass = false;
 };
 
 struct Section {
-    std::string name;   // "token_serving": what --only selects
+    std::string name;  // "token_serving": what --only selects
     std::string title;
     std::vector<Figure> figures;
     std::vector<Target> targets;

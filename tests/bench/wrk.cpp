@@ -28,9 +28,16 @@ double to_ms(const std::string& text) {
 }
 
 std::vector<std::string> argv_for(const WrkLoad& load) {
-    std::vector<std::string> argv = {"wrk", "-t", std::to_string(load.threads), "-c", std::to_string(load.connections),
-                                     "-d", std::to_string(std::max(1, static_cast<int>(std::lround(load.seconds)))) + "s",
-                                     "--latency", "--timeout", "5s"};
+    std::vector<std::string> argv = {"wrk",
+                                     "-t",
+                                     std::to_string(load.threads),
+                                     "-c",
+                                     std::to_string(load.connections),
+                                     "-d",
+                                     std::to_string(std::max(1, static_cast<int>(std::lround(load.seconds)))) + "s",
+                                     "--latency",
+                                     "--timeout",
+                                     "5s"};
     for (const auto& h : load.headers) {
         argv.push_back("-H");
         argv.push_back(h);

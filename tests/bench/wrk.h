@@ -9,13 +9,13 @@
 namespace podid::bench {
 
 struct WrkResult {
-    bool ok = false;         // wrk ran and reported a rate
+    bool ok = false;  // wrk ran and reported a rate
     double rps = 0;
     double p50_ms = 0;
     double p99_ms = 0;
     long requests = 0;
-    long errors = 0;         // socket errors + non-2xx/3xx answers
-    std::string raw;         // wrk's output, for the error message
+    long errors = 0;  // socket errors + non-2xx/3xx answers
+    std::string raw;  // wrk's output, for the error message
 };
 
 // Parses wrk's --latency report ("Requests/sec:", "Latency Distribution" lines, "Non-2xx", "Socket errors").

@@ -21,7 +21,8 @@ using nlohmann::json;
 const std::string kIdA = "11111111-1111-4111-8111-111111111111";
 const std::string kIdB = "22222222-2222-4222-8222-222222222222";
 const std::string kNodeId = "99999999-9999-4999-8999-999999999999";
-const std::string kTokenPath = "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net";
+const std::string kTokenPath =
+    "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net";
 
 std::string relative(const TestNode& node, const std::string& abs) { return abs.substr(node.cgroup2_mount().size()); }
 
@@ -69,7 +70,8 @@ protected:
     void expect_no_pod_reached_imds() {
         for (const auto& peer : pn_->emulator_peers())
             for (const char* pod : {"a", "b", "c"})
-                EXPECT_NE(peer.rfind(pn_->node().pod(pod).ip + ":", 0), 0u) << "pod " << pod << " reached IMDS: " << peer;
+                EXPECT_NE(peer.rfind(pn_->node().pod(pod).ip + ":", 0), 0u)
+                    << "pod " << pod << " reached IMDS: " << peer;
     }
 
     std::unique_ptr<PodidNode> pn_;
@@ -144,9 +146,9 @@ TEST_F(AgentTest, ConcurrentPodsNeverGetEachOthersToken) {
     constexpr int kRequests = 300;
     auto loop = [&](const std::string& pod, const std::string& id) {
         // client_id is echoed in the body: a response for the other identity would not contain it.
-        return pn_->node().spawn_in_pod(pod, {PODID_PROBE_BIN, "keepalive", "169.254.169.254", "80", kTokenPath,
-                                              std::to_string(kRequests), "-H", "Metadata: true", "--expect",
-                                              "\"client_id\":\"" + id + "\""});
+        return pn_->node().spawn_in_pod(
+            pod, {PODID_PROBE_BIN, "keepalive", "169.254.169.254", "80", kTokenPath, std::to_string(kRequests), "-H",
+                  "Metadata: true", "--expect", "\"client_id\":\"" + id + "\""});
     };
     std::vector<Process> procs;
     for (int i = 0; i < 2; ++i) {
@@ -207,7 +209,8 @@ TEST_F(AgentTest, BindingsReloadWhenTheFileChanges) {
     EXPECT_EQ(pn_->curl("c", kTokenPath).status, 400);
     json b = bindings();
     TestNode& n = pn_->node();
-    b["bindings"].push_back({{"cgroup", relative(n, n.pod("c").pod_cgroup_dir)}, {"identities", {{{"client_id", kIdB}}}}});
+    b["bindings"].push_back(
+        {{"cgroup", relative(n, n.pod("c").pod_cgroup_dir)}, {"identities", {{{"client_id", kIdB}}}}});
     pn_->write_bindings(b);
     int status = 0;
     for (int i = 0; i < 50 && status != 200; ++i) {
@@ -275,8 +278,8 @@ TEST(AgentCgroupNamespace, AgentInItsOwnCgroupNamespaceStillReachesImds) {
     auto pn = PodidNode::create(o);
     pn->add_pod({.name = "a"});
     TestNode& n = pn->node();
-    pn->write_bindings(json{{"bindings", {{{"cgroup", relative(n, n.pod("a").pod_cgroup_dir)},
-                                           {"identities", {{{"client_id", kIdA}}}}}}}});
+    pn->write_bindings(json{
+        {"bindings", {{{"cgroup", relative(n, n.pod("a").pod_cgroup_dir)}, {"identities", {{{"client_id", kIdA}}}}}}}});
     pn->start_emulator();
     pn->start_agent();
     std::string log = pn->agent_log();

@@ -3,8 +3,8 @@
 // yq only read files.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -68,9 +68,10 @@ bool have(const std::string& tool) { return run("command -v " + tool).status == 
 ::testing::AssertionResult tools_present() {
     std::string missing;
     if (!have("kubectl"))
-        missing += "kubectl is missing: install a kubectl >= 1.21 (kustomize v4+), e.g. the `kubectl` package of the "
-                   "Kubernetes apt repository. Debian's `apt-get install kubernetes-client` gives kubectl 1.20, whose "
-                   "kustomize v2.0.3 rejects these kustomizations.\n";
+        missing +=
+            "kubectl is missing: install a kubectl >= 1.21 (kustomize v4+), e.g. the `kubectl` package of the "
+            "Kubernetes apt repository. Debian's `apt-get install kubernetes-client` gives kubectl 1.20, whose "
+            "kustomize v2.0.3 rejects these kustomizations.\n";
     if (!have("yq"))
         missing += "yq is missing: apt-get install yq (tools/install-deps.sh)\n";
     if (!have("yamllint"))
@@ -148,7 +149,7 @@ struct RenderCase {
 };
 
 const std::set<Ref> kAgentObjects = {
-    {"Namespace", "podid-system"},       {"ServiceAccount", "podid-agent"}, {"ClusterRole", "podid-agent"},
+    {"Namespace", "podid-system"},         {"ServiceAccount", "podid-agent"}, {"ClusterRole", "podid-agent"},
     {"ClusterRoleBinding", "podid-agent"}, {"DaemonSet", "podid-agent"},
 };
 const std::set<Ref> kCrdObjects = {
@@ -240,8 +241,8 @@ void check_daemonset(const json& ds) {
     EXPECT_EQ(spec.value("terminationGracePeriodSeconds", 0), 30);
     bool tolerates_all = false;
     for (const auto& t : spec["tolerations"])
-        tolerates_all = tolerates_all || (t.value("operator", "") == "Exists" && !t.contains("key") &&
-                                          !t.contains("effect"));
+        tolerates_all =
+            tolerates_all || (t.value("operator", "") == "Exists" && !t.contains("key") && !t.contains("effect"));
     EXPECT_TRUE(tolerates_all) << "needs a toleration {operator: Exists} without key or effect";
 
     ASSERT_EQ(spec["containers"].size(), 1u);
@@ -287,9 +288,8 @@ void check_daemonset(const json& ds) {
 
     std::map<std::string, std::string> host_paths;  // volume name -> host path
     for (const auto& v : spec["volumes"])
-        host_paths[v.value("name", "")] = at(v, "/hostPath/path").is_string()
-                                              ? at(v, "/hostPath/path").get<std::string>()
-                                              : "";
+        host_paths[v.value("name", "")] =
+            at(v, "/hostPath/path").is_string() ? at(v, "/hostPath/path").get<std::string>() : "";
     std::map<std::string, json> mounts;  // host path -> volumeMount
     for (const auto& m : c["volumeMounts"])
         mounts[host_paths[m.value("name", "")]] = m;

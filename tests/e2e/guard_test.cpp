@@ -132,9 +132,9 @@ TEST_F(GuardTest, AfPacketFramesToTheMetadataAddressNeverLeaveThePodInterface) {
     pn_->add_pod({.name = "late"});
     json status;
     for (int i = 0; i < 50; ++i) {
-        RunResult r = pn_->node().run({PODIDCTL_BIN, "--socket", pn_->admin_socket_path(), "--bpffs", pn_->pin_dir(),
-                                       "status", "-o", "json"},
-                                      "", "");
+        RunResult r = pn_->node().run(
+            {PODIDCTL_BIN, "--socket", pn_->admin_socket_path(), "--bpffs", pn_->pin_dir(), "status", "-o", "json"}, "",
+            "");
         status = json::parse(r.out, nullptr, false);
         if (status.is_object() && status["agent"]["interface_guard"]["interfaces"].size() == 2)
             break;

@@ -218,8 +218,8 @@ int helper_identity_run(const std::vector<std::string>& a) {
         pool.emplace_back(worker, t, count / threads + (t < count % threads ? 1 : 0));
     for (auto& t : pool)
         t.join();
-    std::printf("ok tokens=%d denied=%d throttled=%d wrong=%d errors=%d connections=%d\n", tokens.load(),
-                denied.load(), throttled.load(), wrong.load(), errors.load(), reconnects.load());
+    std::printf("ok tokens=%d denied=%d throttled=%d wrong=%d errors=%d connections=%d\n", tokens.load(), denied.load(),
+                throttled.load(), wrong.load(), errors.load(), reconnects.load());
     if (!first_error.empty())
         std::printf("first_error %s\n", first_error.c_str());
     return wrong == 0 && errors == 0 ? 0 : 1;
@@ -490,8 +490,8 @@ protected:
         for (int i = 0; i < pods + unbound; ++i) {
             Pod& p = pn_->add_pod({.name = "p" + std::to_string(i), .qos = qos[i % 3], .runtime = runtimes[i % 3]});
             if (i < pods)
-                entries.push_back({{"cgroup", relative(pn_->node(), p.pod_cgroup_dir)},
-                                   {"identities", {{{"client_id", guid(i)}}}}});
+                entries.push_back(
+                    {{"cgroup", relative(pn_->node(), p.pod_cgroup_dir)}, {"identities", {{{"client_id", guid(i)}}}}});
         }
         pn_->write_bindings(json{{"bindings", entries}});
         pn_->start_emulator();
@@ -532,9 +532,12 @@ TEST_F(HardeningTest, SecondNetworkNamespaceInsideAPodIsStillHooked) {
     start(1);
     const std::string script =
         "ip link set lo up && ip addr add 169.254.169.254/32 dev lo && "
-        "echo tcp: $(" PODID_PROBE_BIN " tcp 169.254.169.254 80); "
-        "echo udp: $(" PODID_PROBE_BIN " udp 169.254.169.254 80); "
-        "echo icmp: $(" PODID_PROBE_BIN " icmp 169.254.169.254); "
+        "echo tcp: $(" PODID_PROBE_BIN
+        " tcp 169.254.169.254 80); "
+        "echo udp: $(" PODID_PROBE_BIN
+        " udp 169.254.169.254 80); "
+        "echo icmp: $(" PODID_PROBE_BIN
+        " icmp 169.254.169.254); "
         "echo other_port: $(" PODID_PROBE_BIN " tcp 169.254.169.254 8080)";
     RunResult r = node().run_in_pod("p0", {"unshare", "-n", "sh", "-c", script});
     std::cout << "[hardening] second netns: " << r.out << r.err;
@@ -553,8 +556,8 @@ TEST_F(HardeningTest, UnprivilegedProcessCannotMoveIntoAnotherPodsCgroup) {
     start(2);
     const Pod& victim = node().pod("p1");
     const std::string script = "echo $$ > " + victim.cgroup_dir + "/cgroup.procs && echo moved || echo refused";
-    RunResult r = node().run_in_pod(
-        "p0", {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", script});
+    RunResult r =
+        node().run_in_pod("p0", {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", script});
     std::cout << "[hardening] cgroup move as uid 65534: " << r.out << r.err;
     EXPECT_NE(r.out.find("refused"), std::string::npos) << r.out << r.err;
     EXPECT_NE(r.err.find("Permission denied"), std::string::npos) << r.err;
@@ -573,21 +576,25 @@ TEST_F(HardeningTest, SpoofedSourceAddressIsAttributedByCgroup) {
     const Pod& attacker = node().pod("p0");
     const Pod& victim = node().pod("p1");
     // (Not /sys/class/net: the pod shares the test's mount namespace, whose sysfs shows the host's links.)
-    RunResult mac = node().run_in_pod("p0", {"sh", "-c", "ip -o link show eth0 | sed 's/.*link\\/ether \\([^ ]*\\).*/\\1/'"});
+    RunResult mac =
+        node().run_in_pod("p0", {"sh", "-c", "ip -o link show eth0 | sed 's/.*link\\/ether \\([^ ]*\\).*/\\1/'"});
     ASSERT_EQ(mac.exit_code, 0) << mac.err;
     std::string lladdr = mac.out.substr(0, mac.out.find('\n'));
     ASSERT_EQ(node().run_in_pod("p0", {"ip", "addr", "add", victim.ip + "/32", "dev", "eth0"}).exit_code, 0);
-    RunResult neigh = node().run_in_node({"sh", "-c", "ip neigh replace " + victim.ip + " lladdr " + lladdr +
-                                                          " nud permanent dev $(ip -o route get " + attacker.ip +
-                                                          " | sed -n 's/.* dev \\([^ ]*\\).*/\\1/p')"});
+    RunResult neigh = node().run_in_node({"sh", "-c",
+                                          "ip neigh replace " + victim.ip + " lladdr " + lladdr +
+                                              " nud permanent dev $(ip -o route get " + attacker.ip +
+                                              " | sed -n 's/.* dev \\([^ ]*\\).*/\\1/p')"});
     ASSERT_EQ(neigh.exit_code, 0) << neigh.err;
-    RunResult r = node().run_in_pod("p0", {"curl", "-sS", "-m", "10", "--interface", victim.ip, "-H",
-                                           "Metadata: true", "http://169.254.169.254" + kTokenQuery + kVault});
+    RunResult r = node().run_in_pod("p0", {"curl", "-sS", "-m", "10", "--interface", victim.ip, "-H", "Metadata: true",
+                                           "http://169.254.169.254" + kTokenQuery + kVault});
     std::cout << "[hardening] p0 calling from p1's address " << victim.ip << ": exit " << r.exit_code << "\n";
     if (r.exit_code != 0) {
         std::cout << node().run_in_node({"sh", "-c", "ip neigh; bridge fdb show | grep -v permanent; ip route"}).out;
-        std::cout << node().run_in_pod("p0", {"sh", "-c", "ip addr; ip route; ip neigh; curl -sS -m 3 --interface " +
-                                                                victim.ip + " http://10.77.0.1:2579/healthz"})
+        std::cout << node()
+                         .run_in_pod("p0", {"sh", "-c",
+                                            "ip addr; ip route; ip neigh; curl -sS -m 3 --interface " + victim.ip +
+                                                " http://10.77.0.1:2579/healthz"})
                          .out;
     }
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -616,35 +623,50 @@ TEST_F(HardeningTest, SmugglingShapesAndHugeHeadersAreRefused) {
     const std::string head = "GET " + kTokenQuery + kVault + " HTTP/1.1\r\nHost: x\r\nMetadata: true\r\n";
     const std::string post = "POST " + kTokenQuery + kVault + " HTTP/1.1\r\nHost: x\r\nMetadata: true\r\n";
     const std::vector<SmuggleCase> cases = {
-        {"duplicate_content_length", post + "Content-Length: 0\r\nContent-Length: " +
-                                         std::to_string(hidden.size()) + "\r\n\r\n" + hidden, {400}, true},
-        {"chunked_and_content_length", post + "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" +
-                                           hidden, {400}, true},
+        {"duplicate_content_length",
+         post + "Content-Length: 0\r\nContent-Length: " + std::to_string(hidden.size()) + "\r\n\r\n" + hidden,
+         {400},
+         true},
+        {"chunked_and_content_length",
+         post + "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + hidden,
+         {400},
+         true},
         {"chunked_not_last", post + "Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n" + hidden, {400}, true},
         {"obs_fold", head + "X-A: a\r\n Metadata: false\r\n\r\n", {200}, false},
         // RFC 9112 §5.2 lets a server replace obs-fold with a space: Beast does, so this is "Metadata: true",
         // read the same way by any compliant reader (and the pod can send that header anyway).
-        {"obs_fold_into_metadata", "GET " + kTokenQuery + kVault + " HTTP/1.1\r\nHost: x\r\nMetadata:\r\n true\r\n\r\n",
-         {200}, false},
+        {"obs_fold_into_metadata",
+         "GET " + kTokenQuery + kVault + " HTTP/1.1\r\nHost: x\r\nMetadata:\r\n true\r\n\r\n",
+         {200},
+         false},
         {"transfer_encoding_without_chunked", post + "Transfer-Encoding: gzip\r\n\r\n" + hidden, {400}, true},
         {"space_before_colon", head + "Content-Length : 5\r\n\r\n" + hidden, {400}, true},
         {"huge_header", head + "X-Big: " + std::string(16 * 1024, 'a') + "\r\n\r\n", {431}, true},
-        {"many_headers", head + [] {
-             std::string h;
-             for (int i = 0; i < 2000; ++i)
-                 h += "X-" + std::to_string(i) + ": v\r\n";
-             return h;
-         }() + "\r\n", {431}, true},
+        {"many_headers",
+         head +
+             [] {
+                 std::string h;
+                 for (int i = 0; i < 2000; ++i)
+                     h += "X-" + std::to_string(i) + ": v\r\n";
+                 return h;
+             }() +
+             "\r\n",
+         {431},
+         true},
         {"huge_target", "GET /metadata/" + std::string(20 * 1024, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n", {431}, true},
         {"pipelined_own_then_foreign", own + hidden, {200, 400}, false},
         // The agent is the front proxy for forwarded paths: a request hidden in a chunked body must reach
         // IMDS as body bytes with a Content-Length, never as a second request on the agent's connection.
-        {"chunked_body_forwarded", "POST /metadata/scheduledevents?api-version=2020-07-01 HTTP/1.1\r\nHost: x\r\n"
-                                   "Metadata: true\r\nTransfer-Encoding: chunked\r\n\r\n" + [&] {
-             char len[16];
-             std::snprintf(len, sizeof(len), "%zx", hidden.size());
-             return std::string(len) + "\r\n" + hidden + "\r\n0\r\n\r\n";
-         }(), {}, false},
+        {"chunked_body_forwarded",
+         "POST /metadata/scheduledevents?api-version=2020-07-01 HTTP/1.1\r\nHost: x\r\n"
+         "Metadata: true\r\nTransfer-Encoding: chunked\r\n\r\n" +
+             [&] {
+                 char len[16];
+                 std::snprintf(len, sizeof(len), "%zx", hidden.size());
+                 return std::string(len) + "\r\n" + hidden + "\r\n0\r\n\r\n";
+             }(),
+         {},
+         false},
         {"bare_lf", "GET " + kTokenQuery + kVault + " HTTP/1.1\nHost: x\nMetadata: true\n\n", {400}, true},
         {"http_0_9", "GET " + kTokenQuery + kVault + "\r\n\r\n", {400}, true},
     };
@@ -705,8 +727,9 @@ TEST_F(HardeningTest, RandomizedMultiPodRunNeverServesAnotherPodsToken) {
     }
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
     std::cout << "[hardening] multi-pod: " << kPods * kPerPod << " requests from " << kPods << " pods in " << secs
-              << " s: tokens=" << total_tokens << " denied=" << total_denied << " throttled(429, retried)="
-              << total_throttled << " upstream=" << pn_->emulator_stats().value("token_requests", -1) << "\n";
+              << " s: tokens=" << total_tokens << " denied=" << total_denied
+              << " throttled(429, retried)=" << total_throttled
+              << " upstream=" << pn_->emulator_stats().value("token_requests", -1) << "\n";
     EXPECT_EQ(total_tokens + total_denied, kPods * kPerPod);
     // 12 identities x 3 resources: one upstream call each, however many requests.
     EXPECT_LE(pn_->emulator_stats().value("token_requests", -1), kPods * 3);
@@ -744,8 +767,8 @@ TEST_F(HardeningTest, IdleConnectionFloodStopsAtThePerPodCap) {
     std::string out = flood.read_out();
     auto t = pn_->curl("p0", kTokenQuery + kVault);
     const long rss_during = rss_kb(pn_->agent().pid());
-    std::cout << "[hardening] idle flood: " << out << "[hardening] agent RSS " << rss_before << " kB -> "
-              << rss_during << " kB during the flood\n";
+    std::cout << "[hardening] idle flood: " << out << "[hardening] agent RSS " << rss_before << " kB -> " << rss_during
+              << " kB during the flood\n";
     EXPECT_EQ(t.status, 200) << "another pod was starved: " << t.body << t.err;
     EXPECT_EQ(field(out, "kept"), 1000) << out;
 #ifndef __SANITIZE_ADDRESS__

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include <gtest/gtest.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -22,7 +23,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "support/kube_apiserver.h"
@@ -43,7 +43,8 @@ constexpr const char* kKubectl = "/usr/bin/kubectl";
 json pod(const std::string& ns, const std::string& name, const std::string& node,
          const std::map<std::string, std::string>& labels = {}) {
     json meta = {{"name", name}, {"namespace", ns}};
-    if (!labels.empty()) meta["labels"] = labels;
+    if (!labels.empty())
+        meta["labels"] = labels;
     return {{"metadata", meta},
             {"spec", {{"nodeName", node}, {"serviceAccountName", "default"}, {"containers", json::array()}}},
             {"status", {{"phase", "Running"}, {"podIP", "10.77.0.10"}}}};
@@ -56,7 +57,8 @@ json azure_identity(const std::string& ns, const std::string& name, const std::s
 
 std::vector<std::string> names_of(const json& list) {
     std::vector<std::string> names;
-    for (const auto& item : list["items"]) names.push_back(item["metadata"]["name"].get<std::string>());
+    for (const auto& item : list["items"])
+        names.push_back(item["metadata"]["name"].get<std::string>());
     return names;
 }
 
@@ -90,14 +92,17 @@ public:
         bool done = false;
         tcp.async_connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_),
                           [&](auto e) { ec = e, done = true; });
-        if (!run_until(done, 5s) || ec) return false;
+        if (!run_until(done, 5s) || ec)
+            return false;
         done = false;
         stream_->async_handshake(ssl::stream_base::client, [&](auto e) { ec = e, done = true; });
-        if (!run_until(done, 5s) || ec) return false;
+        if (!run_until(done, 5s) || ec)
+            return false;
         http::request<http::empty_body> req{http::string_to_verb(method), target, 11};
         req.set(http::field::host, "127.0.0.1");
         req.set(http::field::accept, "application/json");
-        if (!token_.empty()) req.set(http::field::authorization, "Bearer " + token_);
+        if (!token_.empty())
+            req.set(http::field::authorization, "Bearer " + token_);
         done = false;
         http::async_write(*stream_, req, [&](auto e, size_t) { ec = e, done = true; });
         return run_until(done, 5s) && !ec;
@@ -105,12 +110,14 @@ public:
 
     HttpResult get(const std::string& target, const std::string& method = "GET") {
         HttpResult out;
-        if (!send(target, method)) return out;
+        if (!send(target, method))
+            return out;
         http::response<http::string_body> res;
         boost::system::error_code ec;
         bool done = false;
         http::async_read(*stream_, buffer_, res, [&](auto e, size_t) { ec = e, done = true; });
-        if (!run_until(done, 5s) || ec) return out;
+        if (!run_until(done, 5s) || ec)
+            return out;
         out.status = res.result_int();
         out.raw = res.body();
         out.body = json::parse(res.body(), nullptr, false);
@@ -119,7 +126,8 @@ public:
 
     // Watch: send, then read events one line at a time.
     bool watch(const std::string& target) {
-        if (!send(target)) return false;
+        if (!send(target))
+            return false;
         parser_.emplace();
         parser_->body_limit(boost::none);
         boost::system::error_code ec;
@@ -139,9 +147,11 @@ public:
                 consumed_ = nl + 1;
                 return json::parse(line, nullptr, false);
             }
-            if (ended_) return std::nullopt;
+            if (ended_)
+                return std::nullopt;
             auto left = deadline - std::chrono::steady_clock::now();
-            if (left <= 0s) return std::nullopt;
+            if (left <= 0s)
+                return std::nullopt;
             if (!reading_) {
                 reading_ = true;
                 http::async_read_some(*stream_, buffer_, *parser_, [this](auto e, size_t) {
@@ -160,8 +170,10 @@ public:
     // Reads until the stream ends; true when it ended with the final chunk (not cut off).
     std::optional<bool> wait_end(std::chrono::milliseconds timeout = 5s) {
         auto deadline = std::chrono::steady_clock::now() + timeout;
-        while (!ended_ && std::chrono::steady_clock::now() < deadline) next(100ms);
-        if (!ended_) return std::nullopt;
+        while (!ended_ && std::chrono::steady_clock::now() < deadline)
+            next(100ms);
+        if (!ended_)
+            return std::nullopt;
         return clean_end_;
     }
 
@@ -197,9 +209,10 @@ class KubectlProcess {
 public:
     KubectlProcess(const std::string& kubeconfig, const std::string& home, std::vector<std::string> args) {
         int out[2], err[2];
-        if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
-        std::vector<std::string> argv = {kKubectl, "--kubeconfig", kubeconfig, "--cache-dir", home + "/cache",
-                                         "--request-timeout", "10s"};
+        if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)
+            throw std::runtime_error("pipe");
+        std::vector<std::string> argv = {kKubectl,        "--kubeconfig",      kubeconfig, "--cache-dir",
+                                         home + "/cache", "--request-timeout", "10s"};
         argv.insert(argv.end(), args.begin(), args.end());
         pid_ = ::fork();
         if (pid_ == 0) {
@@ -208,7 +221,8 @@ public:
             ::setenv("HOME", home.c_str(), 1);
             ::unsetenv("KUBECONFIG");
             std::vector<char*> cargv;
-            for (auto& a : argv) cargv.push_back(a.data());
+            for (auto& a : argv)
+                cargv.push_back(a.data());
             cargv.push_back(nullptr);
             ::execv(kKubectl, cargv.data());
             ::_exit(127);
@@ -232,15 +246,19 @@ public:
         auto deadline = std::chrono::steady_clock::now() + timeout;
         bool out_open = true, err_open = true;
         while ((out_open || err_open) && std::chrono::steady_clock::now() < deadline) {
-            if (until && until(result.out)) return;
+            if (until && until(result.out))
+                return;
             pollfd fds[2] = {{out_fd_, POLLIN, 0}, {err_fd_, POLLIN, 0}};
             ::poll(fds, 2, 50);
             char buf[4096];
             for (int i = 0; i < 2; ++i) {
-                if (!(fds[i].revents & (POLLIN | POLLHUP))) continue;
+                if (!(fds[i].revents & (POLLIN | POLLHUP)))
+                    continue;
                 ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
-                if (n <= 0) (i == 0 ? out_open : err_open) = false;
-                else (i == 0 ? result.out : result.err).append(buf, static_cast<size_t>(n));
+                if (n <= 0)
+                    (i == 0 ? out_open : err_open) = false;
+                else
+                    (i == 0 ? result.out : result.err).append(buf, static_cast<size_t>(n));
             }
         }
     }
@@ -278,9 +296,10 @@ protected:
     }
 
     Kubectl kubectl(std::vector<std::string> args, const std::string& kubeconfig_text = "") {
-        auto path = api.write_file("kubeconfig", kubeconfig_text.empty() ? api.kubeconfig_with_token(kToken)
-                                                                         : kubeconfig_text);
-        if (!path) ADD_FAILURE() << path.error().message;
+        auto path =
+            api.write_file("kubeconfig", kubeconfig_text.empty() ? api.kubeconfig_with_token(kToken) : kubeconfig_text);
+        if (!path)
+            ADD_FAILURE() << path.error().message;
         KubectlProcess process(*path, home, std::move(args));
         return process.finish();
     }
@@ -298,9 +317,8 @@ protected:
         ASSERT_TRUE(api.create("Pod", pod("ns1", "y", "node2", {{"app", "db"}, {"env", "prod"}})));
         ASSERT_TRUE(api.create("Pod", pod("ns2", "z", "node1")));
         ASSERT_TRUE(api.create("AzureIdentity", azure_identity("ns1", "id1", "00000000-0000-0000-0000-0000000000a1")));
-        ASSERT_TRUE(api.create("AzureIdentityBinding",
-                               {{"metadata", {{"name", "b1"}, {"namespace", "ns1"}}},
-                                {"spec", {{"azureIdentity", "id1"}, {"selector", "sel"}}}}));
+        ASSERT_TRUE(api.create("AzureIdentityBinding", {{"metadata", {{"name", "b1"}, {"namespace", "ns1"}}},
+                                                        {"spec", {{"azureIdentity", "id1"}, {"selector", "sel"}}}}));
     }
 
     static KubeApiServerOptions options() {
@@ -425,7 +443,8 @@ TEST_F(KubeApiServerTest, DiscoveryDocuments) {
     }
     HttpResult crds = Client(api, kToken).get("/apis/aadpodidentity.k8s.io/v1");
     std::set<std::string> names;
-    for (const auto& r : crds.body["resources"]) names.insert(r["name"].get<std::string>());
+    for (const auto& r : crds.body["resources"])
+        names.insert(r["name"].get<std::string>());
     EXPECT_EQ(names, (std::set<std::string>{"azureidentities", "azureidentitybindings", "azurepodidentityexceptions"}));
     EXPECT_EQ(Client(api, kToken).get("/version").body["major"], "1");
     EXPECT_EQ(Client(api, kToken).get("/openapi/v2").status, 404);
@@ -482,7 +501,8 @@ TEST_F(KubeApiServerTest, ListSelectors) {
 }
 
 TEST_F(KubeApiServerTest, ListChunksAreOneConsistentSnapshot) {
-    for (const char* name : {"a", "b", "c", "d", "e"}) ASSERT_TRUE(api.create("Pod", pod("ns1", name, "node1")));
+    for (const char* name : {"a", "b", "c", "d", "e"})
+        ASSERT_TRUE(api.create("Pod", pod("ns1", name, "node1")));
     HttpResult first = Client(api, kToken).get("/api/v1/namespaces/ns1/pods?limit=2");
     ASSERT_EQ(first.status, 200);
     EXPECT_EQ(names_of(first.body), (std::vector<std::string>{"a", "b"}));
@@ -630,7 +650,8 @@ TEST_F(KubeApiServerTest, HistoryLimitExpiresOlderVersions) {
     ASSERT_TRUE(api.create("Pod", pod("ns1", "first", "node1")));
     api.set_watch_history_limit(2);
     uint64_t rv0 = api.resource_version();
-    for (const char* name : {"a", "b", "c", "d"}) ASSERT_TRUE(api.create("Pod", pod("ns1", name, "node1")));
+    for (const char* name : {"a", "b", "c", "d"})
+        ASSERT_TRUE(api.create("Pod", pod("ns1", name, "node1")));
     Client old(api, kToken);
     ASSERT_TRUE(old.watch("/api/v1/pods?watch=true&resourceVersion=" + std::to_string(rv0)));
     EXPECT_EQ((*old.next())["object"]["code"], 410);

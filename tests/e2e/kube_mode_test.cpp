@@ -18,7 +18,8 @@ using nlohmann::json;
 const std::string kVoteId = "3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f";
 const std::string kNodeId = "99999999-9999-4999-8999-999999999999";
 const std::string kNodeName = "aks-nodepool1-0";
-const std::string kVault = "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net";
+const std::string kVault =
+    "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net";
 
 json pod_object(const Pod& p, const std::string& ns, const std::string& name, json labels, bool host_network = false) {
     return kube_pod_object(p, ns, name, std::move(labels), kNodeName, host_network);
@@ -40,9 +41,12 @@ protected:
 
         // The seed scenario's objects.
         create("AzureIdentity", {{"metadata", {{"name", "azure-vote"}, {"namespace", "default"}}},
-                                 {"spec", {{"type", 0}, {"clientID", kVoteId},
-                                           {"resourceID", "/subscriptions/s/resourcegroups/r/providers/"
-                                                          "Microsoft.ManagedIdentity/userAssignedIdentities/azure-vote"}}}});
+                                 {"spec",
+                                  {{"type", 0},
+                                   {"clientID", kVoteId},
+                                   {"resourceID",
+                                    "/subscriptions/s/resourcegroups/r/providers/"
+                                    "Microsoft.ManagedIdentity/userAssignedIdentities/azure-vote"}}}});
         create("AzureIdentityBinding", {{"metadata", {{"name", "azure-vote-binding"}, {"namespace", "default"}}},
                                         {"spec", {{"azureIdentity", "azure-vote"}, {"selector", "azure-vote"}}}});
         create("AzurePodIdentityException", {{"metadata", {{"name", "node-agents"}, {"namespace", "default"}}},
@@ -116,7 +120,8 @@ TEST_P(KubeModeTest, SeedScenarioAadPodIdentity) {
     // The audit line names the pod.
     bool seen = false;
     for (const auto& line : pn_->audit_lines()) {
-        if (line["caller"].value("pod", "") == "azure-vote-front" && line["caller"].value("namespace", "") == "default") {
+        if (line["caller"].value("pod", "") == "azure-vote-front" &&
+            line["caller"].value("namespace", "") == "default") {
             seen = true;
             EXPECT_EQ(line.value("granted_identity", ""), "client_id=" + kVoteId);
             EXPECT_NE(line.value("binding", "").find("azure-vote-binding"), std::string::npos) << line.dump();
@@ -127,8 +132,10 @@ TEST_P(KubeModeTest, SeedScenarioAadPodIdentity) {
 
 TEST_P(KubeModeTest, ServicePrincipalIdentityIsReportedAsUnsupported) {
     create("AzureIdentity", {{"metadata", {{"name", "legacy-sp"}, {"namespace", "default"}}},
-                             {"spec", {{"type", 1}, {"clientID", "44444444-4444-4444-8444-444444444444"},
-                                       {"tenantID", "55555555-5555-4555-8555-555555555555"}}}});
+                             {"spec",
+                              {{"type", 1},
+                               {"clientID", "44444444-4444-4444-8444-444444444444"},
+                               {"tenantID", "55555555-5555-4555-8555-555555555555"}}}});
     create("AzureIdentityBinding", {{"metadata", {{"name", "legacy-binding"}, {"namespace", "default"}}},
                                     {"spec", {{"azureIdentity", "legacy-sp"}, {"selector", "legacy"}}}});
     add_pod("legacy", "default", "legacy-app", {{"aadpodidbinding", "legacy"}});
@@ -193,7 +200,8 @@ TEST_P(KubeModeTest, PodCreatedAfterStartWaitsForTheWatchAndDeletedPodLosesItsId
     // The request is sent before the API object exists: it waits for the watch's ADDED event.
     std::thread creator([&] {
         std::this_thread::sleep_for(700ms);
-        ASSERT_TRUE(api_->create("Pod", pod_object(late, "default", "late-pod", {{"aadpodidbinding", "azure-vote"}})).ok());
+        ASSERT_TRUE(
+            api_->create("Pod", pod_object(late, "default", "late-pod", {{"aadpodidbinding", "azure-vote"}})).ok());
     });
     auto r = pn_->curl("late", kVault);
     creator.join();

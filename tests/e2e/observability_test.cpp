@@ -37,8 +37,8 @@ protected:
                                  {"spec", {{"type", 0}, {"clientID", kVoteId}}}});
         create("AzureIdentityBinding", {{"metadata", {{"name", "azure-vote-binding"}, {"namespace", "default"}}},
                                         {"spec", {{"azureIdentity", "azure-vote"}, {"selector", "azure-vote"}}}});
-        pn_->set_agent_args({"--kubeconfig", *kubeconfig, "--node-name", kNodeName, "--metrics-addr",
-                             pn_->node().node_ip() + ":9090"});
+        pn_->set_agent_args(
+            {"--kubeconfig", *kubeconfig, "--node-name", kNodeName, "--metrics-addr", pn_->node().node_ip() + ":9090"});
     }
 
     void TearDown() override {
@@ -115,7 +115,8 @@ TEST_F(ObservabilityE2E, PrometheusReadsPerPodSeriesAndDeletedPodsDisappear) {
         return json::parse(r.out.substr(0, nl), nullptr, false);
     };
     const std::string requests = R"(podid_token_requests_total{namespace="default",pod="azure-vote-front",code="200"})";
-    const std::string redirected = R"(sum(podid_redirected_connections_total{namespace="default",pod="azure-vote-front"}))";
+    const std::string redirected =
+        R"(sum(podid_redirected_connections_total{namespace="default",pod="azure-vote-front"}))";
     json answer;
     for (int i = 0; i < 240; ++i) {  // Prometheus starts, then scrapes every second
         answer = query(requests);
@@ -124,7 +125,8 @@ TEST_F(ObservabilityE2E, PrometheusReadsPerPodSeriesAndDeletedPodsDisappear) {
         std::this_thread::sleep_for(250ms);
     }
     ASSERT_TRUE(answer.is_object() && !answer["data"]["result"].empty())
-        << "Prometheus never had the series: " << answer.dump() << "\n" << prometheus_.read_err();
+        << "Prometheus never had the series: " << answer.dump() << "\n"
+        << prometheus_.read_err();
     EXPECT_EQ(answer["data"]["result"][0]["value"][1], "3") << answer.dump();
     EXPECT_EQ(answer["data"]["result"][0]["metric"]["identity"], "client_id=" + kVoteId) << answer.dump();
     json conns = query(redirected);

@@ -72,7 +72,7 @@ TEST_F(PodidctlTest, StandaloneStatusPodsExplainConns) {
     Pod& a = pn_->add_pod({.name = "a"});
     Pod& b = pn_->add_pod({.name = "b"});
     pn_->write_bindings({{"bindings", json::array({{{"cgroup", a.cgroup_path.substr(0, a.cgroup_path.rfind('/'))},
-                                                     {"identities", json::array({{{"client_id", kIdA}}})}}})}});
+                                                    {"identities", json::array({{{"client_id", kIdA}}})}}})}});
     pn_->set_agent_args({"--bindings", pn_->bindings_path(), "--metrics-addr", ""});
     pn_->start_emulator();
     pn_->start_agent();

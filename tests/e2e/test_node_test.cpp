@@ -59,7 +59,8 @@ public:
         while (std::chrono::steady_clock::now() < deadline) {
             {
                 std::lock_guard lock(mu_);
-                if (std::count(peers_.begin(), peers_.end(), ip)) return true;
+                if (std::count(peers_.begin(), peers_.end(), ip))
+                    return true;
             }
             std::this_thread::sleep_for(10ms);
         }
@@ -70,11 +71,13 @@ private:
     void accept_loop() {
         while (!stop_) {
             pollfd p{fd_, POLLIN, 0};
-            if (poll(&p, 1, 20) <= 0) continue;
+            if (poll(&p, 1, 20) <= 0)
+                continue;
             sockaddr_in peer{};
             socklen_t len = sizeof peer;
             int c = accept(fd_, reinterpret_cast<sockaddr*>(&peer), &len);
-            if (c < 0) continue;
+            if (c < 0)
+                continue;
             char buf[INET_ADDRSTRLEN] = {};
             inet_ntop(AF_INET, &peer.sin_addr, buf, sizeof buf);
             close(c);
@@ -94,7 +97,8 @@ std::vector<std::string> lines_of(const std::string& text) {
     std::vector<std::string> out;
     std::istringstream in(text);
     for (std::string line; std::getline(in, line);)
-        if (!line.empty()) out.push_back(line);
+        if (!line.empty())
+            out.push_back(line);
     return out;
 }
 
@@ -111,7 +115,8 @@ uint64_t kernel_cgroup_id(const std::string& dir) {
     auto* fh = reinterpret_cast<file_handle*>(storage);
     fh->handle_bytes = 64;
     int mount_id = 0;
-    if (name_to_handle_at(AT_FDCWD, dir.c_str(), fh, &mount_id, 0) != 0 || fh->handle_bytes < 8) return 0;
+    if (name_to_handle_at(AT_FDCWD, dir.c_str(), fh, &mount_id, 0) != 0 || fh->handle_bytes < 8)
+        return 0;
     uint64_t id = 0;
     std::memcpy(&id, fh->f_handle, sizeof id);
     return id;
@@ -130,7 +135,8 @@ bool process_dead(pid_t pid, std::chrono::milliseconds timeout) {
     do {
         std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
         std::string line;
-        if (!std::getline(stat, line)) return true;
+        if (!std::getline(stat, line))
+            return true;
         auto close_paren = line.rfind(')');
         if (close_paren != std::string::npos && close_paren + 2 < line.size() && line[close_paren + 2] == 'Z')
             return true;
@@ -186,8 +192,8 @@ TEST_F(TestNodeTest, PodCgroupsHaveKubeletShapes) {
         EXPECT_TRUE(std::regex_match(pod.container_id, id_re)) << pod.container_id;
         std::string uid_ = pod.uid;
         std::replace(uid_.begin(), uid_.end(), '-', '_');
-        std::string rel = replace_all(replace_all(replace_all(c.shape, "{uid_}", uid_), "{uid}", pod.uid), "{id}",
-                                      pod.container_id);
+        std::string rel =
+            replace_all(replace_all(replace_all(c.shape, "{uid_}", uid_), "{uid}", pod.uid), "{id}", pod.container_id);
         EXPECT_EQ(pod.cgroup_dir, node_->cgroup_root() + "/" + rel);
         EXPECT_EQ(pod.cgroup_path, "/" + node_->prefix() + "/" + rel);
         EXPECT_EQ(node_->cgroup2_mount() + pod.cgroup_path, pod.cgroup_dir);
@@ -312,7 +318,12 @@ TEST_F(TestNodeTest, SpawnReportsExitCodesOutputAndFailures) {
         {{"sh", "-c", "printf %s \"$PODID_X\""}, {{"PODID_X", "v 1"}}, 5s, 0, false, "v 1", ""},
         {{"/nonexistent/podid-binary"}, {}, 5s, 127, false, "", "cannot exec /nonexistent/podid-binary"},
         {{"sleep", "10"}, {}, 200ms, -1, true, "", ""},
-        {{"sh", "-c", "head -c 200000 /dev/zero | tr '\\0' x; echo"}, {}, 5s, 0, false, std::string(200000, 'x') + "\n",
+        {{"sh", "-c", "head -c 200000 /dev/zero | tr '\\0' x; echo"},
+         {},
+         5s,
+         0,
+         false,
+         std::string(200000, 'x') + "\n",
          ""},
     };
     for (const auto& c : cases) {
@@ -369,11 +380,13 @@ TEST(TestNodeLifecycle, DestroyLeavesNothingBehind) {
 
     std::vector<std::string> alive = TestNode::leftovers(prefix);
     EXPECT_GE(alive.size(), 6u);  // 4 netns (node + 3 pods), cgroup, mount, directory
-    for (const auto& item : alive) EXPECT_EQ(item.rfind("link", 0), std::string::npos) << item;
+    for (const auto& item : alive)
+        EXPECT_EQ(item.rfind("link", 0), std::string::npos) << item;
 
     node.reset();
     EXPECT_EQ(TestNode::leftovers(prefix), std::vector<std::string>{});
-    for (pid_t pid : grandchildren) EXPECT_TRUE(process_dead(pid, 2s)) << pid;
+    for (pid_t pid : grandchildren)
+        EXPECT_TRUE(process_dead(pid, 2s)) << pid;
     EXPECT_FALSE(in_pod.running());
 }
 
@@ -391,9 +404,11 @@ TEST(TestNodeLifecycle, CreateSweepsLeftoversOfAKilledRun) {
             node->add_pod({"victim"});
             node->add_pod({"hostnet", "besteffort", "cgroupfs", "docker", true});
             Process p = node->spawn_in_pod("victim", {"bash", "-c", "sleep 1000 & echo $!; wait"});
-            if (!p.wait_for_output("\n", 5s)) _exit(2);
+            if (!p.wait_for_output("\n", 5s))
+                _exit(2);
             report = node->prefix() + " " + p.read_out();
-            if (write(pipefd[1], report.data(), report.size()) != static_cast<ssize_t>(report.size())) _exit(3);
+            if (write(pipefd[1], report.data(), report.size()) != static_cast<ssize_t>(report.size()))
+                _exit(3);
             close(pipefd[1]);
             pause();
         } catch (const std::exception& e) {
@@ -407,7 +422,8 @@ TEST(TestNodeLifecycle, CreateSweepsLeftoversOfAKilledRun) {
     char buf[256];
     for (ssize_t n; (n = read(pipefd[0], buf, sizeof buf)) > 0;) {
         report.append(buf, static_cast<size_t>(n));
-        if (report.find('\n') != std::string::npos) break;
+        if (report.find('\n') != std::string::npos)
+            break;
     }
     close(pipefd[0]);
     kill(child, SIGKILL);

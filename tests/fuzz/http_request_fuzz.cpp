@@ -33,13 +33,13 @@ podid::Binding bound(std::vector<podid::Identity> ids) {
 
 const Scenario& scenario(uint8_t pick) {
     static const Scenario scenarios[] = {
-        {true, {}},                                                   // unbound pod
+        {true, {}},                                                               // unbound pod
         {false, bound({{"11111111-1111-4111-8111-111111111111", "", "", "a"}})},  // no kernel record
         {true, bound({{"11111111-1111-4111-8111-111111111111", "", "", "a"}})},
         {true, bound({{"", "/subscriptions/s/resourcegroups/g/providers/x/userAssignedIdentities/y", "", "r"},
                       {"22222222-2222-4222-8222-222222222222", "", "", "b"}})},
         {true, podid::Binding{podid::BindingKind::node_identity, {}, "exception"}},
-        {true, bound({{"", "", "", "empty"}})},                       // an identity with no id at all
+        {true, bound({{"", "", "", "empty"}})},  // an identity with no id at all
     };
     return scenarios[pick % (sizeof(scenarios) / sizeof(scenarios[0]))];
 }

@@ -13,8 +13,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string_view input(reinterpret_cast<const char*>(data), size);
     size_t nul = input.find('\0');
     std::string_view doc = input.substr(0, nul);
-    std::string_view path = nul == std::string_view::npos ? std::string_view("/kubepods.slice/a/b.scope")
-                                                          : input.substr(nul + 1);
+    std::string_view path =
+        nul == std::string_view::npos ? std::string_view("/kubepods.slice/a/b.scope") : input.substr(nul + 1);
     auto table = podid::StaticBindings::parse(doc, "fuzz.json");
     if (!table) {
         PODID_FUZZ_CHECK(table.error().message.rfind("fuzz.json", 0) == 0);

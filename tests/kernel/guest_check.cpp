@@ -24,8 +24,8 @@
 
 #include "caller/cgroup_paths.h"
 #include "datapath/datapath.h"
-#include "datapath/guard.h"
 #include "datapath/fd.h"
+#include "datapath/guard.h"
 #include "datapath/probe.h"
 
 namespace podid::kernel_check {
@@ -255,8 +255,8 @@ void check_redirect(Reporter& rep, const Datapath& dp, const GuestCheckOptions& 
                       " redirected=" + (origin->redirected ? "1" : "0"));
     }
     Fd leaked = accept_within(imds_fd, 0);
-    rep.check(tag + "-imds-untouched", !leaked.valid(), leaked.valid() ? "a pod connection reached 169.254.169.254"
-                                                                      : "nothing reached 169.254.169.254");
+    rep.check(tag + "-imds-untouched", !leaked.valid(),
+              leaked.valid() ? "a pod connection reached 169.254.169.254" : "nothing reached 169.254.169.254");
     int slot = v6mapped ? PODID_CTR_REDIRECT6 : PODID_CTR_REDIRECT4;
     uint64_t n = counter(dp, pod_id, slot);
     rep.check(tag + "-counter", n == 2, std::string(counter_name(slot)) + "=" + std::to_string(n));
@@ -355,7 +355,7 @@ void check_datapath(Reporter& rep, const GuestCheckOptions& o, const std::string
     const bool made = cgroups.make(root) && cgroups.make(pod_cgroup);
     if (!rep.check("cgroups", made, made ? pod_cgroup : root + ": " + errno_text()))
         return;
-    struct stat st{};
+    struct stat st {};
     stat(pod_cgroup.c_str(), &st);
     const uint64_t pod_id = st.st_ino;
 
@@ -378,8 +378,8 @@ void check_datapath(Reporter& rep, const GuestCheckOptions& o, const std::string
     auto start = std::chrono::steady_clock::now();
     auto dp = Datapath::install(config);
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
-    if (!rep.check("install", dp.ok(), dp.ok() ? "loaded and attached in " + std::to_string(ms.count()) + " ms"
-                                                : dp.error().message))
+    if (!rep.check("install", dp.ok(),
+                   dp.ok() ? "loaded and attached in " + std::to_string(ms.count()) + " ms" : dp.error().message))
         return;
     for (const auto& a : dp->report())
         rep.check("attach:" + a.program, true, a.how);
@@ -388,8 +388,7 @@ void check_datapath(Reporter& rep, const GuestCheckOptions& o, const std::string
     check_redirect(rep, *dp, o, pod, pod_cgroup, pod_id, agent.get(), imds.get(), true);
     check_blocked(rep, *dp, o, pod, pod_cgroup, pod_id, "raw-syn-blocked", {"raw-syn", kMetadataIp, "80"},
                   PODID_CTR_DROP_TCP);
-    check_blocked(rep, *dp, o, pod, pod_cgroup, pod_id, "udp-blocked", {"udp", kMetadataIp, "53"},
-                  PODID_CTR_DROP_UDP);
+    check_blocked(rep, *dp, o, pod, pod_cgroup, pod_id, "udp-blocked", {"udp", kMetadataIp, "53"}, PODID_CTR_DROP_UDP);
     check_blocked(rep, *dp, o, pod, pod_cgroup, pod_id, "other-port-refused", {"tcp", kMetadataIp, "443"},
                   PODID_CTR_DENY_PORT);
 

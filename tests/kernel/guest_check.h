@@ -9,8 +9,8 @@
 namespace podid::kernel_check {
 
 struct GuestCheckOptions {
-    std::string probe_bin;     // podid-probe, run inside the pod
-    std::string ip_bin = "ip"; // iproute2 on the host, busybox's applet in the guest: both take the syntax used
+    std::string probe_bin;      // podid-probe, run inside the pod
+    std::string ip_bin = "ip";  // iproute2 on the host, busybox's applet in the guest: both take the syntax used
 };
 
 // Needs root. Creates its own network and mount namespaces, bpffs and cgroups and removes them before returning.

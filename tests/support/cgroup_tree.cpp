@@ -32,7 +32,8 @@ bool populated(const std::string& dir) {
     std::string key;
     int value = 0;
     while (in >> key >> value)
-        if (key == "populated") return value != 0;
+        if (key == "populated")
+            return value != 0;
     return false;  // gone
 }
 
@@ -56,7 +57,8 @@ void kill_listed_pids(const std::string& dir) {
         std::ifstream in(d + "/cgroup.procs");
         pid_t pid = 0;
         while (in >> pid)
-            if (pid > 0) ::kill(pid, SIGKILL);
+            if (pid > 0)
+                ::kill(pid, SIGKILL);
     }
 }
 
@@ -72,11 +74,13 @@ uint64_t cgroup_id_of(const std::string& cgroup_dir) {
 void make_cgroup_dirs(const std::string& dir) {
     std::error_code ec;
     fs::create_directories(dir, ec);
-    if (ec) throw std::runtime_error("cannot create cgroup " + dir + ": " + ec.message());
+    if (ec)
+        throw std::runtime_error("cannot create cgroup " + dir + ": " + ec.message());
 }
 
 bool kill_cgroup_tree(const std::string& dir, std::chrono::milliseconds timeout) {
-    if (::access(dir.c_str(), F_OK) != 0) return true;
+    if (::access(dir.c_str(), F_OK) != 0)
+        return true;
     bool has_kill = ::access((dir + "/cgroup.kill").c_str(), W_OK) == 0;
     auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
@@ -85,7 +89,8 @@ bool kill_cgroup_tree(const std::string& dir, std::chrono::milliseconds timeout)
             write_file(dir + "/cgroup.kill", "1");
         else
             kill_listed_pids(dir);
-        if (!populated(dir)) return true;
+        if (!populated(dir))
+            return true;
         if (std::chrono::steady_clock::now() >= deadline) {
             std::cerr << "podid test node: processes still in " << dir << " after SIGKILL\n";
             return false;
@@ -95,12 +100,14 @@ bool kill_cgroup_tree(const std::string& dir, std::chrono::milliseconds timeout)
 }
 
 bool remove_cgroup_tree(const std::string& dir) {
-    if (::access(dir.c_str(), F_OK) != 0) return true;
+    if (::access(dir.c_str(), F_OK) != 0)
+        return true;
     kill_cgroup_tree(dir);
     for (const auto& d : subtree_dirs(dir)) {
         // A task that just died may still be leaving the cgroup: EBUSY is retried briefly.
         for (int attempt = 0; attempt < 100; ++attempt) {
-            if (::rmdir(d.c_str()) == 0 || errno == ENOENT) break;
+            if (::rmdir(d.c_str()) == 0 || errno == ENOENT)
+                break;
             if (errno != EBUSY) {
                 std::cerr << "podid test node: rmdir " << d << ": " << std::strerror(errno) << "\n";
                 break;
@@ -109,7 +116,8 @@ bool remove_cgroup_tree(const std::string& dir) {
         }
     }
     bool gone = ::access(dir.c_str(), F_OK) != 0;
-    if (!gone) std::cerr << "podid test node: could not remove cgroup " << dir << "\n";
+    if (!gone)
+        std::cerr << "podid test node: could not remove cgroup " << dir << "\n";
     return gone;
 }
 

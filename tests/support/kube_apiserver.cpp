@@ -73,7 +73,8 @@ json bookmark(const kube::ResourceType& type, uint64_t rv) {
 
 std::string make_workdir() {
     std::string templ = "/tmp/podid-kube-XXXXXX";
-    if (!::mkdtemp(templ.data())) throw std::runtime_error("mkdtemp /tmp/podid-kube-XXXXXX failed");
+    if (!::mkdtemp(templ.data()))
+        throw std::runtime_error("mkdtemp /tmp/podid-kube-XXXXXX failed");
     return templ;
 }
 
@@ -94,7 +95,8 @@ asio::awaitable<bool> stream_watch(TlsStream& stream, const http::request<http::
     std::weak_ptr<asio::steady_timer> weak = timer;
     auto wake = [ex = ioc.get_executor(), weak] {
         asio::post(ex, [weak] {
-            if (auto t = weak.lock()) t->cancel();
+            if (auto t = weak.lock())
+                t->cancel();
         });
     };
     auto subscribed = store.subscribe(call.request, wake);
@@ -119,13 +121,15 @@ asio::awaitable<bool> stream_watch(TlsStream& stream, const http::request<http::
     http::response_serializer<http::empty_body> serializer{res};
     beast::get_lowest_layer(stream).expires_after(kWriteTimeout);
     co_await http::async_write_header(stream, serializer, asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return false;
+    if (ec)
+        co_return false;
 
     if (status) {
         // The real server answers a too-old resourceVersion with 200 and one ERROR event, then ends the stream.
         // Built outside co_await: GCC 12 mishandles an initializer list's array kept alive across a suspension.
         std::string error = line(json{{"type", "ERROR"}, {"object", kube::status_json(*status)}});
-        if (!co_await write_chunk(stream, error)) co_return false;
+        if (!co_await write_chunk(stream, error))
+            co_return false;
     } else {
         auto sub = std::get<std::shared_ptr<kube::Subscription>>(subscribed);
         struct Unsubscribe {
@@ -138,16 +142,21 @@ asio::awaitable<bool> stream_watch(TlsStream& stream, const http::request<http::
         auto deadline = call.timeout ? Clock::now() + *call.timeout : Clock::time_point::max();
         auto next_bookmark = Clock::now() + bookmark_interval;
         for (;;) {
-            if (closed) co_return false;
+            if (closed)
+                co_return false;
             kube::WatchBatch batch = store.drain(*sub);
             for (const auto& event : batch.events)
-                if (!co_await write_chunk(stream, line(event))) co_return false;
-            if (closed) co_return false;
+                if (!co_await write_chunk(stream, line(event)))
+                    co_return false;
+            if (closed)
+                co_return false;
             auto now = Clock::now();
-            if (now >= deadline) break;
+            if (now >= deadline)
+                break;
             if (call.bookmarks && now >= next_bookmark) {
                 std::string mark = line(bookmark(sub->type(), batch.seen_rv));
-                if (!co_await write_chunk(stream, mark)) co_return false;
+                if (!co_await write_chunk(stream, mark))
+                    co_return false;
                 next_bookmark = now + bookmark_interval;
             }
             beast::get_lowest_layer(stream).expires_never();
@@ -179,9 +188,11 @@ KubeApiServer::KubeApiServer(KubeApiServerOptions options)
     own_workdir_ = options_.workdir.empty();
     workdir_ = own_workdir_ ? make_workdir() : options_.workdir;
     auto pki = make_test_pki(options_.pki);
-    if (!pki) throw std::runtime_error("test PKI: " + pki.error().message);
+    if (!pki)
+        throw std::runtime_error("test PKI: " + pki.error().message);
     pki_ = std::move(*pki);
-    if (auto w = write_pki(pki_, workdir_ + "/pki"); !w) throw std::runtime_error("test PKI: " + w.error().message);
+    if (auto w = write_pki(pki_, workdir_ + "/pki"); !w)
+        throw std::runtime_error("test PKI: " + w.error().message);
     store_.set_history_limit(options_.history_limit);
 
     ssl_.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
@@ -206,7 +217,8 @@ KubeApiServer::KubeApiServer(KubeApiServerOptions options)
 
 KubeApiServer::~KubeApiServer() {
     ioc_->stop();
-    if (thread_.joinable()) thread_.join();
+    if (thread_.joinable())
+        thread_.join();
     acceptor_.reset();
     connections_.clear();
     ioc_.reset();  // destroys every suspended session with its socket and subscription
@@ -240,20 +252,23 @@ Result<uint16_t> KubeApiServer::start() {
     SocketFactory factory;
     {
         std::lock_guard lock(mu_);
-        if (address_.empty()) return make_error("start() before listen(): no address to listen on");
+        if (address_.empty())
+            return make_error("start() before listen(): no address to listen on");
         factory = factory_;
     }
     int fd = -1;
     if (factory) {
         fd = factory();
-        if (fd < 0) return make_error("the socket factory returned no socket");
+        if (fd < 0)
+            return make_error("the socket factory returned no socket");
     }
     return on_io([this, fd] { return open_listener(fd); });
 }
 
 Result<uint16_t> KubeApiServer::open_listener(int fd) {
     auto close_fd = [&] {
-        if (fd >= 0) ::close(fd);
+        if (fd >= 0)
+            ::close(fd);
     };
     if (acceptor_) {
         close_fd();
@@ -276,16 +291,19 @@ Result<uint16_t> KubeApiServer::open_listener(int fd) {
     auto acceptor = std::make_shared<tcp::acceptor>(*ioc_);
     if (fd >= 0) {
         acceptor->assign(endpoint.protocol(), fd, ec);
-        if (ec) close_fd();
+        if (ec)
+            close_fd();
     } else {
         acceptor->open(endpoint.protocol(), ec);
     }
-    if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec && acceptor->local_endpoint(ec).port() == 0 && !ec) acceptor->bind(endpoint, ec);
-    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (!ec)
+        acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec && acceptor->local_endpoint(ec).port() == 0 && !ec)
+        acceptor->bind(endpoint, ec);
+    if (!ec)
+        acceptor->listen(asio::socket_base::max_listen_connections, ec);
     if (ec)
-        return make_error("cannot listen on " + address + ":" + std::to_string(port) + ": " + ec.message(),
-                          ec.value());
+        return make_error("cannot listen on " + address + ":" + std::to_string(port) + ": " + ec.message(), ec.value());
     uint16_t bound = acceptor->local_endpoint(ec).port();
     {
         std::lock_guard lock(mu_);
@@ -304,7 +322,8 @@ void KubeApiServer::stop() {
             acceptor_.reset();
         }
         auto connections = connections_;  // close() makes sessions unregister themselves
-        for (auto& [id, conn] : connections) conn->close();
+        for (auto& [id, conn] : connections)
+            conn->close();
         return 0;
     });
 }
@@ -317,7 +336,8 @@ void KubeApiServer::drop_watches() {
     on_io([this] {
         auto connections = connections_;
         for (auto& [id, conn] : connections)
-            if (conn->watching) conn->close();
+            if (conn->watching)
+                conn->close();
         return 0;
     });
 }
@@ -326,8 +346,10 @@ asio::awaitable<void> KubeApiServer::accept_loop(std::shared_ptr<tcp::acceptor> 
     for (;;) {
         boost::system::error_code ec;
         tcp::socket socket = co_await acceptor->async_accept(asio::redirect_error(asio::use_awaitable, ec));
-        if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
-        if (ec) continue;  // EMFILE or a client that gave up before accept: keep serving the others
+        if (ec == asio::error::operation_aborted || !acceptor->is_open())
+            co_return;
+        if (ec)
+            continue;  // EMFILE or a client that gave up before accept: keep serving the others
         asio::co_spawn(*ioc_, serve(std::move(socket)), asio::detached);
     }
 }
@@ -341,9 +363,11 @@ std::string KubeApiServer::authenticate(const std::string& authorization, void* 
         return std::string("cert:") + cn;
     }
     const std::string scheme = "bearer ";
-    if (authorization.size() <= scheme.size()) return "";
+    if (authorization.size() <= scheme.size())
+        return "";
     for (size_t i = 0; i < scheme.size(); ++i)
-        if (std::tolower(static_cast<unsigned char>(authorization[i])) != scheme[i]) return "";
+        if (std::tolower(static_cast<unsigned char>(authorization[i])) != scheme[i])
+            return "";
     std::string token = authorization.substr(scheme.size());
     std::lock_guard lock(mu_);
     return tokens_.count(token) ? "token:" + token : "";
@@ -370,7 +394,8 @@ asio::awaitable<void> KubeApiServer::serve(tcp::socket socket) {
     boost::system::error_code ec;
     beast::get_lowest_layer(stream).expires_after(kHandshakeTimeout);
     co_await stream.async_handshake(ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return;
+    if (ec)
+        co_return;
 
     beast::flat_buffer buffer;
     std::string server_address;
@@ -382,7 +407,8 @@ asio::awaitable<void> KubeApiServer::serve(tcp::socket socket) {
         beast::get_lowest_layer(stream).expires_after(kIdleTimeout);
         http::request<http::string_body> req;
         co_await http::async_read(stream, buffer, req, asio::redirect_error(asio::use_awaitable, ec));
-        if (ec) break;
+        if (ec)
+            break;
 
         KubeRequestRecord record{std::string(req.method_string()), std::string(req.target()), "", "other", "", 0};
         record.user = authenticate(std::string(req[http::field::authorization]), stream.native_handle());
@@ -406,7 +432,8 @@ asio::awaitable<void> KubeApiServer::serve(tcp::socket socket) {
                 bool reusable =
                     co_await stream_watch(stream, req, store_, *routed.watch, interval, *ioc_, timer, conn->closed);
                 conn->watching = false;
-                if (!reusable) break;
+                if (!reusable)
+                    break;
                 continue;
             }
             reply = std::move(routed.reply);
@@ -422,7 +449,8 @@ asio::awaitable<void> KubeApiServer::serve(tcp::socket socket) {
         res.prepare_payload();
         beast::get_lowest_layer(stream).expires_after(kWriteTimeout);
         co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
-        if (ec || !res.keep_alive()) break;
+        if (ec || !res.keep_alive())
+            break;
     }
     if (!conn->closed) {
         beast::get_lowest_layer(stream).expires_after(kWriteTimeout);
@@ -432,10 +460,14 @@ asio::awaitable<void> KubeApiServer::serve(tcp::socket socket) {
 
 void KubeApiServer::count(const KubeRequestRecord& record) {
     std::lock_guard lock(mu_);
-    if (record.user.empty()) ++auth_failures_;
-    if (record.verb == "list") ++lists_[record.resource];
-    if (record.verb == "watch") ++watches_[record.resource];
-    if (record.verb == "get") ++gets_[record.resource];
+    if (record.user.empty())
+        ++auth_failures_;
+    if (record.verb == "list")
+        ++lists_[record.resource];
+    if (record.verb == "watch")
+        ++watches_[record.resource];
+    if (record.verb == "get")
+        ++gets_[record.resource];
     log_.push_back(record);
 }
 
@@ -480,8 +512,9 @@ namespace {
 json kubeconfig(const std::string& url, const std::string& ca_pem, json user) {
     return {{"apiVersion", "v1"},
             {"kind", "Config"},
-            {"clusters", {{{"name", "podid-test"},
-                           {"cluster", {{"server", url}, {"certificate-authority-data", base64_encode(ca_pem)}}}}}},
+            {"clusters",
+             {{{"name", "podid-test"},
+               {"cluster", {{"server", url}, {"certificate-authority-data", base64_encode(ca_pem)}}}}}},
             {"users", {{{"name", "podid-test"}, {"user", std::move(user)}}}},
             {"contexts", {{{"name", "podid-test"}, {"context", {{"cluster", "podid-test"}, {"user", "podid-test"}}}}}},
             {"current-context", "podid-test"}};
@@ -505,7 +538,8 @@ Result<std::string> KubeApiServer::write_file(const std::string& name, const std
     std::ofstream out(path, std::ios::trunc);
     out << text;
     out.close();
-    if (!out) return make_error("cannot write " + path, errno);
+    if (!out)
+        return make_error("cannot write " + path, errno);
     return path;
 }
 
@@ -513,38 +547,44 @@ Result<void> KubeApiServer::write_service_account_dir(const std::string& dir, co
                                                       const std::string& ns) const {
     std::error_code fs_ec;
     std::filesystem::create_directories(dir, fs_ec);
-    if (fs_ec) return make_error("cannot create " + dir + ": " + fs_ec.message(), fs_ec.value());
-    for (const auto& [name, text] : {std::pair{"token", token}, std::pair{"ca.crt", pki_.ca.cert_pem},
-                                     std::pair{"namespace", ns}}) {
+    if (fs_ec)
+        return make_error("cannot create " + dir + ": " + fs_ec.message(), fs_ec.value());
+    for (const auto& [name, text] :
+         {std::pair{"token", token}, std::pair{"ca.crt", pki_.ca.cert_pem}, std::pair{"namespace", ns}}) {
         std::ofstream out(dir + "/" + name, std::ios::trunc);
         out << text;
         out.close();
-        if (!out) return make_error("cannot write " + dir + "/" + name, errno);
+        if (!out)
+            return make_error("cannot write " + dir + "/" + name, errno);
     }
     return {};
 }
 
 Result<json> KubeApiServer::create(const std::string& kind, json object) {
     const auto* type = resource_or_null(kind);
-    if (!type) return unknown_kind(kind);
+    if (!type)
+        return unknown_kind(kind);
     return to_result(store_.create(*type, std::move(object)));
 }
 
 Result<json> KubeApiServer::update(const std::string& kind, json object) {
     const auto* type = resource_or_null(kind);
-    if (!type) return unknown_kind(kind);
+    if (!type)
+        return unknown_kind(kind);
     return to_result(store_.update(*type, std::move(object)));
 }
 
 Result<json> KubeApiServer::remove(const std::string& kind, const std::string& ns, const std::string& name) {
     const auto* type = resource_or_null(kind);
-    if (!type) return unknown_kind(kind);
+    if (!type)
+        return unknown_kind(kind);
     return to_result(store_.remove(*type, ns, name));
 }
 
 Result<json> KubeApiServer::get(const std::string& kind, const std::string& ns, const std::string& name) const {
     const auto* type = resource_or_null(kind);
-    if (!type) return unknown_kind(kind);
+    if (!type)
+        return unknown_kind(kind);
     return to_result(store_.get(*type, ns, name));
 }
 
@@ -588,7 +628,8 @@ void KubeApiServer::clear_requests() {
 bool KubeApiServer::wait_for(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (!condition()) {
-        if (std::chrono::steady_clock::now() >= deadline) return condition();
+        if (std::chrono::steady_clock::now() >= deadline)
+            return condition();
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     return true;

@@ -8,29 +8,49 @@ using nlohmann::json;
 
 const std::vector<ResourceType>& resource_types() {
     static const std::vector<ResourceType> types = {
-        {"", "v1", "pods", "pod", "Pod", true, {"po"},
+        {"",
+         "v1",
+         "pods",
+         "pod",
+         "Pod",
+         true,
+         {"po"},
          {"spec.nodeName", "spec.serviceAccountName", "spec.hostNetwork", "spec.restartPolicy", "spec.schedulerName",
           "status.phase", "status.podIP", "status.nominatedNodeName"}},
         {"", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", true, {"sa"}, {}},
         {"", "v1", "namespaces", "namespace", "Namespace", false, {"ns"}, {"status.phase"}},
         {"aadpodidentity.k8s.io", "v1", "azureidentities", "azureidentity", "AzureIdentity", true, {}, {}},
-        {"aadpodidentity.k8s.io", "v1", "azureidentitybindings", "azureidentitybinding", "AzureIdentityBinding",
-         true, {}, {}},
-        {"aadpodidentity.k8s.io", "v1", "azurepodidentityexceptions", "azurepodidentityexception",
-         "AzurePodIdentityException", true, {}, {}},
+        {"aadpodidentity.k8s.io",
+         "v1",
+         "azureidentitybindings",
+         "azureidentitybinding",
+         "AzureIdentityBinding",
+         true,
+         {},
+         {}},
+        {"aadpodidentity.k8s.io",
+         "v1",
+         "azurepodidentityexceptions",
+         "azurepodidentityexception",
+         "AzurePodIdentityException",
+         true,
+         {},
+         {}},
     };
     return types;
 }
 
 const ResourceType* find_resource(const std::string& group, const std::string& version, const std::string& plural) {
     for (const auto& t : resource_types())
-        if (t.group == group && t.version == version && t.plural == plural) return &t;
+        if (t.group == group && t.version == version && t.plural == plural)
+            return &t;
     return nullptr;
 }
 
 const ResourceType* resource_named(const std::string& name) {
     for (const auto& t : resource_types())
-        if (t.kind == name || t.plural == name || t.singular == name) return &t;
+        if (t.kind == name || t.plural == name || t.singular == name)
+            return &t;
     return nullptr;
 }
 
@@ -39,10 +59,15 @@ namespace {
 json resource_list(const std::string& group, const std::string& version) {
     json resources = json::array();
     for (const auto& t : resource_types()) {
-        if (t.group != group || t.version != version) continue;
-        json r = {{"name", t.plural},       {"singularName", t.singular}, {"namespaced", t.namespaced},
-                  {"kind", t.kind},         {"verbs", {"get", "list", "watch"}}};
-        if (!t.short_names.empty()) r["shortNames"] = t.short_names;
+        if (t.group != group || t.version != version)
+            continue;
+        json r = {{"name", t.plural},
+                  {"singularName", t.singular},
+                  {"namespaced", t.namespaced},
+                  {"kind", t.kind},
+                  {"verbs", {"get", "list", "watch"}}};
+        if (!t.short_names.empty())
+            r["shortNames"] = t.short_names;
         resources.push_back(std::move(r));
     }
     std::string gv = group.empty() ? version : group + "/" + version;
@@ -59,7 +84,10 @@ std::vector<std::string> api_groups() {
 
 json api_group(const std::string& group) {
     json version = {{"groupVersion", group + "/v1"}, {"version", "v1"}};
-    return {{"kind", "APIGroup"}, {"apiVersion", "v1"}, {"name", group}, {"versions", {version}},
+    return {{"kind", "APIGroup"},
+            {"apiVersion", "v1"},
+            {"name", group},
+            {"versions", {version}},
             {"preferredVersion", version}};
 }
 
@@ -67,14 +95,15 @@ json api_group(const std::string& group) {
 
 json discovery_document(const std::string& path, const std::string& server_address) {
     if (path == "/version")
-        return {{"major", "1"},        {"minor", "29"},          {"gitVersion", "v1.29.0-podid-double"},
-                {"gitCommit", "0"},    {"gitTreeState", "clean"}, {"buildDate", "2024-01-01T00:00:00Z"},
-                {"goVersion", "go1.21"}, {"compiler", "gc"},     {"platform", "linux/amd64"}};
+        return {{"major", "1"},          {"minor", "29"},           {"gitVersion", "v1.29.0-podid-double"},
+                {"gitCommit", "0"},      {"gitTreeState", "clean"}, {"buildDate", "2024-01-01T00:00:00Z"},
+                {"goVersion", "go1.21"}, {"compiler", "gc"},        {"platform", "linux/amd64"}};
     if (path == "/api")
         return {{"kind", "APIVersions"},
                 {"versions", {"v1"}},
                 {"serverAddressByClientCIDRs", {{{"clientCIDR", "0.0.0.0/0"}, {"serverAddress", server_address}}}}};
-    if (path == "/api/v1") return resource_list("", "v1");
+    if (path == "/api/v1")
+        return resource_list("", "v1");
     if (path == "/apis") {
         json groups = json::array();
         for (const auto& g : api_groups()) {
@@ -86,20 +115,24 @@ json discovery_document(const std::string& path, const std::string& server_addre
         return {{"kind", "APIGroupList"}, {"apiVersion", "v1"}, {"groups", groups}};
     }
     for (const auto& g : api_groups()) {
-        if (path == "/apis/" + g) return api_group(g);
-        if (path == "/apis/" + g + "/v1") return resource_list(g, "v1");
+        if (path == "/apis/" + g)
+            return api_group(g);
+        if (path == "/apis/" + g + "/v1")
+            return resource_list(g, "v1");
     }
     return nullptr;
 }
 
 json status_json(const ApiStatus& status) {
-    json body = {{"kind", "Status"},         {"apiVersion", "v1"},         {"metadata", json::object()},
-                 {"status", "Failure"},      {"message", status.message}, {"reason", status.reason},
+    json body = {{"kind", "Status"},    {"apiVersion", "v1"},        {"metadata", json::object()},
+                 {"status", "Failure"}, {"message", status.message}, {"reason", status.reason},
                  {"code", status.code}};
     if (!status.name.empty() || !status.kind.empty()) {
         body["details"] = json::object();
-        if (!status.name.empty()) body["details"]["name"] = status.name;
-        if (!status.kind.empty()) body["details"]["kind"] = status.kind;
+        if (!status.name.empty())
+            body["details"]["name"] = status.name;
+        if (!status.kind.empty())
+            body["details"]["kind"] = status.kind;
     }
     return body;
 }

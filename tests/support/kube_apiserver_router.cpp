@@ -29,8 +29,10 @@ std::vector<std::string> path_segments(const std::string& path) {
     size_t start = 1;
     while (start <= path.size()) {
         size_t slash = path.find('/', start);
-        if (slash == std::string::npos) slash = path.size();
-        if (slash > start) segs.push_back(path.substr(start, slash - start));
+        if (slash == std::string::npos)
+            slash = path.size();
+        if (slash > start)
+            segs.push_back(path.substr(start, slash - start));
         start = slash + 1;
     }
     return segs;
@@ -38,9 +40,7 @@ std::vector<std::string> path_segments(const std::string& path) {
 
 Reply json_reply(const json& body, int status = 200) { return {status, "application/json", body.dump()}; }
 
-ApiStatus no_such_resource() {
-    return {404, "NotFound", "the server could not find the requested resource", "", ""};
-}
+ApiStatus no_such_resource() { return {404, "NotFound", "the server could not find the requested resource", "", ""}; }
 
 bool truthy(const std::map<std::string, std::string>& q, const char* name) {
     auto it = q.find(name);
@@ -70,9 +70,11 @@ std::optional<ResourcePath> parse_resource_path(std::vector<std::string> rest) {
         p.ns = rest[1];
         rest.erase(rest.begin(), rest.begin() + 2);
     }
-    if (rest.empty() || rest.size() > 2) return std::nullopt;
+    if (rest.empty() || rest.size() > 2)
+        return std::nullopt;
     p.plural = rest[0];
-    if (rest.size() == 2) p.name = rest[1];
+    if (rest.size() == 2)
+        p.name = rest[1];
     return p;
 }
 
@@ -83,12 +85,14 @@ std::map<std::string, std::string> parse_query(const std::string& query) {
     size_t start = 0;
     while (start < query.size()) {
         size_t amp = query.find('&', start);
-        if (amp == std::string::npos) amp = query.size();
+        if (amp == std::string::npos)
+            amp = query.size();
         std::string pair = query.substr(start, amp - start);
         size_t eq = pair.find('=');
         std::string key = percent_decode(pair.substr(0, eq));
         std::string value = eq == std::string::npos ? "" : percent_decode(pair.substr(eq + 1));
-        if (!key.empty()) out.emplace(key, value);
+        if (!key.empty())
+            out.emplace(key, value);
         start = amp + 1;
     }
     return out;
@@ -102,7 +106,8 @@ Routed route_request(const std::string& method, const std::string& target, const
     size_t qmark = target.find('?');
     std::string path = target.substr(0, qmark);
     auto query = parse_query(qmark == std::string::npos ? "" : target.substr(qmark + 1));
-    if (path.size() > 1 && path.back() == '/') path.pop_back();
+    if (path.size() > 1 && path.back() == '/')
+        path.pop_back();
 
     if (method != "GET") {
         out.reply = status_reply(

@@ -9,7 +9,8 @@ using nlohmann::json;
 
 std::string trim(const std::string& s) {
     size_t b = s.find_first_not_of(" \t");
-    if (b == std::string::npos) return "";
+    if (b == std::string::npos)
+        return "";
     size_t e = s.find_last_not_of(" \t");
     return s.substr(b, e - b + 1);
 }
@@ -20,8 +21,10 @@ std::vector<std::string> split_terms(const std::string& text) {
     std::string cur;
     int depth = 0;
     for (char c : text) {
-        if (c == '(') ++depth;
-        if (c == ')') --depth;
+        if (c == '(')
+            ++depth;
+        if (c == ')')
+            --depth;
         if (c == ',' && depth == 0) {
             terms.push_back(trim(cur));
             cur.clear();
@@ -29,24 +32,28 @@ std::vector<std::string> split_terms(const std::string& text) {
             cur += c;
         }
     }
-    if (!trim(cur).empty() || !terms.empty()) terms.push_back(trim(cur));
+    if (!trim(cur).empty() || !terms.empty())
+        terms.push_back(trim(cur));
     return terms;
 }
 
 std::optional<LabelRequirement> parse_set_requirement(const std::string& term) {
-    for (auto [word, op] : {std::pair{" notin ", LabelRequirement::Op::not_in},
-                            std::pair{" in ", LabelRequirement::Op::in}}) {
+    for (auto [word, op] :
+         {std::pair{" notin ", LabelRequirement::Op::not_in}, std::pair{" in ", LabelRequirement::Op::in}}) {
         size_t at = term.find(word);
-        if (at == std::string::npos) continue;
+        if (at == std::string::npos)
+            continue;
         std::string rest = trim(term.substr(at + std::string(word).size()));
-        if (rest.size() < 2 || rest.front() != '(' || rest.back() != ')') return std::nullopt;
+        if (rest.size() < 2 || rest.front() != '(' || rest.back() != ')')
+            return std::nullopt;
         LabelRequirement req{trim(term.substr(0, at)), op, {}};
         std::string inner = rest.substr(1, rest.size() - 2);
         size_t start = 0;
         for (;;) {
             size_t comma = inner.find(',', start);
             req.values.push_back(trim(inner.substr(start, comma - start)));
-            if (comma == std::string::npos) break;
+            if (comma == std::string::npos)
+                break;
             start = comma + 1;
         }
         return req;
@@ -55,26 +62,33 @@ std::optional<LabelRequirement> parse_set_requirement(const std::string& term) {
 }
 
 std::optional<LabelRequirement> parse_label_term(const std::string& term) {
-    if (term.empty()) return std::nullopt;
-    if (auto set = parse_set_requirement(term)) return set;
-    for (auto [token, op] : {std::pair{"!=", LabelRequirement::Op::not_equals},
-                             std::pair{"==", LabelRequirement::Op::equals},
-                             std::pair{"=", LabelRequirement::Op::equals}}) {
+    if (term.empty())
+        return std::nullopt;
+    if (auto set = parse_set_requirement(term))
+        return set;
+    for (auto [token, op] :
+         {std::pair{"!=", LabelRequirement::Op::not_equals}, std::pair{"==", LabelRequirement::Op::equals},
+          std::pair{"=", LabelRequirement::Op::equals}}) {
         size_t at = term.find(token);
-        if (at == std::string::npos) continue;
+        if (at == std::string::npos)
+            continue;
         LabelRequirement req{trim(term.substr(0, at)), op, {trim(term.substr(at + std::string(token).size()))}};
-        if (req.key.empty()) return std::nullopt;
+        if (req.key.empty())
+            return std::nullopt;
         return req;
     }
-    if (term[0] == '!') return LabelRequirement{trim(term.substr(1)), LabelRequirement::Op::not_exists, {}};
-    if (term.find_first_of(" ()") != std::string::npos) return std::nullopt;
+    if (term[0] == '!')
+        return LabelRequirement{trim(term.substr(1)), LabelRequirement::Op::not_exists, {}};
+    if (term.find_first_of(" ()") != std::string::npos)
+        return std::nullopt;
     return LabelRequirement{term, LabelRequirement::Op::exists, {}};
 }
 
 std::optional<FieldRequirement> parse_field_term(const std::string& term) {
     for (auto [token, equals] : {std::pair{"!=", false}, std::pair{"==", true}, std::pair{"=", true}}) {
         size_t at = term.find(token);
-        if (at == std::string::npos) continue;
+        if (at == std::string::npos)
+            continue;
         return FieldRequirement{trim(term.substr(0, at)), equals, trim(term.substr(at + std::string(token).size()))};
     }
     return std::nullopt;
@@ -87,14 +101,19 @@ std::string field_value(const json& object, const std::string& field) {
     for (;;) {
         size_t dot = field.find('.', start);
         std::string part = field.substr(start, dot - start);
-        if (!cur->is_object() || !cur->contains(part)) return "";
+        if (!cur->is_object() || !cur->contains(part))
+            return "";
         cur = &(*cur)[part];
-        if (dot == std::string::npos) break;
+        if (dot == std::string::npos)
+            break;
         start = dot + 1;
     }
-    if (cur->is_string()) return cur->get<std::string>();
-    if (cur->is_boolean()) return cur->get<bool>() ? "true" : "false";
-    if (cur->is_null()) return "";
+    if (cur->is_string())
+        return cur->get<std::string>();
+    if (cur->is_boolean())
+        return cur->get<bool>() ? "true" : "false";
+    if (cur->is_null())
+        return "";
     return cur->dump();
 }
 
@@ -103,12 +122,12 @@ bool label_holds(const LabelRequirement& req, const json& labels) {
     std::string value = has ? labels[req.key].get<std::string>() : "";
     auto in_values = [&] { return std::find(req.values.begin(), req.values.end(), value) != req.values.end(); };
     switch (req.op) {
-        case LabelRequirement::Op::equals: return has && value == req.values.front();
-        case LabelRequirement::Op::not_equals: return !has || value != req.values.front();
-        case LabelRequirement::Op::in: return has && in_values();
-        case LabelRequirement::Op::not_in: return !has || !in_values();
-        case LabelRequirement::Op::exists: return has;
-        case LabelRequirement::Op::not_exists: return !has;
+    case LabelRequirement::Op::equals: return has && value == req.values.front();
+    case LabelRequirement::Op::not_equals: return !has || value != req.values.front();
+    case LabelRequirement::Op::in: return has && in_values();
+    case LabelRequirement::Op::not_in: return !has || !in_values();
+    case LabelRequirement::Op::exists: return has;
+    case LabelRequirement::Op::not_exists: return !has;
     }
     return false;
 }
@@ -120,9 +139,11 @@ bool Selectors::matches(const json& object) const {
     const json& meta = object.contains("metadata") ? object["metadata"] : no_labels;
     const json& obj_labels = meta.contains("labels") ? meta["labels"] : no_labels;
     for (const auto& req : labels)
-        if (!label_holds(req, obj_labels)) return false;
+        if (!label_holds(req, obj_labels))
+            return false;
     for (const auto& req : fields)
-        if ((field_value(object, req.field) == req.value) != req.equals) return false;
+        if ((field_value(object, req.field) == req.value) != req.equals)
+            return false;
     return true;
 }
 
@@ -143,9 +164,9 @@ ParsedSelectors parse_selectors(const ResourceType& type, const std::string& lab
             out.error = "invalid selector: '" + field_selector + "'; can't understand '" + term + "'";
             return out;
         }
-        bool known = req->field == "metadata.name" || req->field == "metadata.namespace" ||
-                     std::find(type.field_labels.begin(), type.field_labels.end(), req->field) !=
-                         type.field_labels.end();
+        bool known =
+            req->field == "metadata.name" || req->field == "metadata.namespace" ||
+            std::find(type.field_labels.begin(), type.field_labels.end(), req->field) != type.field_labels.end();
         if (!known) {
             // The real API server's wording, which clients surface to users.
             out.error = "field label not supported: " + req->field;

@@ -16,8 +16,8 @@ std::string random_uid() {
     static std::mt19937_64 rng{std::random_device{}()};
     std::lock_guard lock(mu);
     uint64_t hi = rng(), lo = rng();
-    hi = (hi & ~0xF000ull) | 0x4000ull;                   // version 4
-    lo = (lo & ~(0xC0ull << 56)) | (0x80ull << 56);       // RFC 4122 variant
+    hi = (hi & ~0xF000ull) | 0x4000ull;              // version 4
+    lo = (lo & ~(0xC0ull << 56)) | (0x80ull << 56);  // RFC 4122 variant
     char text[37];
     std::snprintf(text, sizeof text, "%08llx-%04llx-%04llx-%04llx-%012llx", (unsigned long long)(hi >> 32),
                   (unsigned long long)((hi >> 16) & 0xFFFF), (unsigned long long)(hi & 0xFFFF),
@@ -29,7 +29,8 @@ std::string random_suffix() {
     static const char alphabet[] = "bcdfghjklmnpqrstvwxz2456789";  // the real generator's, no vowels
     std::string uid = random_uid();
     std::string out;
-    for (size_t i = 0; i < 5; ++i) out += alphabet[static_cast<unsigned char>(uid[i * 3]) % (sizeof alphabet - 1)];
+    for (size_t i = 0; i < 5; ++i)
+        out += alphabet[static_cast<unsigned char>(uid[i * 3]) % (sizeof alphabet - 1)];
     return out;
 }
 
@@ -43,7 +44,8 @@ std::string now_rfc3339() {
 }
 
 std::string meta_string(const json& object, const char* field) {
-    if (!object.contains("metadata") || !object["metadata"].is_object()) return "";
+    if (!object.contains("metadata") || !object["metadata"].is_object())
+        return "";
     const json& meta = object["metadata"];
     return meta.contains(field) && meta[field].is_string() ? meta[field].get<std::string>() : "";
 }
@@ -57,20 +59,25 @@ std::string base64url(const std::string& bytes) {
     int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
                             reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
     out.resize(static_cast<size_t>(n));
-    while (!out.empty() && out.back() == '=') out.pop_back();
-    for (char& c : out) c = c == '+' ? '-' : c == '/' ? '_' : c;
+    while (!out.empty() && out.back() == '=')
+        out.pop_back();
+    for (char& c : out)
+        c = c == '+' ? '-' : c == '/' ? '_' : c;
     return out;
 }
 
 std::optional<std::string> unbase64url(std::string text) {
-    for (char& c : text) c = c == '-' ? '+' : c == '_' ? '/' : c;
+    for (char& c : text)
+        c = c == '-' ? '+' : c == '_' ? '/' : c;
     size_t pad = (4 - text.size() % 4) % 4;
-    if (pad == 3) return std::nullopt;
+    if (pad == 3)
+        return std::nullopt;
     text.append(pad, '=');
     std::string out(text.size() / 4 * 3, '\0');
     int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
                             reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
-    if (n < 0) return std::nullopt;
+    if (n < 0)
+        return std::nullopt;
     out.resize(static_cast<size_t>(n) - pad);
     return out;
 }
@@ -87,25 +94,26 @@ bool in_namespace(const json& object, const std::string& ns) {
 
 ApiStatus too_large(uint64_t wanted, uint64_t current) {
     return {504, "Timeout",
-            "Too large resource version: " + std::to_string(wanted) + ", current: " + std::to_string(current), "",
-            ""};
+            "Too large resource version: " + std::to_string(wanted) + ", current: " + std::to_string(current), "", ""};
 }
 
 }  // namespace
 
 const char* event_type_name(EventType type) {
     switch (type) {
-        case EventType::added: return "ADDED";
-        case EventType::modified: return "MODIFIED";
-        case EventType::deleted: return "DELETED";
+    case EventType::added: return "ADDED";
+    case EventType::modified: return "MODIFIED";
+    case EventType::deleted: return "DELETED";
     }
     return "ERROR";
 }
 
 Outcome<json> ObjectStore::create(const ResourceType& type, json object) {
-    if (!object.is_object()) return bad_request("object must be a JSON object");
+    if (!object.is_object())
+        return bad_request("object must be a JSON object");
     json& meta = object["metadata"];
-    if (!meta.is_object()) meta = json::object();
+    if (!meta.is_object())
+        meta = json::object();
     if (meta_string(object, "name").empty() && !meta_string(object, "generateName").empty())
         meta["name"] = meta_string(object, "generateName") + random_suffix();
     std::string name = meta_string(object, "name");
@@ -113,7 +121,8 @@ Outcome<json> ObjectStore::create(const ResourceType& type, json object) {
         return ApiStatus{422, "Invalid", type.kind + " \"\" is invalid: metadata.name: Required value", "",
                          type.plural};
     if (type.namespaced) {
-        if (meta_string(object, "namespace").empty()) meta["namespace"] = "default";
+        if (meta_string(object, "namespace").empty())
+            meta["namespace"] = "default";
     } else {
         meta.erase("namespace");
     }
@@ -137,17 +146,22 @@ Outcome<json> ObjectStore::create(const ResourceType& type, json object) {
 }
 
 Outcome<json> ObjectStore::update(const ResourceType& type, json object) {
-    if (!object.is_object()) return bad_request("object must be a JSON object");
+    if (!object.is_object())
+        return bad_request("object must be a JSON object");
     json& meta = object["metadata"];
-    if (!meta.is_object()) meta = json::object();
-    if (type.namespaced && meta_string(object, "namespace").empty()) meta["namespace"] = "default";
-    if (!type.namespaced) meta.erase("namespace");
+    if (!meta.is_object())
+        meta = json::object();
+    if (type.namespaced && meta_string(object, "namespace").empty())
+        meta["namespace"] = "default";
+    if (!type.namespaced)
+        meta.erase("namespace");
     std::string name = meta_string(object, "name");
 
     std::lock_guard lock(mu_);
     Objects& objects = objects_[&type];
     auto it = objects.find(key_of(meta_string(object, "namespace"), name));
-    if (it == objects.end()) return not_found(type, name);
+    if (it == objects.end())
+        return not_found(type, name);
     const json& stored = it->second;
     std::string wanted_rv = meta_string(object, "resourceVersion");
     if (!wanted_rv.empty() && wanted_rv != meta_string(stored, "resourceVersion"))
@@ -161,7 +175,8 @@ Outcome<json> ObjectStore::update(const ResourceType& type, json object) {
     meta["uid"] = stored["metadata"]["uid"];
     meta["creationTimestamp"] = stored["metadata"]["creationTimestamp"];
     meta["resourceVersion"] = stored["metadata"]["resourceVersion"];
-    if (object == stored) return stored;  // a no-op update writes nothing to etcd: no new version, no event
+    if (object == stored)
+        return stored;  // a no-op update writes nothing to etcd: no new version, no event
     meta["resourceVersion"] = std::to_string(rv_ + 1);
     json previous = std::move(it->second);
     it->second = object;
@@ -173,7 +188,8 @@ Outcome<json> ObjectStore::remove(const ResourceType& type, const std::string& n
     std::lock_guard lock(mu_);
     Objects& objects = objects_[&type];
     auto it = objects.find(key_of(type.namespaced ? ns : "", name));
-    if (it == objects.end()) return not_found(type, name);
+    if (it == objects.end())
+        return not_found(type, name);
     json previous = std::move(it->second);
     objects.erase(it);
     json last = previous;
@@ -187,7 +203,8 @@ Outcome<json> ObjectStore::get(const ResourceType& type, const std::string& ns, 
     auto objects = objects_.find(&type);
     if (objects != objects_.end()) {
         auto it = objects->second.find(key_of(type.namespaced ? ns : "", name));
-        if (it != objects->second.end()) return it->second;
+        if (it != objects->second.end())
+            return it->second;
     }
     return not_found(type, name);
 }
@@ -210,29 +227,36 @@ void ObjectStore::record(Event event) {
 // as the real watch cache reports them.
 void ObjectStore::offer(Subscription& sub, const Event& event) const {
     const WatchRequest& req = sub.request_;
-    if (event.type != req.type || !in_namespace(event.object, req.ns)) return;
+    if (event.type != req.type || !in_namespace(event.object, req.ns))
+        return;
     bool now = req.selectors.matches(event.object);
     bool before = event.kind == EventType::modified && req.selectors.matches(event.previous);
     EventType kind = event.kind;
     if (event.kind == EventType::modified) {
-        if (!now && !before) return;
+        if (!now && !before)
+            return;
         kind = now && before ? EventType::modified : now ? EventType::added : EventType::deleted;
     } else if (!now) {
         return;
     }
     sub.pending_.push_back({{"type", event_type_name(kind)}, {"object", event.object}});
-    if (sub.wake_) sub.wake_();
+    if (sub.wake_)
+        sub.wake_();
 }
 
 Outcome<ObjectStore::Objects> ObjectStore::objects_at(const ResourceType& type, uint64_t rv,
-                                                     const std::string& too_old_message) const {
-    if (rv < compacted_rv_) return expired(too_old_message);
-    if (rv > rv_) return too_large(rv, rv_);
+                                                      const std::string& too_old_message) const {
+    if (rv < compacted_rv_)
+        return expired(too_old_message);
+    if (rv > rv_)
+        return too_large(rv, rv_);
     Objects objects;
-    if (auto it = objects_.find(&type); it != objects_.end()) objects = it->second;
+    if (auto it = objects_.find(&type); it != objects_.end())
+        objects = it->second;
     // Undo, newest first, every change made after `rv`.
     for (auto it = history_.rbegin(); it != history_.rend() && it->rv > rv; ++it) {
-        if (it->type != &type) continue;
+        if (it->type != &type)
+            continue;
         std::string key = key_of(meta_string(it->object, "namespace"), meta_string(it->object, "name"));
         if (it->kind == EventType::added)
             objects.erase(key);
@@ -263,28 +287,33 @@ Outcome<json> ObjectStore::list(const ListRequest& req) const {
                              "can start a new list without the continue parameter.");
     } else if (!req.resource_version.empty() && req.resource_version != "0") {
         auto wanted = parse_rv(req.resource_version);
-        if (!wanted) return bad_request("resourceVersion: Invalid value: \"" + req.resource_version + "\"");
+        if (!wanted)
+            return bad_request("resourceVersion: Invalid value: \"" + req.resource_version + "\"");
         if (req.resource_version_match == "Exact") {
             snapshot_rv = *wanted;
             from_snapshot = true;
-            objects = objects_at(*req.type, snapshot_rv,
-                                 "too old resource version: " + req.resource_version + " (" +
-                                     std::to_string(compacted_rv_ + 1) + ")");
+            objects = objects_at(
+                *req.type, snapshot_rv,
+                "too old resource version: " + req.resource_version + " (" + std::to_string(compacted_rv_ + 1) + ")");
         } else if (*wanted > rv_) {
             return too_large(*wanted, rv_);
         }
     }
     if (!from_snapshot) {
-        if (auto it = objects_.find(req.type); it != objects_.end()) objects = it->second;
+        if (auto it = objects_.find(req.type); it != objects_.end())
+            objects = it->second;
     }
-    if (auto* status = std::get_if<ApiStatus>(&objects)) return *status;
+    if (auto* status = std::get_if<ApiStatus>(&objects))
+        return *status;
 
     json items = json::array();
     std::string last_key;
     size_t remaining = 0;
     for (const auto& [key, object] : std::get<Objects>(objects)) {
-        if (!start_after.empty() && key <= start_after) continue;
-        if (!in_namespace(object, req.ns) || !req.selectors.matches(object)) continue;
+        if (!start_after.empty() && key <= start_after)
+            continue;
+        if (!in_namespace(object, req.ns) || !req.selectors.matches(object))
+            continue;
         if (req.limit != 0 && items.size() == req.limit) {
             ++remaining;
             continue;
@@ -295,10 +324,11 @@ Outcome<json> ObjectStore::list(const ListRequest& req) const {
     json meta = {{"resourceVersion", std::to_string(snapshot_rv)}};
     if (remaining > 0) {
         meta["continue"] = base64url(json{{"v", "meta.k8s.io/v1"}, {"rv", snapshot_rv}, {"start", last_key}}.dump());
-        if (!req.has_selectors) meta["remainingItemCount"] = remaining;
+        if (!req.has_selectors)
+            meta["remainingItemCount"] = remaining;
     }
-    return json{{"kind", req.type->list_kind()}, {"apiVersion", req.type->api_version()}, {"metadata", meta},
-                {"items", items}};
+    return json{
+        {"kind", req.type->list_kind()}, {"apiVersion", req.type->api_version()}, {"metadata", meta}, {"items", items}};
 }
 
 uint64_t ObjectStore::resource_version() const {
@@ -332,12 +362,14 @@ Outcome<std::shared_ptr<Subscription>> ObjectStore::subscribe(WatchRequest reque
                 offer(*sub, {rv_, req.type, EventType::added, object, nullptr});
     } else {
         auto from = parse_rv(req.resource_version);
-        if (!from) return bad_request("resourceVersion: Invalid value: \"" + req.resource_version + "\"");
+        if (!from)
+            return bad_request("resourceVersion: Invalid value: \"" + req.resource_version + "\"");
         if (*from < compacted_rv_)
             return expired("too old resource version: " + req.resource_version + " (" +
                            std::to_string(compacted_rv_ + 1) + ")");
         for (const auto& event : history_)
-            if (event.rv > *from) offer(*sub, event);
+            if (event.rv > *from)
+                offer(*sub, event);
     }
     sub->seen_rv_ = rv_;
     sub->wake_ = std::move(wake);

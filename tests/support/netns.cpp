@@ -30,14 +30,17 @@ void add_netns(const std::string& name) { run_checked({"ip", "netns", "add", nam
 std::vector<pid_t> processes_in_netns(const std::string& name) {
     std::vector<pid_t> out;
     struct stat target {};
-    if (::stat(netns_path(name).c_str(), &target) != 0) return out;
+    if (::stat(netns_path(name).c_str(), &target) != 0)
+        return out;
     DIR* proc = ::opendir("/proc");
-    if (!proc) return out;
+    if (!proc)
+        return out;
     pid_t self = ::getpid();
     while (dirent* e = ::readdir(proc)) {
         char* end = nullptr;
         long pid = std::strtol(e->d_name, &end, 10);
-        if (pid <= 0 || *end != '\0' || pid == self) continue;
+        if (pid <= 0 || *end != '\0' || pid == self)
+            continue;
         struct stat ns {};
         std::string path = std::string("/proc/") + e->d_name + "/ns/net";
         if (::stat(path.c_str(), &ns) == 0 && ns.st_dev == target.st_dev && ns.st_ino == target.st_ino)
@@ -48,8 +51,10 @@ std::vector<pid_t> processes_in_netns(const std::string& name) {
 }
 
 bool delete_netns(const std::string& name) {
-    if (::access(netns_path(name).c_str(), F_OK) != 0) return true;
-    for (pid_t pid : processes_in_netns(name)) ::kill(pid, SIGKILL);
+    if (::access(netns_path(name).c_str(), F_OK) != 0)
+        return true;
+    for (pid_t pid : processes_in_netns(name))
+        ::kill(pid, SIGKILL);
     try {
         run_checked({"ip", "netns", "del", name});
     } catch (const std::exception& e) {
@@ -61,10 +66,12 @@ bool delete_netns(const std::string& name) {
 std::vector<std::string> list_netns() {
     std::vector<std::string> out;
     DIR* dir = ::opendir("/run/netns");
-    if (!dir) return out;
+    if (!dir)
+        return out;
     while (dirent* e = ::readdir(dir)) {
         std::string n = e->d_name;
-        if (n != "." && n != "..") out.push_back(n);
+        if (n != "." && n != "..")
+            out.push_back(n);
     }
     ::closedir(dir);
     return out;
@@ -72,7 +79,8 @@ std::vector<std::string> list_netns() {
 
 int socket_in_netns(const std::string& netns, int domain, int type) {
     int ns_fd = ::open(netns_path(netns).c_str(), O_RDONLY | O_CLOEXEC);
-    if (ns_fd < 0) throw std::runtime_error("open " + netns_path(netns) + ": " + std::strerror(errno));
+    if (ns_fd < 0)
+        throw std::runtime_error("open " + netns_path(netns) + ": " + std::strerror(errno));
     int fd = -1, err = 0;
     const char* step = "";
     std::thread([&] {

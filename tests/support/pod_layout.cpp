@@ -11,14 +11,18 @@ std::string random_hex(size_t n) {
     static thread_local std::mt19937_64 gen{std::random_device{}()};
     static const char digits[] = "0123456789abcdef";
     std::string out(n, '0');
-    for (auto& c : out) c = digits[gen() % 16];
+    for (auto& c : out)
+        c = digits[gen() % 16];
     return out;
 }
 
 std::string systemd_scope_prefix(const std::string& runtime) {
-    if (runtime == "containerd") return "cri-containerd-";
-    if (runtime == "crio") return "crio-";
-    if (runtime == "docker") return "docker-";
+    if (runtime == "containerd")
+        return "cri-containerd-";
+    if (runtime == "crio")
+        return "crio-";
+    if (runtime == "docker")
+        return "docker-";
     throw std::invalid_argument("unknown container runtime '" + runtime + "' (containerd | crio | docker)");
 }
 
@@ -45,8 +49,8 @@ PodCgroupLayout kubelet_cgroup_layout(const PodSpec& spec, const std::string& ui
         if (spec.qos == "guaranteed")
             out.pod_dir = "kubepods.slice/kubepods-pod" + escaped + ".slice";
         else
-            out.pod_dir = "kubepods.slice/kubepods-" + spec.qos + ".slice/kubepods-" + spec.qos + "-pod" + escaped +
-                          ".slice";
+            out.pod_dir =
+                "kubepods.slice/kubepods-" + spec.qos + ".slice/kubepods-" + spec.qos + "-pod" + escaped + ".slice";
         out.container_dir = out.pod_dir + "/" + systemd_scope_prefix(spec.runtime) + container_id + ".scope";
     } else if (spec.driver == "cgroupfs") {
         systemd_scope_prefix(spec.runtime);  // validates; cgroupfs leaves are the bare container id

@@ -16,7 +16,7 @@ struct PodCgroupLayout {
 // Throws std::invalid_argument for an unknown qos, driver or runtime.
 PodCgroupLayout kubelet_cgroup_layout(const PodSpec& spec, const std::string& uid, const std::string& container_id);
 
-std::string random_pod_uid();        // 8-4-4-4-12 lower-case hex
-std::string random_container_id();   // 64 lower-case hex
+std::string random_pod_uid();       // 8-4-4-4-12 lower-case hex
+std::string random_container_id();  // 64 lower-case hex
 
 }  // namespace podid::test

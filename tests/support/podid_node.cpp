@@ -59,11 +59,13 @@ std::unique_ptr<PodidNode> PodidNode::create(PodidNodeOptions options) {
     n->node_ = TestNode::create();
     // The agent runs as a hostNetwork pod would: in the node netns, its cgroup under kubepods (so the
     // programs see it, and it must exempt itself to reach the real IMDS).
-    n->agent_cgroup_ = n->node_->make_cgroup(
-        n->options_.cgroup_driver == "cgroupfs"
-            ? "kubepods/besteffort/podc0ffee00-0000-4000-8000-000000000001/" + std::string(64, 'a')
-            : "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-podc0ffee00_0000_4000_8000_000000000001.slice/"
-              "cri-containerd-" + std::string(64, 'a') + ".scope");
+    n->agent_cgroup_ = n->node_->make_cgroup(n->options_.cgroup_driver == "cgroupfs"
+                                                 ? "kubepods/besteffort/podc0ffee00-0000-4000-8000-000000000001/" +
+                                                       std::string(64, 'a')
+                                                 : "kubepods.slice/kubepods-besteffort.slice/"
+                                                   "kubepods-besteffort-podc0ffee00_0000_4000_8000_000000000001.slice/"
+                                                   "cri-containerd-" +
+                                                       std::string(64, 'a') + ".scope");
     n->daemon_cgroup_ = n->node_->system_cgroup("imds");
     n->bindings_path_ = n->node_->workdir() + "/bindings.json";
     n->audit_path_ = n->node_->workdir() + "/audit.log";
@@ -102,13 +104,18 @@ void PodidNode::start_emulator() {
 }
 
 void PodidNode::start_agent(std::chrono::milliseconds timeout) {
-    std::vector<std::string> argv = {PODID_AGENT_BIN,
-                                     "--node-ip", node_->node_ip(),
-                                     "--cgroup-root", options_.cgroup_driver == "cgroupfs"
-                                                          ? node_->kubepods_cgroupfs_dir() : node_->kubepods_dir(),
-                                     "--bpffs", pin_dir(),
-                                     "--audit-log", audit_path_,
-                                     "--admin-socket", admin_socket_path_};
+    std::vector<std::string> argv = {
+        PODID_AGENT_BIN,
+        "--node-ip",
+        node_->node_ip(),
+        "--cgroup-root",
+        options_.cgroup_driver == "cgroupfs" ? node_->kubepods_cgroupfs_dir() : node_->kubepods_dir(),
+        "--bpffs",
+        pin_dir(),
+        "--audit-log",
+        audit_path_,
+        "--admin-socket",
+        admin_socket_path_};
     if (!options_.bindings.is_null()) {
         argv.push_back("--bindings");
         argv.push_back(bindings_path_);

@@ -18,8 +18,8 @@ namespace podid::test {
 struct PodidNodeOptions {
     // Identities assigned to the emulated VM ("client_id" or "client_id,resource_id").
     std::vector<std::string> vm_identities;
-    std::string system_identity;       // the node's own identity (what exception pods get)
-    nlohmann::json bindings;           // standalone bindings file content; null = no --bindings
+    std::string system_identity;          // the node's own identity (what exception pods get)
+    nlohmann::json bindings;              // standalone bindings file content; null = no --bindings
     std::vector<std::string> agent_args;  // extra flags
     // Run the agent in a cgroup namespace of its own, as containerd/CRI-O do for containers on cgroup v2
     // (its /proc/self/cgroup then reads "0::/").
@@ -39,10 +39,10 @@ public:
     void start_emulator();
     // Starts the agent and waits for its "podid-agent ready" line; fails the test with its stderr if it exits.
     void start_agent(std::chrono::milliseconds timeout = std::chrono::seconds(20));
-    void kill_agent();                 // SIGKILL
-    int stop_agent();                  // SIGTERM, returns exit code
+    void kill_agent();  // SIGKILL
+    int stop_agent();   // SIGTERM, returns exit code
     bool agent_running();
-    std::string agent_log();           // stderr so far
+    std::string agent_log();  // stderr so far
     Process& agent() { return agent_; }
 
     // Rewrites the bindings file (the agent reloads it on change or SIGHUP).

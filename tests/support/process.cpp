@@ -20,7 +20,8 @@ int exit_code_of(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 
 
 // Appends whatever is readable now; closes the fd at EOF.
 void read_available(int& fd, std::string& into) {
-    if (fd < 0) return;
+    if (fd < 0)
+        return;
     char buf[4096];
     for (;;) {
         ssize_t n = ::read(fd, buf, sizeof buf);
@@ -28,7 +29,8 @@ void read_available(int& fd, std::string& into) {
             into.append(buf, static_cast<size_t>(n));
             continue;
         }
-        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EINTR)
+            continue;
         if (n == 0) {
             ::close(fd);
             fd = -1;
@@ -69,12 +71,15 @@ Process::~Process() {
         while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
         }
     }
-    if (out_fd_ >= 0) ::close(out_fd_);
-    if (err_fd_ >= 0) ::close(err_fd_);
+    if (out_fd_ >= 0)
+        ::close(out_fd_);
+    if (err_fd_ >= 0)
+        ::close(err_fd_);
 }
 
 bool Process::running() {
-    if (pid_ <= 0 || status_) return false;
+    if (pid_ <= 0 || status_)
+        return false;
     int status = 0;
     pid_t r = ::waitpid(pid_, &status, WNOHANG);
     if (r == pid_) {
@@ -89,7 +94,8 @@ bool Process::running() {
 }
 
 void Process::signal(int sig) {
-    if (running() && is_unreaped_child(pid_)) ::kill(pid_, sig);
+    if (running() && is_unreaped_child(pid_))
+        ::kill(pid_, sig);
 }
 
 void Process::drain() {
@@ -111,15 +117,18 @@ bool Process::wait_for_output(const std::string& needle, std::chrono::millisecon
     auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
         drain();
-        if (out_.find(needle) != std::string::npos || err_.find(needle) != std::string::npos) return true;
+        if (out_.find(needle) != std::string::npos || err_.find(needle) != std::string::npos)
+            return true;
         if (!running()) {
             drain();  // output written just before exit
             return out_.find(needle) != std::string::npos || err_.find(needle) != std::string::npos;
         }
-        if (std::chrono::steady_clock::now() >= deadline) return false;
+        if (std::chrono::steady_clock::now() >= deadline)
+            return false;
         pollfd fds[2] = {{out_fd_, POLLIN, 0}, {err_fd_, POLLIN, 0}};
         ::poll(fds, 2, 20);
-        if ((out_fd_ < 0 && err_fd_ < 0)) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        if ((out_fd_ < 0 && err_fd_ < 0))
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
 }
 
@@ -131,7 +140,8 @@ RunResult Process::wait(std::chrono::milliseconds timeout) {
         auto now = std::chrono::steady_clock::now();
         if (now >= deadline) {
             result.timed_out = true;
-            if (is_unreaped_child(pid_)) ::kill(pid_, SIGKILL);
+            if (is_unreaped_child(pid_))
+                ::kill(pid_, SIGKILL);
             int status = 0;
             pid_t r;
             while ((r = ::waitpid(pid_, &status, 0)) < 0 && errno == EINTR) {

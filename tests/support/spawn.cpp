@@ -29,7 +29,8 @@ struct Fd {
     Fd& operator=(const Fd&) = delete;
     ~Fd() { reset(); }
     void reset() {
-        if (fd >= 0) ::close(fd);
+        if (fd >= 0)
+            ::close(fd);
         fd = -1;
     }
     int release() { return std::exchange(fd, -1); }
@@ -53,7 +54,8 @@ void child_write_all(int fd, const char* s) {
     size_t len = std::strlen(s);
     while (len > 0) {
         ssize_t n = ::write(fd, s, len);
-        if (n <= 0) return;
+        if (n <= 0)
+            return;
         s += n;
         len -= static_cast<size_t>(n);
     }
@@ -64,7 +66,8 @@ void child_write_all(int fd, const char* s) {
     // Die with the test (PR_SET_PDEATHSIG fires when the forking thread exits); if the parent is already
     // gone the signal would never come.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(126);
+    if (::getppid() != parent)
+        ::_exit(126);
 
     sigset_t all;
     sigemptyset(&all);
@@ -75,9 +78,11 @@ void child_write_all(int fd, const char* s) {
     // leaves alone, but doing it first means the process is never observable in the netns without its cgroup.
     if (cgroup_fd >= 0) {
         // "0" names the writing process itself.
-        if (::write(cgroup_fd, "0", 1) != 1) child_fail_setup(status_fd, 1, errno);
+        if (::write(cgroup_fd, "0", 1) != 1)
+            child_fail_setup(status_fd, 1, errno);
     }
-    if (netns_fd >= 0 && ::setns(netns_fd, CLONE_NEWNET) != 0) child_fail_setup(status_fd, 2, errno);
+    if (netns_fd >= 0 && ::setns(netns_fd, CLONE_NEWNET) != 0)
+        child_fail_setup(status_fd, 2, errno);
 
     int devnull = ::open("/dev/null", O_RDONLY);
     if (devnull < 0 || ::dup2(devnull, 0) < 0 || ::dup2(out_fd, 1) < 0 || ::dup2(err_fd, 2) < 0)
@@ -98,20 +103,24 @@ std::vector<std::string> merged_env(const std::map<std::string, std::string>& ex
     for (char** e = environ; e && *e; ++e) {
         std::string kv = *e;
         auto eq = kv.find('=');
-        if (eq == std::string::npos) continue;
+        if (eq == std::string::npos)
+            continue;
         vars[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
-    for (const auto& [k, v] : extra) vars[k] = v;
+    for (const auto& [k, v] : extra)
+        vars[k] = v;
     std::vector<std::string> out;
     out.reserve(vars.size());
-    for (const auto& [k, v] : vars) out.push_back(k + "=" + v);
+    for (const auto& [k, v] : vars)
+        out.push_back(k + "=" + v);
     return out;
 }
 
 std::vector<char*> c_array(std::vector<std::string>& strings) {
     std::vector<char*> out;
     out.reserve(strings.size() + 1);
-    for (auto& s : strings) out.push_back(s.data());
+    for (auto& s : strings)
+        out.push_back(s.data());
     out.push_back(nullptr);
     return out;
 }
@@ -121,7 +130,8 @@ std::vector<char*> c_array(std::vector<std::string>& strings) {
 std::string join_argv(const std::vector<std::string>& argv) {
     std::string out;
     for (const auto& a : argv) {
-        if (!out.empty()) out += ' ';
+        if (!out.empty())
+            out += ' ';
         out += a;
     }
     return out;
@@ -133,23 +143,28 @@ bool is_unreaped_child(pid_t pid) {
 }
 
 bool on_path(const std::string& program) {
-    if (program.find('/') != std::string::npos) return ::access(program.c_str(), X_OK) == 0;
+    if (program.find('/') != std::string::npos)
+        return ::access(program.c_str(), X_OK) == 0;
     const char* path = std::getenv("PATH");
     std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin";
     size_t start = 0;
     while (start <= dirs.size()) {
         size_t end = dirs.find(':', start);
-        if (end == std::string::npos) end = dirs.size();
+        if (end == std::string::npos)
+            end = dirs.size();
         std::string dir = dirs.substr(start, end - start);
-        if (dir.empty()) dir = ".";
-        if (::access((dir + "/" + program).c_str(), X_OK) == 0) return true;
+        if (dir.empty())
+            dir = ".";
+        if (::access((dir + "/" + program).c_str(), X_OK) == 0)
+            return true;
         start = end + 1;
     }
     return false;
 }
 
 Process spawn_process(const SpawnRequest& request) {
-    if (request.argv.empty()) throw std::invalid_argument("spawn: empty argv");
+    if (request.argv.empty())
+        throw std::invalid_argument("spawn: empty argv");
 
     Fd cgroup_fd, netns_fd;
     if (!request.cgroup_dir.empty()) {
@@ -170,11 +185,14 @@ Process spawn_process(const SpawnRequest& request) {
     // O_CLOEXEC on every pipe: a concurrently spawned child must not inherit another child's write end,
     // or that pipe never reaches EOF.
     int out_pipe[2], err_pipe[2], status_pipe[2];
-    if (::pipe2(out_pipe, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
+    if (::pipe2(out_pipe, O_CLOEXEC) != 0)
+        throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
     Fd out_r(out_pipe[0]), out_w(out_pipe[1]);
-    if (::pipe2(err_pipe, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
+    if (::pipe2(err_pipe, O_CLOEXEC) != 0)
+        throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
     Fd err_r(err_pipe[0]), err_w(err_pipe[1]);
-    if (::pipe2(status_pipe, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
+    if (::pipe2(status_pipe, O_CLOEXEC) != 0)
+        throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
     Fd status_r(status_pipe[0]), status_w(status_pipe[1]);
 
     std::vector<std::string> argv_s = request.argv;
@@ -184,7 +202,8 @@ Process spawn_process(const SpawnRequest& request) {
     pid_t parent = ::getpid();
 
     pid_t pid = ::fork();
-    if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+    if (pid < 0)
+        throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
     if (pid == 0)
         child_main(parent, status_w.fd, cgroup_fd.fd, netns_fd.fd, out_w.fd, err_w.fd, argv.data(), envp.data());
 
@@ -205,11 +224,12 @@ Process spawn_process(const SpawnRequest& request) {
                            : failure.stage == 2 ? "entering network namespace "
                                                 : "redirecting stdio";
         std::string target = failure.stage == 1 ? request.cgroup_dir : failure.stage == 2 ? request.netns : "";
-        throw std::runtime_error("spawn " + request.argv[0] + ": " + what + target + " failed: " +
-                                 std::strerror(failure.err));
+        throw std::runtime_error("spawn " + request.argv[0] + ": " + what + target +
+                                 " failed: " + std::strerror(failure.err));
     }
 
-    for (int fd : {out_r.fd, err_r.fd}) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    for (int fd : {out_r.fd, err_r.fd})
+        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
     return Process(pid, out_r.release(), err_r.release());
 }
 
@@ -217,7 +237,8 @@ std::string run_checked(const std::vector<std::string>& argv) {
     RunResult r = spawn_process(SpawnRequest{argv, "", "", {}}).wait(std::chrono::seconds(30));
     if (r.exit_code != 0) {
         std::string err = r.err;
-        while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
+        while (!err.empty() && (err.back() == '\n' || err.back() == ' '))
+            err.pop_back();
         std::string how = r.timed_out ? "timed out" : "exited with " + std::to_string(r.exit_code);
         throw std::runtime_error("`" + join_argv(argv) + "` " + how + (err.empty() ? "" : ": " + err));
     }

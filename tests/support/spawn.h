@@ -14,8 +14,8 @@ namespace podid::test {
 
 struct SpawnRequest {
     std::vector<std::string> argv;
-    std::string cgroup_dir;  // absolute; empty = stay in the caller's cgroup
-    std::string netns;       // name under /run/netns; empty = stay in the caller's netns
+    std::string cgroup_dir;                  // absolute; empty = stay in the caller's cgroup
+    std::string netns;                       // name under /run/netns; empty = stay in the caller's netns
     std::map<std::string, std::string> env;  // added to (or overriding) the caller's environment
 };
 

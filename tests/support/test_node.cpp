@@ -37,9 +37,7 @@ std::vector<std::string> ip_in(const std::string& netns, std::initializer_list<s
 }
 
 // The bridge port of pod netns "<prefix>-p<i>" is "vp<i>" in the node netns (IFNAMSIZ allows 15 chars).
-std::string bridge_port_of(const std::string& pod_netns) {
-    return "vp" + pod_netns.substr(pod_netns.rfind("-p") + 2);
-}
+std::string bridge_port_of(const std::string& pod_netns) { return "vp" + pod_netns.substr(pod_netns.rfind("-p") + 2); }
 
 }  // namespace
 
@@ -52,7 +50,8 @@ std::unique_ptr<TestNode> TestNode::create() {
     if (mount.empty())
         throw std::runtime_error(
             "no cgroup2 filesystem in /proc/self/mountinfo: mount one (mount -t cgroup2 none /sys/fs/cgroup)");
-    if (!on_path("ip")) throw std::runtime_error("the `ip` command is not on PATH: install iproute2");
+    if (!on_path("ip"))
+        throw std::runtime_error("the `ip` command is not on PATH: install iproute2");
 
     bool expected = false;
     if (!g_node_alive.compare_exchange_strong(expected, true))
@@ -65,7 +64,8 @@ std::unique_ptr<TestNode> TestNode::create() {
         node->cgroup2_mount_ = mount;
         node->build();  // on a throw, ~TestNode removes whatever was built
     } catch (...) {
-        if (!node) g_node_alive = false;
+        if (!node)
+            g_node_alive = false;
         throw;
     }
     return node;
@@ -80,7 +80,8 @@ void TestNode::build() {
 
     std::error_code ec;
     fs::create_directories(bpffs_, ec);
-    if (ec) throw std::runtime_error("cannot create " + bpffs_ + ": " + ec.message());
+    if (ec)
+        throw std::runtime_error("cannot create " + bpffs_ + ": " + ec.message());
     if (::mount("bpf", bpffs_.c_str(), "bpf", 0, nullptr) != 0)
         throw std::runtime_error("cannot mount a bpf filesystem at " + bpffs_ + ": " + std::strerror(errno));
 
@@ -103,7 +104,8 @@ void TestNode::teardown() noexcept {
     try {
         // Children spawned outside any node cgroup are out of cgroup.kill's reach.
         for (pid_t pid : spawned_) {
-            if (!is_unreaped_child(pid)) continue;
+            if (!is_unreaped_child(pid))
+                continue;
             ::kill(pid, SIGKILL);
             int status = 0;
             while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
@@ -122,9 +124,12 @@ void TestNode::teardown() noexcept {
 }
 
 Pod& TestNode::add_pod(const PodSpec& spec) {
-    if (spec.name.empty()) throw std::invalid_argument("add_pod: the pod needs a name");
-    if (pods_.count(spec.name)) throw std::invalid_argument("add_pod: pod " + spec.name + " already exists");
-    if (next_pod_ >= kMaxPods) throw std::invalid_argument("add_pod: the node's /24 has no pod IPs left");
+    if (spec.name.empty())
+        throw std::invalid_argument("add_pod: the pod needs a name");
+    if (pods_.count(spec.name))
+        throw std::invalid_argument("add_pod: pod " + spec.name + " already exists");
+    if (next_pod_ >= kMaxPods)
+        throw std::invalid_argument("add_pod: the node's /24 has no pod IPs left");
 
     Pod pod;
     pod.spec = spec;
@@ -147,8 +152,8 @@ Pod& TestNode::add_pod(const PodSpec& spec) {
             add_netns(pod.netns);
             // Made inside the node netns with the pod end moved straight to the pod: no veth ever
             // appears in the root netns.
-            run_checked(ip_in(node_netns_, {"link", "add", port, "type", "veth", "peer", "name", "eth0", "netns",
-                                            pod.netns}));
+            run_checked(
+                ip_in(node_netns_, {"link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", pod.netns}));
             run_checked(ip_in(node_netns_, {"link", "set", port, "master", "br0"}));
             run_checked(ip_in(node_netns_, {"link", "set", port, "up"}));
             run_checked(ip_in(pod.netns, {"link", "set", "lo", "up"}));
@@ -172,7 +177,8 @@ Pod& TestNode::add_pod(const PodSpec& spec) {
 
 void TestNode::remove_pod(const std::string& name) {
     auto it = pods_.find(name);
-    if (it == pods_.end()) throw std::invalid_argument("remove_pod: no pod " + name);
+    if (it == pods_.end())
+        throw std::invalid_argument("remove_pod: no pod " + name);
     Pod pod = std::move(it->second);
     pods_.erase(it);
 
@@ -186,12 +192,14 @@ void TestNode::remove_pod(const std::string& name) {
         }
         clean &= delete_netns(pod.netns);
     }
-    if (!clean) throw std::runtime_error("remove_pod " + name + ": its cgroup or netns could not be removed");
+    if (!clean)
+        throw std::runtime_error("remove_pod " + name + ": its cgroup or netns could not be removed");
 }
 
 Pod& TestNode::pod(const std::string& name) {
     auto it = pods_.find(name);
-    if (it == pods_.end()) throw std::invalid_argument("no pod " + name + " on the test node");
+    if (it == pods_.end())
+        throw std::invalid_argument("no pod " + name + " on the test node");
     return it->second;
 }
 
@@ -203,9 +211,11 @@ std::string TestNode::make_cgroup(const std::string& relative) {
     fs::path rel(relative);
     bool escapes = rel.is_absolute() || relative.empty() ||
                    std::any_of(rel.begin(), rel.end(), [](const fs::path& part) { return part == ".."; });
-    if (escapes) throw std::invalid_argument("make_cgroup: '" + relative + "' must stay below the node's cgroup root");
+    if (escapes)
+        throw std::invalid_argument("make_cgroup: '" + relative + "' must stay below the node's cgroup root");
     std::string dir = cgroup_root_ + "/" + rel.lexically_normal().string();
-    while (!dir.empty() && dir.back() == '/') dir.pop_back();
+    while (!dir.empty() && dir.back() == '/')
+        dir.pop_back();
     make_cgroup_dirs(dir);
     return dir;
 }

@@ -26,27 +26,27 @@
 namespace podid::test {
 
 struct PodSpec {
-    std::string name;                  // "pod-a": used in the netns name suffix and logs
-    std::string qos = "burstable";     // guaranteed | burstable | besteffort
-    std::string driver = "systemd";    // systemd | cgroupfs
-    std::string runtime = "containerd";// containerd | crio | docker (systemd scope prefix)
-    bool host_network = false;         // true: no netns of its own, processes run in the node netns
+    std::string name;                    // "pod-a": used in the netns name suffix and logs
+    std::string qos = "burstable";       // guaranteed | burstable | besteffort
+    std::string driver = "systemd";      // systemd | cgroupfs
+    std::string runtime = "containerd";  // containerd | crio | docker (systemd scope prefix)
+    bool host_network = false;           // true: no netns of its own, processes run in the node netns
 };
 
 struct Pod {
     PodSpec spec;
-    std::string uid;           // random pod UID (8-4-4-4-12)
-    std::string container_id;  // random 64 hex
-    std::string netns;         // netns name (node's netns name when host_network)
-    std::string ip;            // pod IP (node IP when host_network)
-    std::string cgroup_dir;    // absolute path of the container's leaf cgroup
-    std::string cgroup_path;   // the same, relative to the cgroup2 mount ("/podid-t123/kubepods.slice/...")
-    std::string pod_cgroup_dir;// absolute path of the pod-level cgroup (parent of the container's)
-    uint64_t cgroup_id = 0;    // inode of cgroup_dir
+    std::string uid;             // random pod UID (8-4-4-4-12)
+    std::string container_id;    // random 64 hex
+    std::string netns;           // netns name (node's netns name when host_network)
+    std::string ip;              // pod IP (node IP when host_network)
+    std::string cgroup_dir;      // absolute path of the container's leaf cgroup
+    std::string cgroup_path;     // the same, relative to the cgroup2 mount ("/podid-t123/kubepods.slice/...")
+    std::string pod_cgroup_dir;  // absolute path of the pod-level cgroup (parent of the container's)
+    uint64_t cgroup_id = 0;      // inode of cgroup_dir
 };
 
 struct RunResult {
-    int exit_code = -1;        // -1 when killed by a signal or timed out
+    int exit_code = -1;  // -1 when killed by a signal or timed out
     bool timed_out = false;
     std::string out;
     std::string err;
@@ -64,7 +64,7 @@ public:
     ~Process();
 
     pid_t pid() const { return pid_; }
-    bool running();                       // not yet exited (reaps if it has)
+    bool running();  // not yet exited (reaps if it has)
     void signal(int sig);
     // Wait for exit; returns the collected result. Kills it at the deadline.
     RunResult wait(std::chrono::milliseconds timeout);
@@ -142,8 +142,8 @@ private:
 };
 
 // Small helpers shared by tests.
-uint64_t cgroup_id_of(const std::string& cgroup_dir);       // inode number
-std::string find_cgroup2_mount();                           // from /proc/self/mountinfo, "" if none
+uint64_t cgroup_id_of(const std::string& cgroup_dir);  // inode number
+std::string find_cgroup2_mount();                      // from /proc/self/mountinfo, "" if none
 bool is_root();
 
 }  // namespace podid::test

@@ -30,7 +30,8 @@ using BioPtr = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
 Error openssl_error(const std::string& what) {
     unsigned long code = ERR_get_error();
     char text[256] = "unknown error";
-    if (code != 0) ERR_error_string_n(code, text, sizeof text);
+    if (code != 0)
+        ERR_error_string_n(code, text, sizeof text);
     ERR_clear_error();
     return make_error(what + ": " + text);
 }
@@ -43,7 +44,8 @@ std::string bio_text(BIO* bio) {
 
 Result<std::string> cert_pem(X509* cert) {
     BioPtr bio(BIO_new(BIO_s_mem()));
-    if (!bio || PEM_write_bio_X509(bio.get(), cert) != 1) return openssl_error("PEM_write_bio_X509");
+    if (!bio || PEM_write_bio_X509(bio.get(), cert) != 1)
+        return openssl_error("PEM_write_bio_X509");
     return bio_text(bio.get());
 }
 
@@ -57,20 +59,23 @@ Result<std::string> key_pem(EVP_PKEY* key) {
 Result<KeyPtr> parse_key(const std::string& pem) {
     BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
     KeyPtr key(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr) : nullptr);
-    if (!key) return openssl_error("PEM_read_bio_PrivateKey");
+    if (!key)
+        return openssl_error("PEM_read_bio_PrivateKey");
     return key;
 }
 
 Result<CertPtr> parse_cert(const std::string& pem) {
     BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
     CertPtr cert(bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr);
-    if (!cert) return openssl_error("PEM_read_bio_X509");
+    if (!cert)
+        return openssl_error("PEM_read_bio_X509");
     return cert;
 }
 
 Result<KeyPtr> new_key() {
     KeyPtr key(EVP_EC_gen("P-256"));
-    if (!key) return openssl_error("EVP_EC_gen(P-256)");
+    if (!key)
+        return openssl_error("EVP_EC_gen(P-256)");
     return key;
 }
 
@@ -88,28 +93,33 @@ Result<void> add_extension(X509* cert, X509* issuer, int nid, const std::string&
     X509V3_set_ctx_nodb(&ctx);
     X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
     X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
-    if (!ext) return openssl_error("extension " + value);
+    if (!ext)
+        return openssl_error("extension " + value);
     int ok = X509_add_ext(cert, ext, -1);
     X509_EXTENSION_free(ext);
-    if (ok != 1) return openssl_error("X509_add_ext");
+    if (ok != 1)
+        return openssl_error("X509_add_ext");
     return {};
 }
 
 // Signs a certificate for `key` with `issuer_key`; a null `issuer` makes it self-signed.
 Result<CertPtr> make_cert(const CertSpec& spec, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_key) {
     CertPtr cert(X509_new());
-    if (!cert) return openssl_error("X509_new");
+    if (!cert)
+        return openssl_error("X509_new");
     X509_set_version(cert.get(), 2);  // v3
 
     // A random positive 127-bit serial: Go rejects negative serials, and equal serials from one CA
     // (two test runs reusing a directory) would confuse anyone comparing certificates.
     unsigned char serial[16];
-    if (RAND_bytes(serial, sizeof serial) != 1) return openssl_error("RAND_bytes");
+    if (RAND_bytes(serial, sizeof serial) != 1)
+        return openssl_error("RAND_bytes");
     serial[0] &= 0x7f;
     BIGNUM* bn = BN_bin2bn(serial, sizeof serial, nullptr);
     bool serial_ok = bn && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert.get())) != nullptr;
     BN_free(bn);
-    if (!serial_ok) return openssl_error("serial number");
+    if (!serial_ok)
+        return openssl_error("serial number");
 
     // Backdated an hour so a client whose clock is slightly behind still accepts it.
     X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
@@ -117,13 +127,14 @@ Result<CertPtr> make_cert(const CertSpec& spec, EVP_PKEY* key, X509* issuer, EVP
 
     X509_NAME* name = X509_get_subject_name(cert.get());
     for (const auto& org : spec.orgs)
-        X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(org.c_str()),
-                                   -1, -1, 0);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(spec.cn.c_str()),
-                               -1, -1, 0);
+        X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(org.c_str()), -1,
+                                   -1, 0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(spec.cn.c_str()), -1,
+                               -1, 0);
     X509* signer = issuer ? issuer : cert.get();
     X509_set_issuer_name(cert.get(), X509_get_subject_name(signer));
-    if (X509_set_pubkey(cert.get(), key) != 1) return openssl_error("X509_set_pubkey");
+    if (X509_set_pubkey(cert.get(), key) != 1)
+        return openssl_error("X509_set_pubkey");
 
     std::vector<std::pair<int, std::string>> extensions;
     if (spec.is_ca) {
@@ -135,24 +146,31 @@ Result<CertPtr> make_cert(const CertSpec& spec, EVP_PKEY* key, X509* issuer, EVP
                       {NID_key_usage, "critical,digitalSignature,keyEncipherment"},
                       {NID_ext_key_usage, spec.extended_usage},
                       {NID_authority_key_identifier, "keyid:always"}};
-        if (!spec.san.empty()) extensions.emplace_back(NID_subject_alt_name, spec.san);
+        if (!spec.san.empty())
+            extensions.emplace_back(NID_subject_alt_name, spec.san);
     }
     for (const auto& [nid, value] : extensions)
-        if (auto r = add_extension(cert.get(), signer, nid, value); !r) return r.error();
+        if (auto r = add_extension(cert.get(), signer, nid, value); !r)
+            return r.error();
 
-    if (X509_sign(cert.get(), issuer_key, EVP_sha256()) <= 0) return openssl_error("X509_sign");
+    if (X509_sign(cert.get(), issuer_key, EVP_sha256()) <= 0)
+        return openssl_error("X509_sign");
     return cert;
 }
 
 Result<TlsCert> issue(const CertSpec& spec, X509* ca, EVP_PKEY* ca_key) {
     auto key = new_key();
-    if (!key) return key.error();
+    if (!key)
+        return key.error();
     auto cert = make_cert(spec, key->get(), ca, ca_key);
-    if (!cert) return cert.error();
+    if (!cert)
+        return cert.error();
     auto cpem = cert_pem(cert->get());
-    if (!cpem) return cpem.error();
+    if (!cpem)
+        return cpem.error();
     auto kpem = key_pem(key->get());
-    if (!kpem) return kpem.error();
+    if (!kpem)
+        return kpem.error();
     return TlsCert{*cpem, *kpem};
 }
 
@@ -160,9 +178,11 @@ Result<void> write_file(const std::string& path, const std::string& text, mode_t
     {
         std::ofstream out(path, std::ios::trunc);
         out << text;
-        if (!out) return make_error("cannot write " + path, errno);
+        if (!out)
+            return make_error("cannot write " + path, errno);
     }
-    if (::chmod(path.c_str(), mode) != 0) return make_error("chmod " + path, errno);
+    if (::chmod(path.c_str(), mode) != 0)
+        return make_error("chmod " + path, errno);
     return {};
 }
 
@@ -170,29 +190,36 @@ Result<void> write_file(const std::string& path, const std::string& text, mode_t
 
 Result<TestPki> make_test_pki(const PkiOptions& options) {
     auto ca_key = new_key();
-    if (!ca_key) return ca_key.error();
-    auto ca = make_cert({"podid-test-ca", {}, true, "", "", options.valid_days}, ca_key->get(), nullptr,
-                        ca_key->get());
-    if (!ca) return ca.error();
+    if (!ca_key)
+        return ca_key.error();
+    auto ca = make_cert({"podid-test-ca", {}, true, "", "", options.valid_days}, ca_key->get(), nullptr, ca_key->get());
+    if (!ca)
+        return ca.error();
 
     std::string san;
-    for (const auto& ip : options.server_ips) san += (san.empty() ? "" : ",") + std::string("IP:") + ip;
-    for (const auto& dns : options.server_dns) san += (san.empty() ? "" : ",") + std::string("DNS:") + dns;
+    for (const auto& ip : options.server_ips)
+        san += (san.empty() ? "" : ",") + std::string("IP:") + ip;
+    for (const auto& dns : options.server_dns)
+        san += (san.empty() ? "" : ",") + std::string("DNS:") + dns;
 
     TestPki pki;
     auto ca_cert_pem = cert_pem(ca->get());
-    if (!ca_cert_pem) return ca_cert_pem.error();
+    if (!ca_cert_pem)
+        return ca_cert_pem.error();
     auto ca_key_pem = key_pem(ca_key->get());
-    if (!ca_key_pem) return ca_key_pem.error();
+    if (!ca_key_pem)
+        return ca_key_pem.error();
     pki.ca = {*ca_cert_pem, *ca_key_pem};
 
-    auto server = issue({"podid-test-apiserver", {}, false, "serverAuth", san, options.valid_days}, ca->get(),
-                        ca_key->get());
-    if (!server) return server.error();
+    auto server =
+        issue({"podid-test-apiserver", {}, false, "serverAuth", san, options.valid_days}, ca->get(), ca_key->get());
+    if (!server)
+        return server.error();
     pki.server = *server;
     auto client = issue({options.client_cn, options.client_orgs, false, "clientAuth", "", options.valid_days},
                         ca->get(), ca_key->get());
-    if (!client) return client.error();
+    if (!client)
+        return client.error();
     pki.client = *client;
     return pki;
 }
@@ -200,24 +227,29 @@ Result<TestPki> make_test_pki(const PkiOptions& options) {
 Result<TlsCert> issue_client_cert(const TestPki& pki, const std::string& cn, const std::vector<std::string>& orgs,
                                   int valid_days) {
     auto ca = parse_cert(pki.ca.cert_pem);
-    if (!ca) return ca.error();
+    if (!ca)
+        return ca.error();
     auto ca_key = parse_key(pki.ca.key_pem);
-    if (!ca_key) return ca_key.error();
+    if (!ca_key)
+        return ca_key.error();
     return issue({cn, orgs, false, "clientAuth", "", valid_days}, ca->get(), ca_key->get());
 }
 
 Result<void> write_pki(TestPki& pki, const std::string& dir) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
-    if (ec) return make_error("cannot create " + dir + ": " + ec.message(), ec.value());
+    if (ec)
+        return make_error("cannot create " + dir + ": " + ec.message(), ec.value());
     pki.dir = dir;
-    const std::pair<std::string, const std::string*> files[] = {
-        {pki.ca_path(), &pki.ca.cert_pem},           {pki.server_cert_path(), &pki.server.cert_pem},
-        {pki.server_key_path(), &pki.server.key_pem}, {pki.client_cert_path(), &pki.client.cert_pem},
-        {pki.client_key_path(), &pki.client.key_pem}};
+    const std::pair<std::string, const std::string*> files[] = {{pki.ca_path(), &pki.ca.cert_pem},
+                                                                {pki.server_cert_path(), &pki.server.cert_pem},
+                                                                {pki.server_key_path(), &pki.server.key_pem},
+                                                                {pki.client_cert_path(), &pki.client.cert_pem},
+                                                                {pki.client_key_path(), &pki.client.key_pem}};
     for (const auto& [path, text] : files) {
         bool secret = path.size() > 4 && path.compare(path.size() - 4, 4, ".key") == 0;
-        if (auto r = write_file(path, *text, secret ? 0600 : 0644); !r) return r;
+        if (auto r = write_file(path, *text, secret ? 0600 : 0644); !r)
+            return r;
     }
     return {};
 }

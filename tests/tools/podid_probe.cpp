@@ -14,14 +14,14 @@
 //   packet-syn IPV4 PORT [IFACE]            a whole Ethernet frame (broadcast MAC, IPv4, TCP SYN) written on
 //                                           IFACE (default eth0) through AF_PACKET: below every cgroup hook
 #include <arpa/inet.h>
-#include <netinet/icmp6.h>
-#include <netinet/in.h>
-#include <netinet/ip_icmp.h>
-#include <netinet/tcp.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
+#include <netinet/icmp6.h>
+#include <netinet/in.h>
 #include <netinet/ip.h>
+#include <netinet/ip_icmp.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -252,7 +252,8 @@ int icmp_echo(const Target& t) {
 }
 
 int usage() {
-    std::fprintf(stderr, "usage: podid-probe tcp|http|loop|keepalive|raw-syn|udp|icmp|packet|packet-syn ... (see source)\n");
+    std::fprintf(stderr,
+                 "usage: podid-probe tcp|http|loop|keepalive|raw-syn|udp|icmp|packet|packet-syn ... (see source)\n");
     return 2;
 }
 

@@ -130,7 +130,8 @@ TEST_F(AdminSocketServe, ServesTheRoutesRootOnly) {
 
     // A second agent on the same path is refused while this one answers.
     boost::asio::io_context other_io;
-    AdminSocketServer second(other_io, [](const AdminRequest& req) { return AdminResponse(http::status::ok, req.version()); });
+    AdminSocketServer second(other_io,
+                             [](const AdminRequest& req) { return AdminResponse(http::status::ok, req.version()); });
     auto r = second.listen(path_);
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.error().message.find("another process is serving"), std::string::npos) << r.error().message;
@@ -167,7 +168,8 @@ TEST_F(AdminSocketServe, ReplacesAStaleSocketButNotAFile) {
     std::string plain = (dir_ / "sub" / "not-a-socket").string();
     std::ofstream(plain) << "keep me";
     boost::asio::io_context io2;
-    AdminSocketServer refuse(io2, [](const AdminRequest& req) { return AdminResponse(http::status::ok, req.version()); });
+    AdminSocketServer refuse(io2,
+                             [](const AdminRequest& req) { return AdminResponse(http::status::ok, req.version()); });
     auto r = refuse.listen(plain);
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.error().message.find("is not a socket"), std::string::npos);

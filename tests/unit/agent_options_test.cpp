@@ -21,13 +21,42 @@ TEST(AgentOptions, DefaultsComeFromTheEnvironment) {
 }
 
 TEST(AgentOptions, EveryFlagParses) {
-    auto o = parse_agent_options({"--node-ip", "10.1.2.3", "--port=9999", "--cgroup-root", "/sys/fs/cgroup/kubepods.slice",
-                                  "--bpffs", "/sys/fs/bpf/x", "--exempt-cgroup", "/a", "--exempt-cgroup=/b",
-                                  "--imds-url", "http://127.0.0.1:8080", "--bindings", "/etc/podid/b.json",
-                                  "--audit-log", "/var/log/podid.log", "--block-instance-metadata", "--threads", "4",
-                                  "--request-timeout", "250ms", "--idle-timeout", "2m", "--upstream-timeout", "3s",
-                                  "--max-connections", "100", "--caller-max-connections", "0", "--caller-rate", "50",
-                                  "--caller-burst", "5", "--guard-interfaces", "azv*,cali*", "--admin-socket",
+    auto o = parse_agent_options({"--node-ip",
+                                  "10.1.2.3",
+                                  "--port=9999",
+                                  "--cgroup-root",
+                                  "/sys/fs/cgroup/kubepods.slice",
+                                  "--bpffs",
+                                  "/sys/fs/bpf/x",
+                                  "--exempt-cgroup",
+                                  "/a",
+                                  "--exempt-cgroup=/b",
+                                  "--imds-url",
+                                  "http://127.0.0.1:8080",
+                                  "--bindings",
+                                  "/etc/podid/b.json",
+                                  "--audit-log",
+                                  "/var/log/podid.log",
+                                  "--block-instance-metadata",
+                                  "--threads",
+                                  "4",
+                                  "--request-timeout",
+                                  "250ms",
+                                  "--idle-timeout",
+                                  "2m",
+                                  "--upstream-timeout",
+                                  "3s",
+                                  "--max-connections",
+                                  "100",
+                                  "--caller-max-connections",
+                                  "0",
+                                  "--caller-rate",
+                                  "50",
+                                  "--caller-burst",
+                                  "5",
+                                  "--guard-interfaces",
+                                  "azv*,cali*",
+                                  "--admin-socket",
                                   "/run/x/admin.sock"},
                                  Env{});
     ASSERT_TRUE(o.ok()) << o.error().message;
@@ -54,8 +83,8 @@ TEST(AgentOptions, EveryFlagParses) {
 }
 
 TEST(AgentOptions, KubernetesMode) {
-    auto in_cluster = parse_agent_options({}, Env{{"NODE_IP", "10.0.0.4"}, {"NODE_NAME", "aks-1"},
-                                                  {"KUBERNETES_SERVICE_HOST", "10.0.0.1"}});
+    auto in_cluster = parse_agent_options(
+        {}, Env{{"NODE_IP", "10.0.0.4"}, {"NODE_NAME", "aks-1"}, {"KUBERNETES_SERVICE_HOST", "10.0.0.1"}});
     ASSERT_TRUE(in_cluster.ok()) << in_cluster.error().message;
     EXPECT_TRUE(in_cluster->kubernetes);
     EXPECT_EQ(in_cluster->node_name, "aks-1");
@@ -129,11 +158,30 @@ TEST(AgentOptions, BadInputNamesTheProblem) {
 
 TEST(AgentOptions, UsageListsEveryFlag) {
     std::string usage = agent_usage();
-    for (const char* flag : {"--node-ip", "--port", "--cgroup-root", "--bpffs", "--exempt-cgroup", "--imds-url",
-                             "--bindings", "--audit-log", "--block-instance-metadata", "--threads", "--request-timeout",
-                             "--idle-timeout", "--upstream-timeout", "--max-connections", "--kubeconfig",
-                             "--node-name", "--pod-wait", "--host-token-callers", "--metrics-addr", "--admin-socket",
-                             "--guard-interfaces", "--caller-max-connections", "--caller-rate", "--caller-burst",
+    for (const char* flag : {"--node-ip",
+                             "--port",
+                             "--cgroup-root",
+                             "--bpffs",
+                             "--exempt-cgroup",
+                             "--imds-url",
+                             "--bindings",
+                             "--audit-log",
+                             "--block-instance-metadata",
+                             "--threads",
+                             "--request-timeout",
+                             "--idle-timeout",
+                             "--upstream-timeout",
+                             "--max-connections",
+                             "--kubeconfig",
+                             "--node-name",
+                             "--pod-wait",
+                             "--host-token-callers",
+                             "--metrics-addr",
+                             "--admin-socket",
+                             "--guard-interfaces",
+                             "--caller-max-connections",
+                             "--caller-rate",
+                             "--caller-burst",
                              "uninstall"})
         EXPECT_NE(usage.find(flag), std::string::npos) << flag;
 }

@@ -27,9 +27,7 @@ namespace {
 using Json = nlohmann::json;
 using namespace std::chrono_literals;
 
-std::string dumped(const std::string& s) {
-    return Json(s).dump(-1, ' ', false, Json::error_handler_t::replace);
-}
+std::string dumped(const std::string& s) { return Json(s).dump(-1, ' ', false, Json::error_handler_t::replace); }
 
 std::string written(const std::string& s) {
     std::string out;
@@ -46,10 +44,11 @@ TEST(JsonString, ValidStringsRoundTripAndMatchNlohmann) {
         std::string("nul \0 inside", 12),
         "\b\f\n\r\t",
         "\x01\x02\x1f\x7f",
-        "\xc3\xa9t\xc3\xa9",                    // é (2 bytes)
-        "\xe2\x82\xac",                          // € (3 bytes)
-        "\xf0\x9f\x94\x91",                      // 🔑 (4 bytes)
-        "\xef\xbb\xbf" "bom",                    // BOM
+        "\xc3\xa9t\xc3\xa9",  // é (2 bytes)
+        "\xe2\x82\xac",       // € (3 bytes)
+        "\xf0\x9f\x94\x91",   // 🔑 (4 bytes)
+        "\xef\xbb\xbf"
+        "bom",                                       // BOM
         "\xed\x9f\xbf\xee\x80\x80\xf4\x8f\xbf\xbf",  // edges: U+D7FF, U+E000, U+10FFFF
         "\\u0041 is not decoded",
         "\"}],\"injected\":true,{\"",
@@ -65,8 +64,9 @@ TEST(JsonString, ValidStringsRoundTripAndMatchNlohmann) {
 // Ill-formed UTF-8 becomes U+FFFD as nlohmann's error_handler_t::replace does, and the result still parses.
 TEST(JsonString, InvalidUtf8IsReplacedLikeNlohmann) {
     const std::vector<std::string> rows = {
-        "\x80",              // lone continuation
-        "a\xbf" "b",
+        "\x80",  // lone continuation
+        "a\xbf"
+        "b",
         "\xc0\xaf",          // overlong '/'
         "\xc3",              // truncated 2-byte at the end
         "\xc3x",             // truncated before ASCII
@@ -93,8 +93,13 @@ struct NumberRow {
 
 TEST(JsonWriter, Numbers) {
     const std::vector<NumberRow> rows = {
-        {0.0, "0.0"}, {2.0, "2.0"}, {0.25, "0.25"}, {1.5e-7, "1.5e-07"}, {1234.5678, "1234.5678"},
-        {std::numeric_limits<double>::quiet_NaN(), "null"}, {std::numeric_limits<double>::infinity(), "null"},
+        {0.0, "0.0"},
+        {2.0, "2.0"},
+        {0.25, "0.25"},
+        {1.5e-7, "1.5e-07"},
+        {1234.5678, "1234.5678"},
+        {std::numeric_limits<double>::quiet_NaN(), "null"},
+        {std::numeric_limits<double>::infinity(), "null"},
     };
     for (const auto& row : rows) {
         std::string out;

@@ -128,7 +128,9 @@ TEST(CgroupPaths, DetectKubepodsRoot) {
         {"systemd", {"system.slice/a.service", "kubepods.slice/kubepods-burstable.slice"}, true, "/kubepods.slice"},
         {"cgroupfs", {"kubepods/burstable", "kubepods/besteffort", "user.slice"}, true, "/kubepods"},
         {"test_prefix", {"podid-t123/kubepods.slice/kubepods-besteffort.slice"}, true, "/podid-t123/kubepods.slice"},
-        {"kind_node", {"system.slice/docker-abc.scope/kubepods.slice/kubepods-pod1.slice"}, true,
+        {"kind_node",
+         {"system.slice/docker-abc.scope/kubepods.slice/kubepods-pod1.slice"},
+         true,
          "/system.slice/docker-abc.scope/kubepods.slice"},
         {"shallowest_wins", {"kubepods.slice/x/kubepods.slice", "a/kubepods"}, true, "/kubepods.slice"},
         {"namespace_root_systemd", {"kubepods-burstable.slice", "kubepods-besteffort.slice"}, true, "/"},
@@ -141,8 +143,10 @@ TEST(CgroupPaths, DetectKubepodsRoot) {
     for (const auto& row : table) {
         SCOPED_TRACE(row.name);
         TempDir dir;
-        for (const auto& d : row.dirs) fs::create_directories(dir.path / d);
-        if (row.dirs.empty()) std::ofstream(dir.path / "kubepods.slice") << "x";
+        for (const auto& d : row.dirs)
+            fs::create_directories(dir.path / d);
+        if (row.dirs.empty())
+            std::ofstream(dir.path / "kubepods.slice") << "x";
         auto root = detect_kubepods_root(dir.path.string() + "/");
         ASSERT_EQ(root.ok(), row.ok) << (root.ok() ? *root : root.error().message);
         if (root.ok()) {
@@ -163,16 +167,19 @@ class ScratchCgroups {
 public:
     explicit ScratchCgroups(std::string mount) : mount_(std::move(mount)) {}
     ~ScratchCgroups() {
-        for (auto it = made_.rbegin(); it != made_.rend(); ++it) ::rmdir((mount_ + *it).c_str());
+        for (auto it = made_.rbegin(); it != made_.rend(); ++it)
+            ::rmdir((mount_ + *it).c_str());
     }
     // `rel` like "/podid-x/a"; parents must have been made first.
     bool make(const std::string& rel) {
-        if (::mkdir((mount_ + rel).c_str(), 0755) != 0) return false;
+        if (::mkdir((mount_ + rel).c_str(), 0755) != 0)
+            return false;
         made_.push_back(rel);
         return true;
     }
     bool remove(const std::string& rel) {
-        if (::rmdir((mount_ + rel).c_str()) != 0) return false;
+        if (::rmdir((mount_ + rel).c_str()) != 0)
+            return false;
         std::erase(made_, rel);
         return true;
     }
@@ -193,7 +200,8 @@ TEST_P(ResolverOnRealMount, RoundTripAndRemoval) {
     auto opened = CgroupPathResolver::open(*mount, 2);  // tiny cache: exercise eviction too
     ASSERT_TRUE(opened.ok()) << opened.error().message;
     auto& resolver = **opened;
-    if (!use_handles) resolver.disable_file_handles();
+    if (!use_handles)
+        resolver.disable_file_handles();
 
     const std::string base = "/podid-cgpaths-" + std::to_string(::getpid()) + (use_handles ? "-h" : "-s");
     ScratchCgroups cg(*mount);
@@ -252,7 +260,8 @@ TEST_P(ResolverOnRealMount, ConcurrentLookups) {
     auto opened = CgroupPathResolver::open(*mount, 8);
     ASSERT_TRUE(opened.ok()) << opened.error().message;
     auto& resolver = **opened;
-    if (!use_handles) resolver.disable_file_handles();
+    if (!use_handles)
+        resolver.disable_file_handles();
 
     const std::string base = "/podid-cgpaths-mt-" + std::to_string(::getpid()) + (use_handles ? "-h" : "-s");
     ScratchCgroups cg(*mount);
@@ -271,11 +280,13 @@ TEST_P(ResolverOnRealMount, ConcurrentLookups) {
             for (int n = 0; n < 500; ++n) {
                 std::size_t i = static_cast<std::size_t>((n * 7 + t * 13) % 32);
                 auto p = resolver.path_of(ids[i]);
-                if (!p.ok() || *p != paths[i]) ++wrong;
+                if (!p.ok() || *p != paths[i])
+                    ++wrong;
             }
         });
     }
-    for (auto& th : threads) th.join();
+    for (auto& th : threads)
+        th.join();
     EXPECT_EQ(wrong.load(), 0);
 }
 

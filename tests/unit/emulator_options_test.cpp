@@ -20,7 +20,9 @@ struct FlagCase {
 
 TEST(CommandLineFlags, ParseOrRejectWithOneLine) {
     const std::vector<FlagCase> cases = {
-        {"defaults", {}, "",
+        {"defaults",
+         {},
+         "",
          [](const CommandLine& c) {
              EXPECT_EQ(c.listen_ip, "169.254.169.254");
              EXPECT_EQ(c.listen_port, 80);
@@ -28,17 +30,23 @@ TEST(CommandLineFlags, ParseOrRejectWithOneLine) {
              EXPECT_FALSE(c.system_identity);
              EXPECT_EQ(c.fault.mode, FaultMode::none);
          }},
-        {"listen_loopback_any_port", {"--listen", "127.0.0.1:0"}, "",
+        {"listen_loopback_any_port",
+         {"--listen", "127.0.0.1:0"},
+         "",
          [](const CommandLine& c) {
              EXPECT_EQ(c.listen_ip, "127.0.0.1");
              EXPECT_EQ(c.listen_port, 0);
          }},
-        {"listen_inline_value_ipv6", {"--listen=[::1]:8080"}, "",
+        {"listen_inline_value_ipv6",
+         {"--listen=[::1]:8080"},
+         "",
          [](const CommandLine& c) {
              EXPECT_EQ(c.listen_ip, "::1");
              EXPECT_EQ(c.listen_port, 8080);
          }},
-        {"repeated_identities", {"--identity", "c1", "--identity", "c2,/subscriptions/s/x,o2"}, "",
+        {"repeated_identities",
+         {"--identity", "c1", "--identity", "c2,/subscriptions/s/x,o2"},
+         "",
          [](const CommandLine& c) {
              ASSERT_EQ(c.identities.size(), 2u);
              EXPECT_EQ(c.identities[0].client_id, "c1");
@@ -46,8 +54,8 @@ TEST(CommandLineFlags, ParseOrRejectWithOneLine) {
              EXPECT_EQ(c.identities[1].object_id, "o2");
          }},
         {"everything_else",
-         {"--system-identity", "sys", "--tenant", "t", "--token-lifetime", "60", "--key-file", "k.pem",
-          "--ready-file", "r", "--enforce-limits", "--fault", R"({"mode":"status","status":429,"count":2})"},
+         {"--system-identity", "sys", "--tenant", "t", "--token-lifetime", "60", "--key-file", "k.pem", "--ready-file",
+          "r", "--enforce-limits", "--fault", R"({"mode":"status","status":429,"count":2})"},
          "",
          [](const CommandLine& c) {
              EXPECT_EQ(c.system_identity, "sys");
@@ -66,12 +74,18 @@ TEST(CommandLineFlags, ParseOrRejectWithOneLine) {
         {"listen_without_port", {"--listen", "127.0.0.1"}, "--listen needs IP:PORT, got '127.0.0.1'", nullptr},
         {"listen_bad_ip", {"--listen", "localhost:80"}, "--listen: 'localhost' is not an IP address", nullptr},
         {"listen_bad_port", {"--listen", "127.0.0.1:70000"}, "--listen: '70000' is not a port number", nullptr},
-        {"lifetime_not_positive", {"--token-lifetime", "0"}, "--token-lifetime needs a positive number of seconds",
+        {"lifetime_not_positive",
+         {"--token-lifetime", "0"},
+         "--token-lifetime needs a positive number of seconds",
          nullptr},
-        {"identity_too_many_parts", {"--identity", "a,/b,c,d"}, "--identity takes CLIENT_ID[,RESOURCE_ID[,OBJECT_ID]]",
+        {"identity_too_many_parts",
+         {"--identity", "a,/b,c,d"},
+         "--identity takes CLIENT_ID[,RESOURCE_ID[,OBJECT_ID]]",
          nullptr},
-        {"identity_bad_resource_id", {"--identity", "a,b"},
-         "--identity resource id must be an ARM id starting with '/': b", nullptr},
+        {"identity_bad_resource_id",
+         {"--identity", "a,b"},
+         "--identity resource id must be an ARM id starting with '/': b",
+         nullptr},
         {"fault_bad_json", {"--fault", "{"}, "--fault: fault is not valid JSON", nullptr},
         {"flag_without_value_given_one", {"--enforce-limits=yes"}, "--enforce-limits takes no value", nullptr},
     };
@@ -143,14 +157,16 @@ TEST(FaultSpecs, CountRunsOutThenNormal) {
     EXPECT_EQ(state.take().mode, FaultMode::none);
     EXPECT_EQ(state.current().mode, FaultMode::none);
     state.set(FaultSpec{FaultMode::reset, 500, -1, 0, -1});
-    for (int i = 0; i < 5; ++i) EXPECT_EQ(state.take().mode, FaultMode::reset);
+    for (int i = 0; i < 5; ++i)
+        EXPECT_EQ(state.take().mode, FaultMode::reset);
 }
 
 TEST(RateLimits, TwentyPerSecondAndFiveConcurrent) {
     RateLimiter limiter;
     auto t0 = RateLimiter::Clock::time_point{} + std::chrono::hours(1);
     int admitted = 0;
-    for (int i = 0; i < 25; ++i) admitted += limiter.admit(t0 + std::chrono::milliseconds(i), 0);
+    for (int i = 0; i < 25; ++i)
+        admitted += limiter.admit(t0 + std::chrono::milliseconds(i), 0);
     EXPECT_EQ(admitted, 20);
     EXPECT_FALSE(limiter.admit(t0 + std::chrono::milliseconds(999), 0));
     EXPECT_TRUE(limiter.admit(t0 + std::chrono::milliseconds(1000), 0));  // the first one left the window

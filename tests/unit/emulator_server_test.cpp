@@ -30,13 +30,15 @@ const Headers kMeta = {{"Metadata", "true"}};
 std::string token_target(const std::string& client_id = kClientA,
                          const std::string& resource = "https%3A%2F%2Fvault.azure.net") {
     std::string t = "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=" + resource;
-    if (!client_id.empty()) t += "&client_id=" + client_id;
+    if (!client_id.empty())
+        t += "&client_id=" + client_id;
     return t;
 }
 
 TokenSigner fresh_signer() {
     auto signer = TokenSigner::generate();
-    if (!signer) throw std::runtime_error(signer.error().message);
+    if (!signer)
+        throw std::runtime_error(signer.error().message);
     return std::move(*signer);
 }
 
@@ -49,7 +51,8 @@ std::unique_ptr<EmulatorServer> start_server(bool enforce_limits = false) {
     config.enforce_limits = enforce_limits;
     auto server = std::make_unique<EmulatorServer>(std::move(config), fresh_signer());
     auto port = server->start();
-    if (!port) throw std::runtime_error(port.error().message);
+    if (!port)
+        throw std::runtime_error(port.error().message);
     return server;
 }
 
@@ -62,7 +65,8 @@ protected:
     }
     nlohmann::json stats() {
         auto s = fetch_stats("127.0.0.1", port());
-        if (!s) throw std::runtime_error(s.error().message);
+        if (!s)
+            throw std::runtime_error(s.error().message);
         return *s;
     }
     std::unique_ptr<EmulatorServer> server_;
@@ -290,7 +294,8 @@ TEST(EmulatorLimits, TwentyTokenRequestsPerSecond) {
         ok += res->result_int() == 200;
         throttled += res->result_int() == 429;
     }
-    if (Clock::now() - start >= 1s) GTEST_SKIP() << "machine too slow to send 25 requests within one second";
+    if (Clock::now() - start >= 1s)
+        GTEST_SKIP() << "machine too slow to send 25 requests within one second";
     EXPECT_EQ(ok, 20);
     EXPECT_EQ(throttled, 5);
 }
@@ -303,7 +308,8 @@ struct Child {
 
 Child spawn(const std::vector<std::string>& args) {
     int out[2], err[2];
-    if (pipe(out) != 0 || pipe(err) != 0) throw std::runtime_error("pipe failed");
+    if (pipe(out) != 0 || pipe(err) != 0)
+        throw std::runtime_error("pipe failed");
     pid_t pid = fork();
     if (pid == 0) {
         dup2(out[1], 1);
@@ -312,7 +318,8 @@ Child spawn(const std::vector<std::string>& args) {
         std::string bin = PODID_EMULATOR_BIN;
         argv.push_back(bin.data());
         std::vector<std::string> copy = args;
-        for (auto& a : copy) argv.push_back(a.data());
+        for (auto& a : copy)
+            argv.push_back(a.data());
         argv.push_back(nullptr);
         execv(bin.c_str(), argv.data());
         _exit(127);
@@ -326,7 +333,8 @@ std::string read_all(int fd) {
     std::string text;
     char buf[512];
     ssize_t n;
-    while ((n = read(fd, buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
+    while ((n = read(fd, buf, sizeof buf)) > 0)
+        text.append(buf, static_cast<size_t>(n));
     close(fd);
     return text;
 }
@@ -334,7 +342,8 @@ std::string read_all(int fd) {
 int wait_exit(pid_t pid) {
     for (int i = 0; i < 100; ++i) {
         int status = 0;
-        if (waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
         std::this_thread::sleep_for(50ms);
     }
     kill(pid, SIGKILL);
@@ -352,7 +361,8 @@ TEST(EmulatorProgram, ServesOnReadyFilePortAndStopsOnSigterm) {
     for (int i = 0; i < 200 && endpoint.empty(); ++i) {
         std::ifstream in(ready);
         std::getline(in, endpoint);
-        if (endpoint.empty()) std::this_thread::sleep_for(50ms);
+        if (endpoint.empty())
+            std::this_thread::sleep_for(50ms);
     }
     ASSERT_FALSE(endpoint.empty()) << "no ready file";
     auto colon = endpoint.rfind(':');

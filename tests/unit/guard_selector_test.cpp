@@ -21,16 +21,11 @@ TEST(GuardSelector, Table) {
         bool matches;
     };
     const std::vector<Row> rows = {
-        {"veth", true, "azv1234", "veth", true},
-        {"veth", true, "eth0", "", false},
-        {"veth", true, "br0", "bridge", false},
-        {"azv*", true, "azv1234", "veth", true},
-        {"azv*", true, "vethabc", "veth", false},
-        {"azv*,cali*", true, "cali12", "veth", true},
-        {"veth,tap*", true, "tap0", "tun", true},
-        {"", false, "", "", false},
-        {"azv*,", false, "", "", false},
-        {",veth", false, "", "", false},
+        {"veth", true, "azv1234", "veth", true},  {"veth", true, "eth0", "", false},
+        {"veth", true, "br0", "bridge", false},   {"azv*", true, "azv1234", "veth", true},
+        {"azv*", true, "vethabc", "veth", false}, {"azv*,cali*", true, "cali12", "veth", true},
+        {"veth,tap*", true, "tap0", "tun", true}, {"", false, "", "", false},
+        {"azv*,", false, "", "", false},          {",veth", false, "", "", false},
     };
     for (const auto& row : rows) {
         auto s = parse_guard_selector(row.text);

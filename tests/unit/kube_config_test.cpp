@@ -42,8 +42,8 @@ std::string base64(const std::string& text) {
     std::string out;
     std::size_t i = 0;
     for (; i + 2 < text.size(); i += 3) {
-        const unsigned v = (static_cast<unsigned char>(text[i]) << 16) | (static_cast<unsigned char>(text[i + 1]) << 8) |
-                           static_cast<unsigned char>(text[i + 2]);
+        const unsigned v = (static_cast<unsigned char>(text[i]) << 16) |
+                           (static_cast<unsigned char>(text[i + 1]) << 8) | static_cast<unsigned char>(text[i + 2]);
         for (int shift : {18, 12, 6, 0})
             out += kAlphabet[(v >> shift) & 63];
     }
@@ -89,7 +89,8 @@ std::string kubeconfig(const std::string& cluster, const std::string& user, cons
 
 TEST(KubeConfig, TokenAndCaData) {
     auto config = parse_kubeconfig(kubeconfig("    server: https://api.example.test:6443\n"
-                                              "    certificate-authority-data: " + base64(kCertPem) + "\n",
+                                              "    certificate-authority-data: " +
+                                                  base64(kCertPem) + "\n",
                                               "    token: abc.def.ghi\n"),
                                    "/nonexistent");
     ASSERT_TRUE(config) << config.error().message;
@@ -113,7 +114,8 @@ TEST(KubeConfig, RelativeFilesResolveAgainstTheKubeconfigDirectory) {
                                                                  "    certificate-authority: ../pki/ca.crt\n"
                                                                  "    tls-server-name: kubernetes.default\n",
                                                                  "    tokenFile: ../token\n"
-                                                                 "    client-certificate: " + dir.path() +
+                                                                 "    client-certificate: " +
+                                                                     dir.path() +
                                                                      "/pki/client.crt\n"
                                                                      "    client-key: ../pki/client.key\n"));
     auto config = load_kubeconfig(path);
@@ -129,10 +131,12 @@ TEST(KubeConfig, RelativeFilesResolveAgainstTheKubeconfigDirectory) {
 }
 
 TEST(KubeConfig, ClientCertificateData) {
-    auto config = parse_kubeconfig(kubeconfig("    server: https://10.0.0.1\n",
-                                              "    client-certificate-data: " + base64(kCertPem) + "\n"
-                                              "    client-key-data: " + base64(kKeyPem) + "\n"),
-                                   "");
+    auto config = parse_kubeconfig(
+        kubeconfig("    server: https://10.0.0.1\n", "    client-certificate-data: " + base64(kCertPem) +
+                                                         "\n"
+                                                         "    client-key-data: " +
+                                                         base64(kKeyPem) + "\n"),
+        "");
     ASSERT_TRUE(config) << config.error().message;
     EXPECT_EQ(config->client_cert_pem, kCertPem);
     EXPECT_EQ(config->client_key_pem, kKeyPem);
@@ -171,12 +175,10 @@ const std::string kToken = "    token: t\n";
 INSTANTIATE_TEST_SUITE_P(
     Table, KubeConfigBad,
     testing::Values(
-        BadCase{"not_yaml", "a: [b", "not valid YAML"},
-        BadCase{"scalar_document", "just text", "not a mapping"},
+        BadCase{"not_yaml", "a: [b", "not valid YAML"}, BadCase{"scalar_document", "just text", "not a mapping"},
         BadCase{"no_current_context", "apiVersion: v1\n", "no current-context"},
         BadCase{"unknown_context", "current-context: x\ncontexts: []\n", "\"x\" is not among its contexts"},
-        BadCase{"unknown_cluster",
-                "current-context: a\ncontexts:\n- name: a\n  context: {cluster: c, user: u}\n",
+        BadCase{"unknown_cluster", "current-context: a\ncontexts:\n- name: a\n  context: {cluster: c, user: u}\n",
                 "cluster \"c\", which is not among its clusters"},
         BadCase{"insecure", kubeconfig(kServer + "    insecure-skip-tls-verify: true\n", kToken),
                 "insecure-skip-tls-verify"},
@@ -229,26 +231,24 @@ TEST_P(KubeServerUrl, Parses) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Table, KubeServerUrl,
-                         testing::Values(UrlCase{"https://10.0.0.1", true, "10.0.0.1", "443", ""},
-                                         UrlCase{"https://10.0.0.1:6443/", true, "10.0.0.1", "6443", ""},
-                                         UrlCase{"https://[::1]:6443", true, "::1", "6443", ""},
-                                         UrlCase{"https://rancher.example/k8s/clusters/c-1", true, "rancher.example",
-                                                 "443", "/k8s/clusters/c-1"},
-                                         UrlCase{"https://k:", false, "", "", ""},
-                                         UrlCase{"https://:443", false, "", "", ""},
-                                         UrlCase{"https://user@k", false, "", "", ""},
-                                         UrlCase{"https://[::1", false, "", "", ""},
-                                         UrlCase{"https://k/?x=1", false, "", "", ""},
-                                         UrlCase{"k:443", false, "", "", ""}));
+INSTANTIATE_TEST_SUITE_P(
+    Table, KubeServerUrl,
+    testing::Values(UrlCase{"https://10.0.0.1", true, "10.0.0.1", "443", ""},
+                    UrlCase{"https://10.0.0.1:6443/", true, "10.0.0.1", "6443", ""},
+                    UrlCase{"https://[::1]:6443", true, "::1", "6443", ""},
+                    UrlCase{"https://rancher.example/k8s/clusters/c-1", true, "rancher.example", "443",
+                            "/k8s/clusters/c-1"},
+                    UrlCase{"https://k:", false, "", "", ""}, UrlCase{"https://:443", false, "", "", ""},
+                    UrlCase{"https://user@k", false, "", "", ""}, UrlCase{"https://[::1", false, "", "", ""},
+                    UrlCase{"https://k/?x=1", false, "", "", ""}, UrlCase{"k:443", false, "", "", ""}));
 
 TEST(KubeInClusterConfig, ReadsServiceAccountDirectory) {
     TempDir dir;
     dir.write("token", "sa-token\n");
     dir.write("ca.crt", kCertPem);
     dir.write("namespace", "podid-system\n");
-    auto config = in_cluster_config({{"KUBERNETES_SERVICE_HOST", "10.96.0.1"}, {"KUBERNETES_SERVICE_PORT", "443"}},
-                                    dir.path());
+    auto config =
+        in_cluster_config({{"KUBERNETES_SERVICE_HOST", "10.96.0.1"}, {"KUBERNETES_SERVICE_PORT", "443"}}, dir.path());
     ASSERT_TRUE(config) << config.error().message;
     EXPECT_EQ(config->server, "https://10.96.0.1:443");
     EXPECT_EQ(config->host, "10.96.0.1");

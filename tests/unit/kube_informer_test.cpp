@@ -11,6 +11,10 @@
 #include <thread>
 #include <vector>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -30,10 +34,6 @@
 #include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
 
 #include "kube/client.h"
 #include "kube/informer.h"
@@ -69,8 +69,8 @@ TestCertificate make_certificate(const char* common_name) {
     X509V3_CTX ctx;
     X509V3_set_ctx_nodb(&ctx);
     X509V3_set_ctx(&ctx, cert, cert, nullptr, nullptr, 0);
-    for (auto [nid, value] : {std::pair{NID_subject_alt_name, "IP:127.0.0.1"},
-                              std::pair{NID_basic_constraints, "critical,CA:TRUE"}}) {
+    for (auto [nid, value] :
+         {std::pair{NID_subject_alt_name, "IP:127.0.0.1"}, std::pair{NID_basic_constraints, "critical,CA:TRUE"}}) {
         X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
         X509_add_ext(cert, ext, -1);
         X509_EXTENSION_free(ext);
@@ -85,8 +85,9 @@ TestCertificate make_certificate(const char* common_name) {
         BIO_free(bio);
         return out;
     };
-    TestCertificate out{to_pem([&](BIO* b) { PEM_write_bio_X509(b, cert); }),
-                        to_pem([&](BIO* b) { PEM_write_bio_PrivateKey(b, key, nullptr, nullptr, 0, nullptr, nullptr); })};
+    TestCertificate out{to_pem([&](BIO* b) { PEM_write_bio_X509(b, cert); }), to_pem([&](BIO* b) {
+                            PEM_write_bio_PrivateKey(b, key, nullptr, nullptr, 0, nullptr, nullptr);
+                        })};
     X509_free(cert);
     EVP_PKEY_free(key);
     return out;
@@ -103,9 +104,10 @@ struct Reply {
 std::string line(const json& j) { return j.dump() + "\n"; }
 
 json pod_json(const std::string& name, const std::string& rv, const std::string& uid = "") {
-    return json{{"metadata",
-                 {{"namespace", "ns"}, {"name", name}, {"uid", uid.empty() ? "uid-" + name : uid}, {"resourceVersion", rv}}},
-                {"spec", {{"nodeName", "n1"}}}};
+    return json{
+        {"metadata",
+         {{"namespace", "ns"}, {"name", name}, {"uid", uid.empty() ? "uid-" + name : uid}, {"resourceVersion", rv}}},
+        {"spec", {{"nodeName", "n1"}}}};
 }
 
 json list_json(const std::vector<json>& items, const std::string& rv, const std::string& cont = "") {
@@ -118,8 +120,8 @@ json list_json(const std::vector<json>& items, const std::string& rv, const std:
 json event(const char* type, const json& object) { return json{{"type", type}, {"object", object}}; }
 
 json status_json(int code, const char* reason, const std::string& message) {
-    return json{{"kind", "Status"}, {"apiVersion", "v1"}, {"status", "Failure"},
-                {"message", message}, {"reason", reason}, {"code", code}};
+    return json{{"kind", "Status"},   {"apiVersion", "v1"}, {"status", "Failure"},
+                {"message", message}, {"reason", reason},   {"code", code}};
 }
 
 Reply json_reply(const json& body, unsigned status = 200) { return Reply{status, {body.dump()}, false, false}; }
@@ -130,8 +132,10 @@ public:
 
     TestApiServer(Handler handler, uint16_t port = 0,
                   TestCertificate certificate = make_certificate("podid-test-apiserver"))
-        : handler_(std::move(handler)), certificate_(std::move(certificate)),
-          tls_(ssl::context::tls_server), acceptor_(io_) {
+        : handler_(std::move(handler)),
+          certificate_(std::move(certificate)),
+          tls_(ssl::context::tls_server),
+          acceptor_(io_) {
         tls_.use_certificate_chain(asio::buffer(certificate_.cert_pem));
         tls_.use_private_key(asio::buffer(certificate_.key_pem), ssl::context::pem);
         const asio::ip::tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), port);
@@ -319,7 +323,8 @@ TEST(KubeInformer, PagedListThenWatchAppliesEvents) {
             return Reply{200,
                          {line(event("ADDED", pod_json("d", "101"))), modified.substr(0, 25), modified.substr(25),
                           line(event("DELETED", pod_json("b", "103")))},
-                         true, false};
+                         true,
+                         false};
         }
         return Reply{200, {}, true, false};
     });
@@ -354,7 +359,8 @@ TEST(KubeInformer, StreamEndRewatchesFromLastSeenVersion) {
         switch (watches++) {
         case 0: return Reply{200, {line(event("ADDED", pod_json("b", "101")))}, false, false};  // then clean end
         case 1:  // a bookmark only moves the version
-            return Reply{200, {line(event("BOOKMARK", json{{"metadata", {{"resourceVersion", "150"}}}}))}, false, false};
+            return Reply{
+                200, {line(event("BOOKMARK", json{{"metadata", {{"resourceVersion", "150"}}}}))}, false, false};
         default: return Reply{200, {}, true, false};
         }
     });
@@ -393,16 +399,18 @@ TEST_P(KubeInformerGone, RelistsAndDropsWhatDisappeared) {
     EXPECT_EQ(stats.lists, 2u);
     EXPECT_EQ(stats.relists, 1u);
     EXPECT_EQ(stats.errors, 0u);  // 410 is the protocol working, not a failure
-    EXPECT_EQ(w.log, (std::vector<std::string>{"added ns/a", "added ns/b", "deleted ns/b", "updated ns/a@95",
-                                               "added ns/c"}));
+    EXPECT_EQ(w.log,
+              (std::vector<std::string>{"added ns/a", "added ns/b", "deleted ns/b", "updated ns/a@95", "added ns/c"}));
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Table, KubeInformerGone,
     testing::Values(
         GoneCase{"error_event",
-                 Reply{200, {line(event("ERROR", status_json(410, "Expired", "too old resource version: 100 (150)")))},
-                       true, false}},
+                 Reply{200,
+                       {line(event("ERROR", status_json(410, "Expired", "too old resource version: 100 (150)")))},
+                       true,
+                       false}},
         GoneCase{"http_410",
                  Reply{410, {status_json(410, "Gone", "too old resource version: 100 (150)").dump()}, false, false}}),
     [](const testing::TestParamInfo<GoneCase>& info) { return std::string(info.param.name); });
@@ -443,7 +451,8 @@ TEST(KubeInformer, OutageBacksOffKeepsObjectsAndRecovers) {
 
     // Down from the start: connections are refused, and retried with backoff, not in a tight loop.
     const auto start = std::chrono::steady_clock::now();
-    run_until(w.io, [] { return false; }, 400ms);
+    run_until(
+        w.io, [] { return false; }, 400ms);
     const uint64_t refused = w.informer->stats().errors;
     const auto elapsed = std::chrono::steady_clock::now() - start;
     EXPECT_GE(refused, 3u);
@@ -550,9 +559,8 @@ TEST(KubeClient, ChecksTheServerName) {
 }
 
 TEST(KubeClient, ListPageAndPathPrefix) {
-    TestApiServer server([](const std::string& target) {
-        return json_reply(list_json({pod_json("a", "5")}, "77", "next"));
-    });
+    TestApiServer server(
+        [](const std::string& target) { return json_reply(list_json({pod_json("a", "5")}, "77", "next")); });
     asio::io_context io;
     KubeConfig config = config_for(server.port(), server.ca_pem());
     config.path_prefix = "/k8s/clusters/c-1";
@@ -568,8 +576,10 @@ TEST(KubeClient, ListPageAndPathPrefix) {
 
 TEST(KubeClient, WatchDeliversEventsAsTheyArriveAndEndsCleanly) {
     TestApiServer server([](const std::string&) {
-        return Reply{200, {line(event("ADDED", pod_json("a", "1"))) + "{\"type\":\"MOD", "IFIED\",\"object\":{}}\n"},
-                     true, false};
+        return Reply{200,
+                     {line(event("ADDED", pod_json("a", "1"))) + "{\"type\":\"MOD", "IFIED\",\"object\":{}}\n"},
+                     true,
+                     false};
     });
     asio::io_context io;
     auto client = Client::create(config_for(server.port(), server.ca_pem())).value();
@@ -609,10 +619,12 @@ TEST(KubeClient, ShutdownEndsAWatchInProgress) {
     std::optional<ApiResult<std::optional<WatchEvent>>> next;
     asio::co_spawn(
         io, [&]() -> asio::awaitable<void> { next.emplace(co_await (*stream)->next()); }, asio::detached);
-    run_until(io, [] { return false; }, 50ms);
+    run_until(
+        io, [] { return false; }, 50ms);
     EXPECT_FALSE(next);
     client->shutdown();
-    ASSERT_TRUE(run_until(io, [&] { return next.has_value(); }, 2s));
+    ASSERT_TRUE(run_until(
+        io, [&] { return next.has_value(); }, 2s));
     ASSERT_FALSE(*next);
     EXPECT_EQ(next->error().error.code, ECANCELED);
     auto after = run_call(io, client->list("/api/v1/pods"));

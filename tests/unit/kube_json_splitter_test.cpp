@@ -28,15 +28,14 @@ TEST_P(KubeJsonSplitter, Splits) {
 
 INSTANTIATE_TEST_SUITE_P(
     Table, KubeJsonSplitter,
-    testing::Values(
-        SplitCase{"one_per_line", {"{\"a\":1}\n{\"b\":2}\n"}, true, {"{\"a\":1}", "{\"b\":2}"}},
-        SplitCase{"split_mid_object", {"{\"a\":", "[1,2]", "}\n{"}, true, {"{\"a\":[1,2]}"}},
-        SplitCase{"no_newlines", {"{}{}{\"x\":{}}"}, true, {"{}", "{}", "{\"x\":{}}"}},
-        SplitCase{"braces_in_strings", {R"({"m":"}{\"}"})", "\r\n"}, true, {R"({"m":"}{\"}"})"}},
-        SplitCase{"escaped_backslash_ends_string", {R"({"m":"a\\"})"}, true, {R"({"m":"a\\"})"}},
-        SplitCase{"split_inside_escape", {R"({"m":"\)", R"("x"})"}, true, {R"({"m":"\"x"})"}},
-        SplitCase{"garbage_between", {"{}\nHTTP/1.1 200\n"}, false, {"{}"}},
-        SplitCase{"too_big", {"{\"a\":\"" + std::string(100, 'x') + "\"}"}, false, {}}),
+    testing::Values(SplitCase{"one_per_line", {"{\"a\":1}\n{\"b\":2}\n"}, true, {"{\"a\":1}", "{\"b\":2}"}},
+                    SplitCase{"split_mid_object", {"{\"a\":", "[1,2]", "}\n{"}, true, {"{\"a\":[1,2]}"}},
+                    SplitCase{"no_newlines", {"{}{}{\"x\":{}}"}, true, {"{}", "{}", "{\"x\":{}}"}},
+                    SplitCase{"braces_in_strings", {R"({"m":"}{\"}"})", "\r\n"}, true, {R"({"m":"}{\"}"})"}},
+                    SplitCase{"escaped_backslash_ends_string", {R"({"m":"a\\"})"}, true, {R"({"m":"a\\"})"}},
+                    SplitCase{"split_inside_escape", {R"({"m":"\)", R"("x"})"}, true, {R"({"m":"\"x"})"}},
+                    SplitCase{"garbage_between", {"{}\nHTTP/1.1 200\n"}, false, {"{}"}},
+                    SplitCase{"too_big", {"{\"a\":\"" + std::string(100, 'x') + "\"}"}, false, {}}),
     [](const testing::TestParamInfo<SplitCase>& info) { return std::string(info.param.name); });
 
 TEST(KubeJsonSplitterIdle, TracksHalfObjects) {

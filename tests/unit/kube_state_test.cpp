@@ -136,8 +136,9 @@ json pod(const std::string& ns, const std::string& name, const std::string& uid,
 
 json named(const std::string& ns, const std::string& name, json spec = json::object(),
            json annotations = json::object()) {
-    return json{{"metadata", {{"namespace", ns}, {"name", name}, {"resourceVersion", "1"}, {"annotations", annotations}}},
-                {"spec", spec}};
+    return json{
+        {"metadata", {{"namespace", ns}, {"name", name}, {"resourceVersion", "1"}, {"annotations", annotations}}},
+        {"spec", spec}};
 }
 
 template <class Pred>
@@ -240,8 +241,7 @@ TEST(KubeState, SnapshotHoldsBindingObjectsAndIsRepublishedWhole) {
     EXPECT_TRUE(first->exceptions.empty());
     ASSERT_EQ(first->service_accounts.at("shop").size(), 1u);  // "default" has no workload identity annotation
     const ServiceAccount& sa = first->service_accounts.at("shop").at("sa-web");
-    EXPECT_EQ(sa.meta.annotations,
-              (std::map<std::string, std::string>{{"azure.workload.identity/client-id", "wi-1"}}));
+    EXPECT_EQ(sa.meta.annotations, (std::map<std::string, std::string>{{"azure.workload.identity/client-id", "wi-1"}}));
 
     f.api->push(kBindings, WatchEvent::Type::added,
                 named("team", "b2", {{"azureIdentity", "team-id"}, {"selector", "team"}}));
@@ -261,11 +261,13 @@ TEST(KubeState, WaitForPodWakesOnAdded) {
     f.start_synced();
     const auto start = std::chrono::steady_clock::now();
     auto result = f.wait("uid-new", 10s);
-    run_until(f.io, [] { return false; }, 50ms);
+    run_until(
+        f.io, [] { return false; }, 50ms);
     EXPECT_FALSE(result->has_value());  // still waiting: the pod is unknown
 
     f.api->push(kPods, WatchEvent::Type::added, pod("shop", "new", "uid-new"));
-    ASSERT_TRUE(run_until(f.io, [&] { return result->has_value(); }, 2s));
+    ASSERT_TRUE(run_until(
+        f.io, [&] { return result->has_value(); }, 2s));
     ASSERT_TRUE(**result);
     EXPECT_EQ((**result)->name, "new");
     EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
@@ -278,7 +280,8 @@ TEST(KubeState, WaitForPodTimesOut) {
     auto other = f.wait("uid-never", 150ms);
     // An unrelated pod's arrival wakes nobody else.
     f.api->push(kPods, WatchEvent::Type::added, pod("shop", "unrelated", "uid-unrelated"));
-    ASSERT_TRUE(run_until(f.io, [&] { return other->has_value(); }, 3s));
+    ASSERT_TRUE(run_until(
+        f.io, [&] { return other->has_value(); }, 3s));
     EXPECT_FALSE(**other);
     EXPECT_GE(std::chrono::steady_clock::now() - start, 150ms);
 }
@@ -287,7 +290,8 @@ TEST(KubeState, WaitForKnownPodReturnsAtOnce) {
     Fixture f;
     f.start_synced();
     auto result = f.wait("UID-WEB", 10s);
-    ASSERT_TRUE(run_until(f.io, [&] { return result->has_value(); }, 1s));
+    ASSERT_TRUE(run_until(
+        f.io, [&] { return result->has_value(); }, 1s));
     ASSERT_TRUE(**result);
     EXPECT_EQ((**result)->name, "web");
 }
@@ -296,9 +300,11 @@ TEST(KubeState, StopWakesWaiters) {
     Fixture f;
     f.start_synced();
     auto result = f.wait("uid-never", 60s);
-    run_until(f.io, [] { return false; }, 20ms);
+    run_until(
+        f.io, [] { return false; }, 20ms);
     f.state.stop();
-    ASSERT_TRUE(run_until(f.io, [&] { return result->has_value(); }, 2s));
+    ASSERT_TRUE(run_until(
+        f.io, [&] { return result->has_value(); }, 2s));
     EXPECT_FALSE(**result);
 }
 

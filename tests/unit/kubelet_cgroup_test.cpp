@@ -29,12 +29,15 @@ std::vector<Row> rows() {
     const std::string gu = "/kubepods.slice/kubepods-pod" + kUidU + ".slice";
     return {
         // systemd driver, every QoS and runtime
-        {"sd_burstable_containerd", bu + "/cri-containerd-" + kCid + ".scope", true, kUid, kCid, "containerd", "burstable"},
+        {"sd_burstable_containerd", bu + "/cri-containerd-" + kCid + ".scope", true, kUid, kCid, "containerd",
+         "burstable"},
         {"sd_burstable_crio", bu + "/crio-" + kCid + ".scope", true, kUid, kCid, "crio", "burstable"},
         {"sd_burstable_docker", bu + "/docker-" + kCid + ".scope", true, kUid, kCid, "docker", "burstable"},
-        {"sd_besteffort_containerd", be + "/cri-containerd-" + kCid + ".scope", true, kUid, kCid, "containerd", "besteffort"},
+        {"sd_besteffort_containerd", be + "/cri-containerd-" + kCid + ".scope", true, kUid, kCid, "containerd",
+         "besteffort"},
         {"sd_besteffort_crio", be + "/crio-" + kCid + ".scope", true, kUid, kCid, "crio", "besteffort"},
-        {"sd_guaranteed_containerd", gu + "/cri-containerd-" + kCid + ".scope", true, kUid, kCid, "containerd", "guaranteed"},
+        {"sd_guaranteed_containerd", gu + "/cri-containerd-" + kCid + ".scope", true, kUid, kCid, "containerd",
+         "guaranteed"},
         {"sd_guaranteed_docker", gu + "/docker-" + kCid + ".scope", true, kUid, kCid, "docker", "guaranteed"},
         // pod-level cgroups
         {"sd_pod_level_burstable", bu, true, kUid, "", "", "burstable"},
@@ -44,16 +47,20 @@ std::vector<Row> rows() {
         {"fs_burstable", "/kubepods/burstable/pod" + kUid + "/" + kCid, true, kUid, kCid, "", "burstable"},
         {"fs_besteffort", "/kubepods/besteffort/pod" + kUid + "/" + kCid, true, kUid, kCid, "", "besteffort"},
         {"fs_guaranteed", "/kubepods/pod" + kUid + "/" + kCid, true, kUid, kCid, "", "guaranteed"},
-        {"fs_crio_prefixed", "/kubepods/besteffort/pod" + kUid + "/crio-" + kCid, true, kUid, kCid, "crio", "besteffort"},
+        {"fs_crio_prefixed", "/kubepods/besteffort/pod" + kUid + "/crio-" + kCid, true, kUid, kCid, "crio",
+         "besteffort"},
         {"fs_pod_level", "/kubepods/burstable/pod" + kUid, true, kUid, "", "", "burstable"},
         // prefixes before the kubepods cgroup
-        {"test_prefix", "/podid-t123" + bu + "/cri-containerd-" + kCid + ".scope", true, kUid, kCid, "containerd", "burstable"},
+        {"test_prefix", "/podid-t123" + bu + "/cri-containerd-" + kCid + ".scope", true, kUid, kCid, "containerd",
+         "burstable"},
         {"kind_node_prefix", "/system.slice/docker-" + kCid + ".scope" + gu, true, kUid, "", "", "guaranteed"},
         {"fs_prefix", "/a/b/kubepods/pod" + kUid + "/" + kCid, true, kUid, kCid, "", "guaranteed"},
         // delegated subtree of a container: still the outer container; a forged inner pod does not win
-        {"container_subcgroup", bu + "/cri-containerd-" + kCid + ".scope/init.scope", true, kUid, kCid, "containerd", "burstable"},
-        {"nested_forged_pod", gu + "/cri-containerd-" + kCid + ".scope/kubepods.slice/kubepods-pod" +
-                                  "aaaaaaaa_bbbb_cccc_dddd_eeeeeeeeeeee.slice",
+        {"container_subcgroup", bu + "/cri-containerd-" + kCid + ".scope/init.scope", true, kUid, kCid, "containerd",
+         "burstable"},
+        {"nested_forged_pod",
+         gu + "/cri-containerd-" + kCid + ".scope/kubepods.slice/kubepods-pod" +
+             "aaaaaaaa_bbbb_cccc_dddd_eeeeeeeeeeee.slice",
          true, kUid, kCid, "containerd", "guaranteed"},
         // upper-case UID is normalised
         {"uid_upper_case", "/kubepods/pod1D2F3A4B-5C6D-4E7F-8A9B-0C1D2E3F4A5B", true, kUid, "", "", "guaranteed"},
@@ -95,7 +102,8 @@ TEST(KubeletCgroup, Table) {
         SCOPED_TRACE(std::string(row.name) + ": " + row.path);
         auto ref = parse_kubelet_cgroup(row.path);
         ASSERT_EQ(ref.has_value(), row.ok);
-        if (!ref) continue;
+        if (!ref)
+            continue;
         EXPECT_EQ(ref->uid, row.uid);
         EXPECT_EQ(ref->container_id, row.container_id);
         EXPECT_EQ(ref->runtime, row.runtime);
@@ -158,10 +166,12 @@ TEST(KubeletCgroup, RandomInputNeverCrashes) {
         }
         if (n % 5 == 0) {
             s.resize(rng() % 200);
-            for (auto& c : s) c = static_cast<char>(rng());
+            for (auto& c : s)
+                c = static_cast<char>(rng());
         }
         auto ref = parse_kubelet_cgroup(s);
-        if (!ref) continue;
+        if (!ref)
+            continue;
         ++parsed;
         ASSERT_EQ(ref->uid.size(), 36u) << s;
         ASSERT_TRUE(ref->container_id.empty() || ref->container_id.size() == 64u) << s;

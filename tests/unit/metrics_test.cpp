@@ -76,7 +76,7 @@ TEST(CodeClass, Table) {
     struct Row {
         unsigned status;
         const char* want;
-    } rows[] = {{200, "2xx"}, {204, "2xx"}, {400, "4xx"}, {404, "4xx"}, {429, "4xx"},
+    } rows[] = {{200, "2xx"}, {204, "2xx"}, {400, "4xx"}, {404, "4xx"},  {429, "4xx"},
                 {500, "5xx"}, {503, "5xx"}, {0, "other"}, {99, "other"}, {600, "other"}};
     for (const auto& r : rows)
         EXPECT_EQ(code_class(r.status), r.want) << r.status;
@@ -95,8 +95,9 @@ TEST(Metrics, TokenRequestsPerPodIdentityAndCode) {
     m.on_request(probe);  // not a token request: histogram only
 
     auto s = m.scrape();
-    EXPECT_EQ(sample(s, R"(podid_token_requests_total{code="200",identity="client_id=aaaa",namespace="team-a",pod="web-1"})"),
-              2);
+    EXPECT_EQ(
+        sample(s, R"(podid_token_requests_total{code="200",identity="client_id=aaaa",namespace="team-a",pod="web-1"})"),
+        2);
     EXPECT_EQ(sample(s, R"(podid_token_requests_total{code="403",identity="",namespace="team-a",pod="web-1"})"), 1);
     EXPECT_EQ(sample(s, R"(podid_token_requests_total{code="404",identity="",namespace="",pod="_node"})"), 1);
     EXPECT_EQ(lines_containing(s, "podid_token_requests_total{"), 3u);
@@ -131,13 +132,15 @@ TEST(Metrics, ForgetPodBoundsCardinalityUnderChurn) {
     EXPECT_EQ(m.pod_series(), 1u);
     auto s = m.scrape();
     EXPECT_EQ(lines_containing(s, "namespace=\"batch\""), 0u);
-    EXPECT_EQ(sample(s, R"(podid_token_requests_total{code="200",identity="client_id=aaaa",namespace="keep",pod="stays"})"),
-              1);
+    EXPECT_EQ(
+        sample(s, R"(podid_token_requests_total{code="200",identity="client_id=aaaa",namespace="keep",pod="stays"})"),
+        1);
     // A pod recreated under the same name starts from zero.
     m.on_request(token_record("batch", "job-7", 200, Reason::ok_bound_identity));
-    EXPECT_EQ(sample(m.scrape(),
-                     R"(podid_token_requests_total{code="200",identity="client_id=aaaa",namespace="batch",pod="job-7"})"),
-              1);
+    EXPECT_EQ(
+        sample(m.scrape(),
+               R"(podid_token_requests_total{code="200",identity="client_id=aaaa",namespace="batch",pod="job-7"})"),
+        1);
 }
 
 TEST(Metrics, ConnectionsInFlightAndUpstream) {
@@ -224,8 +227,8 @@ std::string container(const std::string& uid, char c) {
 
 struct FakeNode {
     std::map<uint64_t, CgroupCounters> counters;
-    std::map<uint64_t, std::string> paths;    // live cgroups
-    std::map<std::string, PodInfo> pods;      // by uid
+    std::map<uint64_t, std::string> paths;  // live cgroups
+    std::map<std::string, PodInfo> pods;    // by uid
 
     void count(uint64_t id, int slot, uint64_t n) { counters[id][slot] = n; }
     BpfCollectorSources sources() {
@@ -255,11 +258,11 @@ TEST(BpfCollector, SlotClassification) {
         int slot;
         bool redirect, blocked;
     } rows[] = {
-        {PODID_CTR_REDIRECT4, true, false},   {PODID_CTR_REDIRECT6, true, false},
-        {PODID_CTR_AGENT_DIRECT, false, false}, {PODID_CTR_DENY_PORT, false, true},
-        {PODID_CTR_DROP_TCP, false, true},    {PODID_CTR_DROP_UDP, false, true},
+        {PODID_CTR_REDIRECT4, true, false},      {PODID_CTR_REDIRECT6, true, false},
+        {PODID_CTR_AGENT_DIRECT, false, false},  {PODID_CTR_DENY_PORT, false, true},
+        {PODID_CTR_DROP_TCP, false, true},       {PODID_CTR_DROP_UDP, false, true},
         {PODID_CTR_DROP_RAW_AGENT, false, true}, {PODID_CTR_NO_STORAGE, false, true},
-        {PODID_CTR_MAX - 1, false, false},    // reserved slot
+        {PODID_CTR_MAX - 1, false, false},  // reserved slot
     };
     for (const auto& r : rows) {
         EXPECT_EQ(is_redirect_slot(r.slot), r.redirect) << r.slot;
@@ -270,9 +273,11 @@ TEST(BpfCollector, SlotClassification) {
 TEST(BpfCollector, AggregatesContainersPerPodAndUnknownsUnderNode) {
     FakeNode node;
     node.pods[kUidA] = PodInfo{"team-a", "web-1", kUidA, "sa", "n", false, {}};
-    node.paths = {{10, container(kUidA, 'a')}, {11, container(kUidA, 'b')}, {12, pod_dir(kUidA)},
-                  {20, "/system.slice/sshd.service"},   // host process
-                  {30, container(kUidB, 'c')}};         // pod not in the directory (yet)
+    node.paths = {{10, container(kUidA, 'a')},
+                  {11, container(kUidA, 'b')},
+                  {12, pod_dir(kUidA)},
+                  {20, "/system.slice/sshd.service"},  // host process
+                  {30, container(kUidB, 'c')}};        // pod not in the directory (yet)
     node.count(10, PODID_CTR_REDIRECT4, 5);
     node.count(11, PODID_CTR_REDIRECT4, 2);
     node.count(11, PODID_CTR_REDIRECT6, 1);
@@ -393,10 +398,14 @@ TEST(AdminHttp, ParseListenAddressTable) {
         const char* address;
         uint16_t port;
     } rows[] = {
-        {"0.0.0.0:9090", true, "0.0.0.0", 9090}, {"127.0.0.1:0", true, "127.0.0.1", 0},
-        {"[::]:9090", true, "::", 9090},         {":9090", true, "0.0.0.0", 9090},
-        {"9090", false, "", 0},                  {"1.2.3.4:", false, "", 0},
-        {"1.2.3.4:70000", false, "", 0},         {"host:80", false, "", 0},
+        {"0.0.0.0:9090", true, "0.0.0.0", 9090},
+        {"127.0.0.1:0", true, "127.0.0.1", 0},
+        {"[::]:9090", true, "::", 9090},
+        {":9090", true, "0.0.0.0", 9090},
+        {"9090", false, "", 0},
+        {"1.2.3.4:", false, "", 0},
+        {"1.2.3.4:70000", false, "", 0},
+        {"host:80", false, "", 0},
         {"1.2.3.4:80x", false, "", 0},
     };
     for (const auto& r : rows) {
@@ -433,7 +442,9 @@ struct RunningAdmin {
     bool ready = false;
     asio::io_context io;
     AdminServer server{io, AdminHandlers{[this] { return metrics.scrape(); },
-                                         [this] { return ready ? Readiness{true, ""} : Readiness{false, "test"}; }}};
+                                         [this] {
+                                             return ready ? Readiness{true, ""} : Readiness{false, "test"};
+                                         }}};
     tcp::endpoint ep;
     std::thread thread;
 
@@ -462,8 +473,10 @@ TEST(AdminHttp, ServesOverLoopback) {
     EXPECT_EQ(http_get(admin.ep, "/readyz").status, 200u);
     auto m = http_get(admin.ep, "/metrics");
     EXPECT_EQ(m.status, 200u);
-    EXPECT_EQ(sample(m.body, R"(podid_token_requests_total{code="200",identity="client_id=aaaa",namespace="team-a",pod="web-1"})"),
-              1);
+    EXPECT_EQ(
+        sample(m.body,
+               R"(podid_token_requests_total{code="200",identity="client_id=aaaa",namespace="team-a",pod="web-1"})"),
+        1);
 }
 
 // --- promtool and a real Prometheus ----------------------------------------------------------------------

@@ -111,7 +111,9 @@ TEST(PodidctlRender, Durations) {
 
 TEST(PodidctlRender, PodsTable) {
     json body = {{"mode", "kubernetes"},
-                 {"pods", json::array({{{"namespace", "team-a"}, {"name", "web-0"}, {"binding", "aad_pod_identity"},
+                 {"pods", json::array({{{"namespace", "team-a"},
+                                        {"name", "web-0"},
+                                        {"binding", "aad_pod_identity"},
                                         {"identities", json::array({{{"client_id", "id-1"}, {"default", true}},
                                                                     {{"client_id", "id-2"}, {"default", false}}})},
                                         {"cgroups", json::array({json::object(), json::object()})},
@@ -130,8 +132,9 @@ TEST(PodidctlRender, ExplainListsStepsInOrder) {
               {"identities", json::array({{{"client_id", "id-1"}, {"name", "azure-vote"}, {"default", true}}})},
               {"steps", json::array({"first step", "second step"})},
               {"unsupported", json::array({{{"binding", "default/b"}, {"identity", "default/sp"}, {"type", 1}}})},
-              {"requests", {{"without_identity_parameter", "the default identity above"},
-                            {"with_client_id_msi_res_id_or_object_id", "served only when ..."}}}};
+              {"requests",
+               {{"without_identity_parameter", "the default identity above"},
+                {"with_client_id_msi_res_id_or_object_id", "served only when ..."}}}};
     std::string out = render_explain(e);
     EXPECT_NE(out.find("default/vote (uid u-1, service account sa)"), std::string::npos) << out;
     EXPECT_NE(out.find("* client_id id-1 (azure-vote)   [default]"), std::string::npos) << out;
@@ -140,28 +143,44 @@ TEST(PodidctlRender, ExplainListsStepsInOrder) {
 }
 
 TEST(PodidctlRender, StatusWithAgentDownSaysFailClosed) {
-    json pins = {{"bpffs", "/sys/fs/bpf/podid"}, {"present", 2}, {"expected", 2},
-                 {"pins", json::array({{{"name", "link_connect4"}, {"kind", "link"}, {"present", true},
-                                        {"attach_type", "cgroup/connect4"}, {"cgroup", "/kubepods.slice"},
-                                        {"attached", true}, {"program", {{"name", "podid_connect4"}, {"id", 9}}}},
-                                       {{"name", "sk_origin"}, {"kind", "map"}, {"present", true},
-                                        {"map_type", "sk_storage"}, {"max_entries", 0}}})}};
+    json pins = {{"bpffs", "/sys/fs/bpf/podid"},
+                 {"present", 2},
+                 {"expected", 2},
+                 {"pins", json::array({{{"name", "link_connect4"},
+                                        {"kind", "link"},
+                                        {"present", true},
+                                        {"attach_type", "cgroup/connect4"},
+                                        {"cgroup", "/kubepods.slice"},
+                                        {"attached", true},
+                                        {"program", {{"name", "podid_connect4"}, {"id", 9}}}},
+                                       {{"name", "sk_origin"},
+                                        {"kind", "map"},
+                                        {"present", true},
+                                        {"map_type", "sk_storage"},
+                                        {"max_entries", 0}}})}};
     std::string out = render_status(json{{"error", "cannot connect"}}, pins);
     EXPECT_NE(out.find("NOT REACHABLE: cannot connect"), std::string::npos) << out;
     EXPECT_NE(out.find("fail closed"), std::string::npos) << out;
     EXPECT_NE(out.find("link_connect4  cgroup/connect4  /kubepods.slice  podid_connect4  9"), std::string::npos) << out;
     json none = {{"bpffs", "/x"}, {"present", 0}, {"expected", 10}, {"pins", json::array()}};
-    EXPECT_NE(render_status(json{{"error", "e"}}, none).find("pods reach 169.254.169.254 directly"),
-              std::string::npos);
+    EXPECT_NE(render_status(json{{"error", "e"}}, none).find("pods reach 169.254.169.254 directly"), std::string::npos);
 }
 
 TEST(PodidctlRender, ConnsShowsUnattributedAsDenied) {
-    json body = {{"total", 3}, {"capacity", 1024},
-                 {"conns", json::array({{{"time", "2026-11-28T21:57:23.123Z"}, {"attributed", false}, {"peer", "1.2.3.4:5"}},
-                                        {{"time", "2026-11-28T21:57:24.000Z"}, {"attributed", true}, {"namespace", "ns"},
-                                         {"pod", "p"}, {"pid", 42}, {"comm", "curl"},
-                                         {"orig_dst", "169.254.169.254:80"}, {"redirected", true},
-                                         {"peer", "10.0.0.2:4000"}, {"cgroup", "/k"}}})}};
+    json body = {
+        {"total", 3},
+        {"capacity", 1024},
+        {"conns", json::array({{{"time", "2026-11-28T21:57:23.123Z"}, {"attributed", false}, {"peer", "1.2.3.4:5"}},
+                               {{"time", "2026-11-28T21:57:24.000Z"},
+                                {"attributed", true},
+                                {"namespace", "ns"},
+                                {"pod", "p"},
+                                {"pid", 42},
+                                {"comm", "curl"},
+                                {"orig_dst", "169.254.169.254:80"},
+                                {"redirected", true},
+                                {"peer", "10.0.0.2:4000"},
+                                {"cgroup", "/k"}}})}};
     std::string out = render_conns(body);
     EXPECT_NE(out.find("21:57:23.123  (no kernel record: denied)"), std::string::npos) << out;
     EXPECT_NE(out.find("ns/p"), std::string::npos) << out;

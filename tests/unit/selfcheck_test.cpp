@@ -126,13 +126,12 @@ struct TempRoot {
 };
 
 uint64_t inode_of(const fs::path& p) {
-    struct stat sb{};
+    struct stat sb {};
     return stat(p.c_str(), &sb) == 0 ? sb.st_ino : 0;
 }
 
 std::string http_ok(const std::string& body) {
-    return "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" +
-           body;
+    return "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
 }
 
 // A plain directory with an empty cgroup.procs, as the kernel would provide it in a real cgroup.

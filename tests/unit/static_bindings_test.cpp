@@ -25,7 +25,8 @@ const std::string kArmId =
 // One entry per line so that error lines are easy to predict: line 1 is {"bindings": [, entry i is on line i+1.
 std::string doc(const std::vector<std::string>& entries) {
     std::string s = "{\"bindings\": [\n";
-    for (std::size_t i = 0; i < entries.size(); ++i) s += "  " + entries[i] + (i + 1 < entries.size() ? ",\n" : "\n");
+    for (std::size_t i = 0; i < entries.size(); ++i)
+        s += "  " + entries[i] + (i + 1 < entries.size() ? ",\n" : "\n");
     return s + "]}\n";
 }
 
@@ -45,10 +46,11 @@ TEST(StaticBindingsParse, Table) {
     const std::string ok_entry = entry("/a");
     const std::vector<ParseRow> table = {
         // valid documents
-        {"two_entries", doc({entry("/system.slice/app.service"),
-                             entry("/kubepods.slice/*/kubepods-burstable-pod1234*.slice",
-                                   "{\"client_id\": \"" + kGuid1 + "\"}, {\"resource_id\": \"" + kArmId +
-                                       "\", \"client_id\": \"" + kGuid2 + "\", \"name\": \"x\"}")}),
+        {"two_entries",
+         doc({entry("/system.slice/app.service"),
+              entry("/kubepods.slice/*/kubepods-burstable-pod1234*.slice",
+                    "{\"client_id\": \"" + kGuid1 + "\"}, {\"resource_id\": \"" + kArmId + "\", \"client_id\": \"" +
+                        kGuid2 + "\", \"name\": \"x\"}")}),
          true},
         {"empty_list", "{\"bindings\": []}", true},
         {"msi_res_id_alias", doc({entry("/a", "{\"msi_res_id\": \"" + kArmId + "\"}")}), true},
@@ -94,22 +96,23 @@ TEST(StaticBindingsParse, Table) {
          "bindings entry 1: identity 1: must be an object", 2},
         {"identity_typo", doc({ok_entry, entry("/b", "{\"client_id\": \"" + kGuid1 + "\"}, {\"clientid\": \"x\"}")}),
          false, "bindings entry 2: identity 2: unknown key \"clientid\"", 3},
-        {"bad_guid", doc({entry("/a", "{\"client_id\": \"1111-2222\"}")}), false, "client_id \"1111-2222\" is not a GUID",
-         2},
+        {"bad_guid", doc({entry("/a", "{\"client_id\": \"1111-2222\"}")}), false,
+         "client_id \"1111-2222\" is not a GUID", 2},
         {"bad_object_id", doc({entry("/a", "{\"object_id\": \"" + kGuid1 + "0\"}")}), false, "is not a GUID", 2},
         {"guid_not_string", doc({entry("/a", "{\"client_id\": 5}")}), false, "\"client_id\" must be a string", 2},
         {"name_only", doc({entry("/a", "{\"name\": \"x\"}")}), false, "needs at least one of client_id", 2},
         {"bad_resource_id", doc({entry("/a", "{\"resource_id\": \"/subscriptions/0/foo\"}")}), false,
          "is not a user-assigned identity id", 2},
-        {"resource_id_twice", doc({entry("/a", "{\"resource_id\": \"" + kArmId + "\", \"msi_res_id\": \"" + kArmId +
-                                                   "\"}")}),
-         false, "not both", 2},
+        {"resource_id_twice",
+         doc({entry("/a", "{\"resource_id\": \"" + kArmId + "\", \"msi_res_id\": \"" + kArmId + "\"}")}), false,
+         "not both", 2},
     };
     for (const auto& row : table) {
         SCOPED_TRACE(std::string(row.name) + "\n" + row.json);
         auto parsed = StaticBindings::parse(row.json, "test.json");
         ASSERT_EQ(parsed.ok(), row.ok) << (parsed.ok() ? "parsed" : parsed.error().message);
-        if (row.ok) continue;
+        if (row.ok)
+            continue;
         const std::string& msg = parsed.error().message;
         EXPECT_NE(msg.find(row.fragment), std::string::npos) << msg;
         EXPECT_EQ(msg.rfind("test.json:" + std::to_string(row.line) + ":", 0), 0u) << msg;
@@ -154,7 +157,7 @@ struct MatchRow {
 
 TEST(StaticBindingsMatch, Table) {
     auto parsed = StaticBindings::parse(doc({
-                                            entry("/system.slice/app.service"),                           // 1
+                                            entry("/system.slice/app.service"),                            // 1
                                             entry("/kubepods.slice/*/kubepods-burstable-pod1234*.slice"),  // 2
                                             entry("/kubepods.slice/kubepods-pod[0-9]?.slice"),             // 3
                                             entry("/ns/**/leaf"),                                          // 4
@@ -173,7 +176,8 @@ TEST(StaticBindingsMatch, Table) {
         {"precedence_first_wins", "/system.slice/app.service", 1},            // /sys* also matches, later
         {"broad_after_narrow", "/system.slice/other.service", 5},
         {"glob", "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1234_ab.slice", 2},
-        {"glob_container_below", "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1234.slice/c.scope", 2},
+        {"glob_container_below", "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1234.slice/c.scope",
+         2},
         {"star_does_not_cross_slash", "/kubepods.slice/a/b/kubepods-burstable-pod1234.slice", 0},
         {"star_needs_a_segment", "/kubepods.slice/kubepods-burstable-pod1234.slice", 0},
         {"class_and_question", "/kubepods.slice/kubepods-pod7x.slice", 3},
@@ -217,11 +221,13 @@ TEST(StaticBindingsMatch, RootPatternBindsEverything) {
 
 TEST(StaticBindingsMatch, PathologicalPatternsStayFast) {
     // Many stars against a long non-matching segment, and "**" against a deep path.
-    auto parsed = StaticBindings::parse(doc({entry("/" + std::string("*a*a*a*a*a*a*a*a*a*a*b")), entry("/q/*/**")}), "f");
+    auto parsed =
+        StaticBindings::parse(doc({entry("/" + std::string("*a*a*a*a*a*a*a*a*a*a*b")), entry("/q/*/**")}), "f");
     ASSERT_TRUE(parsed.ok()) << parsed.error().message;
     std::string path = "/" + std::string(4000, 'a');
     std::string deep_path;
-    for (int i = 0; i < 200; ++i) deep_path += "/q";
+    for (int i = 0; i < 200; ++i)
+        deep_path += "/q";
     auto start = std::chrono::steady_clock::now();
     EXPECT_EQ((*parsed)->match(path).kind, BindingKind::none);
     EXPECT_EQ((*parsed)->match(deep_path + "x").kind, BindingKind::static_file);
@@ -322,7 +328,8 @@ TEST(StaticBindingsFile, RefusesHugeFile) {
 bool run_until(boost::asio::io_context& io, const std::function<bool()>& done) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     while (!done()) {
-        if (std::chrono::steady_clock::now() > deadline) return false;
+        if (std::chrono::steady_clock::now() > deadline)
+            return false;
         io.restart();
         io.run_for(std::chrono::milliseconds(10));
     }

@@ -27,7 +27,7 @@ TEST(NormalisePath, Table) {
         {"/metadata/./identity/%2e/oauth2/token", "/metadata/identity/oauth2/token"},
         {"/metadata/instance/../identity/oauth2/token", "/metadata/identity/oauth2/token"},
         {"/metadata/instance/%2e%2E/identity", "/metadata/identity"},
-        {"/../../metadata/versions", "/metadata/versions"},  // `..` never climbs above the root
+        {"/../../metadata/versions", "/metadata/versions"},              // `..` never climbs above the root
         {"/metadata/identity%zz/token", "/metadata/identity%zz/token"},  // malformed escape stays literal
         {"/metadata/identity%2", "/metadata/identity%2"},
         {"/metadata/a%00b", std::string("/metadata/a\0b", 13)},
@@ -126,7 +126,7 @@ struct QueryRow {
     std::string raw;
     bool ok;
     std::vector<std::pair<std::string, std::string>> params;  // when ok
-    std::string error;                                         // when not
+    std::string error;                                        // when not
 };
 
 TEST(ParseQuery, Table) {
@@ -178,22 +178,31 @@ TEST(ParseImdsQuery, Table) {
         "%2Fsubscriptions%2Fs%2FresourceGroups%2Frg%2Fproviders%2FMicrosoft.ManagedIdentity"
         "%2FuserAssignedIdentities%2Fa";
     const std::vector<ImdsQueryRow> rows = {
-        {"api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net&client_id=c1", true,
-         {"2018-02-01", "https://vault.azure.net", {Kind::client_id, "c1"}, false}, ""},
-        {"resource=https://management.core.windows.net/&api-version=2018-02-01", true,
-         {"2018-02-01", "https://management.core.windows.net/", {}, false}, ""},
-        {"api-version=2018-02-01&resource=r&object_id=o1", true,
-         {"2018-02-01", "r", {Kind::object_id, "o1"}, false}, ""},
-        {"api-version=2018-02-01&resource=r&msi_res_id=" + arm_enc, true,
-         {"2018-02-01", "r", {Kind::msi_res_id, arm}, false}, ""},
-        {"api-version=2018-02-01&resource=r&mi_res_id=" + arm, true,
-         {"2018-02-01", "r", {Kind::msi_res_id, arm}, false}, ""},
+        {"api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net&client_id=c1",
+         true,
+         {"2018-02-01", "https://vault.azure.net", {Kind::client_id, "c1"}, false},
+         ""},
+        {"resource=https://management.core.windows.net/&api-version=2018-02-01",
+         true,
+         {"2018-02-01", "https://management.core.windows.net/", {}, false},
+         ""},
+        {"api-version=2018-02-01&resource=r&object_id=o1",
+         true,
+         {"2018-02-01", "r", {Kind::object_id, "o1"}, false},
+         ""},
+        {"api-version=2018-02-01&resource=r&msi_res_id=" + arm_enc,
+         true,
+         {"2018-02-01", "r", {Kind::msi_res_id, arm}, false},
+         ""},
+        {"api-version=2018-02-01&resource=r&mi_res_id=" + arm,
+         true,
+         {"2018-02-01", "r", {Kind::msi_res_id, arm}, false},
+         ""},
         {"API-VERSION=1&Resource=r&CLIENT_ID=c", true, {"1", "r", {Kind::client_id, "c"}, false}, ""},
         {"resource=r&bypass_cache=true", true, {"", "r", {}, true}, ""},
         {"resource=r&bypass_cache=True", true, {"", "r", {}, true}, ""},
         {"resource=r&bypass_cache=1", true, {"", "r", {}, false}, ""},
-        {"resource=r&authority=x&token_sha256_to_refresh=y&xms_cc=cp1&whatever", true,
-         {"", "r", {}, false}, ""},
+        {"resource=r&authority=x&token_sha256_to_refresh=y&xms_cc=cp1&whatever", true, {"", "r", {}, false}, ""},
         {"resource=r&client_id=&object_id=o", true, {"", "r", {Kind::object_id, "o"}, false}, ""},
         {"", true, {}, ""},
         {"client_id=a&object_id=b", false, {}, "Only one of client_id, object_id and msi_res_id may be specified"},

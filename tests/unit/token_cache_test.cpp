@@ -111,9 +111,11 @@ struct FakeUpstream : TokenUpstream {
             asio::steady_timer timer(co_await asio::this_coro::executor, delay);
             co_await timer.async_wait(asio::use_awaitable);
         }
-        if (auto g = gate) co_await g->wait();
+        if (auto g = gate)
+            co_await g->wait();
         --in_flight;
-        if (respond) co_return respond(key, call);
+        if (respond)
+            co_return respond(key, call);
         co_return ok_token("tok-" + std::to_string(call), time.seconds() + kLifetimeS);
     }
 };
@@ -125,7 +127,8 @@ struct Fixture {
         upstream = std::make_shared<FakeUpstream>(time);
         options.now_ms = [this] { return time.now.load(); };
         options.sleep = [this](milliseconds d) { return time.sleep(d); };
-        if (!options.jitter_seed) options.jitter_seed = 42;
+        if (!options.jitter_seed)
+            options.jitter_seed = 42;
         provider = std::make_unique<CachingTokenProvider>(ioc.get_executor(), upstream, options);
     }
 
@@ -134,7 +137,8 @@ struct Fixture {
         const auto give_up = std::chrono::steady_clock::now() + limit;
         while (!done() && std::chrono::steady_clock::now() < give_up) {
             ioc.run_for(2ms);
-            if (ioc.stopped()) ioc.restart();
+            if (ioc.stopped())
+                ioc.restart();
         }
         ASSERT_TRUE(done()) << "timed out";
     }
@@ -271,10 +275,9 @@ TEST(TokenCache, NeverServesATokenInsideTheSafetyMargin) {
         int expected_status;
     };
     const Row rows[] = {
-        {61, true, "tok-0", 200},  {61, false, "tok-0", 200},  // still servable (a refresh may start)
-        {60, true, "tok-1", 200},  {60, false, "<none>", 500},  // at the margin: not servable
-        {30, true, "tok-1", 200},  {30, false, "<none>", 500},
-        {-10, true, "tok-1", 200}, {-10, false, "<none>", 500},
+        {61, true, "tok-0", 200}, {61, false, "tok-0", 200},   // still servable (a refresh may start)
+        {60, true, "tok-1", 200}, {60, false, "<none>", 500},  // at the margin: not servable
+        {30, true, "tok-1", 200}, {30, false, "<none>", 500}, {-10, true, "tok-1", 200}, {-10, false, "<none>", 500},
     };
     for (const auto& row : rows) {
         SCOPED_TRACE(std::to_string(row.seconds_before_expiry) + (row.upstream_ok ? " ok" : " failing"));
@@ -282,7 +285,8 @@ TEST(TokenCache, NeverServesATokenInsideTheSafetyMargin) {
         const int64_t first_expiry = f.time.seconds() + kLifetimeS;
         ASSERT_EQ(value_of(f.get(key_for("a"))), "tok-0");
         f.upstream->respond = [&](const TokenKey&, int call) {
-            if (row.upstream_ok) return ok_token("tok-" + std::to_string(call), f.time.seconds() + kLifetimeS);
+            if (row.upstream_ok)
+                return ok_token("tok-" + std::to_string(call), f.time.seconds() + kLifetimeS);
             return failure(500, R"({"error":"server_error"})");
         };
         f.time.now = (first_expiry - row.seconds_before_expiry) * 1000;
@@ -323,7 +327,8 @@ TEST(TokenCache, UpstreamFailureWhileCachedNeverReachesClients) {
 TEST(TokenCache, BackoffHonoursRetryAfter) {
     Fixture f;
     f.upstream->respond = [&](const TokenKey&, int call) {
-        if (call < 2) return failure(429, R"({"error":"too_many_requests"})", 1s);
+        if (call < 2)
+            return failure(429, R"({"error":"too_many_requests"})", 1s);
         return ok_token("tok-" + std::to_string(call), f.time.seconds() + kLifetimeS);
     };
     auto outcome = f.get(key_for("a"));
@@ -377,12 +382,14 @@ TEST(TokenCache, RateLimitKeepsFiveConcurrentAndTwentyPerSecond) {
     f.upstream->delay = 30ms;
     std::vector<TokenOutcome> out;
     std::mutex mu;
-    for (int i = 0; i < 50; ++i) f.spawn_gets(1, key_for("id-" + std::to_string(i)), false, out, mu);
+    for (int i = 0; i < 50; ++i)
+        f.spawn_gets(1, key_for("id-" + std::to_string(i)), false, out, mu);
     f.run_until([&] {
         std::lock_guard lock(mu);
         return out.size() == 50;
     });
-    for (const auto& o : out) EXPECT_TRUE(o.token);
+    for (const auto& o : out)
+        EXPECT_TRUE(o.token);
     EXPECT_EQ(f.upstream->calls.load(), 50);
     EXPECT_LE(f.upstream->max_in_flight.load(), 5);
     EXPECT_GE(f.upstream->max_in_flight.load(), 2);  // the limiter is not simply serialising
@@ -432,7 +439,8 @@ TEST(TokenCache, BypassCacheRefreshesAtMostOncePerThirtySeconds) {
         return out.size() == 10;
     });
     EXPECT_EQ(f.upstream->calls.load(), 2);  // one forced refresh for all ten
-    for (const auto& o : out) EXPECT_EQ(value_of(o), "tok-1");
+    for (const auto& o : out)
+        EXPECT_EQ(value_of(o), "tok-1");
 
     f.time.advance(29s);
     auto cached = f.get(key_for("a"), true);

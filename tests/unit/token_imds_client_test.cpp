@@ -46,8 +46,8 @@ Action act(Action::Kind kind) {
     return action;
 }
 
-Action answer_with(unsigned status, std::string body,
-                   std::vector<std::pair<std::string, std::string>> headers = {}, bool chunked = false) {
+Action answer_with(unsigned status, std::string body, std::vector<std::pair<std::string, std::string>> headers = {},
+                   bool chunked = false) {
     Action action;
     action.status = status;
     action.body = std::move(body);
@@ -64,8 +64,7 @@ struct Seen {
 // One listening socket on 127.0.0.1:<ephemeral>; every request is recorded and answered per `script`.
 class TinyServer {
 public:
-    explicit TinyServer(asio::io_context& ioc)
-        : acceptor_(ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+    explicit TinyServer(asio::io_context& ioc) : acceptor_(ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
         asio::co_spawn(ioc, accept_loop(), asio::detached);
     }
 
@@ -81,7 +80,8 @@ private:
         for (;;) {
             boost::system::error_code ec;
             tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
-            if (ec) co_return;
+            if (ec)
+                co_return;
             asio::co_spawn(acceptor_.get_executor(), session(std::move(socket), accepted++), asio::detached);
         }
     }
@@ -92,7 +92,8 @@ private:
             boost::system::error_code ec;
             HttpRequest request;
             co_await http::async_read(socket, buffer, request, asio::redirect_error(asio::use_awaitable, ec));
-            if (ec) co_return;
+            if (ec)
+                co_return;
             seen.push_back({request, connection});
             const Action action = script ? script(request) : Action{};
             if (action.kind == Action::hang) {
@@ -106,14 +107,16 @@ private:
                 co_return;
             }
             HttpResponse response{static_cast<http::status>(action.status), 11};
-            for (const auto& [name, value] : action.headers) response.set(name, value);
+            for (const auto& [name, value] : action.headers)
+                response.set(name, value);
             response.body() = action.body;
             if (action.chunked)
                 response.chunked(true);
             else
                 response.prepare_payload();
             co_await http::async_write(socket, response, asio::redirect_error(asio::use_awaitable, ec));
-            if (ec || action.kind == Action::respond_then_close) co_return;
+            if (ec || action.kind == Action::respond_then_close)
+                co_return;
         }
     }
 
@@ -136,7 +139,8 @@ T run(asio::io_context& ioc, std::function<asio::awaitable<T>()> make) {
     const auto give_up = std::chrono::steady_clock::now() + 10s;
     while (!out && std::chrono::steady_clock::now() < give_up) {
         ioc.run_for(5ms);
-        if (ioc.stopped()) ioc.restart();
+        if (ioc.stopped())
+            ioc.restart();
     }
     EXPECT_TRUE(out) << "timed out";
     return std::move(*out);
@@ -148,7 +152,8 @@ Result<ImdsResponse> get_token(asio::io_context& ioc, ImdsClient& client, const 
 
 std::set<std::string> header_names(const HttpRequest& request) {
     std::set<std::string> names;
-    for (const auto& field : request) names.insert(std::string(field.name_string()));
+    for (const auto& field : request)
+        names.insert(std::string(field.name_string()));
     return names;
 }
 
@@ -195,21 +200,28 @@ TEST(TokenImdsClient, PercentEncodesAllButUnreservedCharacters) {
     struct Row {
         std::string in, out;
     };
-    const Row rows[] = {{"AZaz09-._~", "AZaz09-._~"}, {"a b", "a%20b"}, {"https://x/", "https%3A%2F%2Fx%2F"},
-                        {"a&b=c?d#e+f", "a%26b%3Dc%3Fd%23e%2Bf"}, {"\xc3\xa9", "%C3%A9"}, {"", ""}};
-    for (const auto& row : rows) EXPECT_EQ(percent_encode(row.in), row.out) << row.in;
+    const Row rows[] = {{"AZaz09-._~", "AZaz09-._~"},
+                        {"a b", "a%20b"},
+                        {"https://x/", "https%3A%2F%2Fx%2F"},
+                        {"a&b=c?d#e+f", "a%26b%3Dc%3Fd%23e%2Bf"},
+                        {"\xc3\xa9", "%C3%A9"},
+                        {"", ""}};
+    for (const auto& row : rows)
+        EXPECT_EQ(percent_encode(row.in), row.out) << row.in;
 }
 
 TEST(TokenImdsClient, ReusesKeepAliveConnections) {
     asio::io_context ioc;
     TinyServer server(ioc);
     ImdsClient client(ioc.get_executor(), options_for(server));
-    for (int i = 0; i < 3; ++i) ASSERT_TRUE(get_token(ioc, client, {"c", "", "", "r"}));
+    for (int i = 0; i < 3; ++i)
+        ASSERT_TRUE(get_token(ioc, client, {"c", "", "", "r"}));
     EXPECT_EQ(server.accepted, 1);
     EXPECT_EQ(client.connections_opened(), 1u);
     EXPECT_EQ(client.idle_connections(), 1u);
     ASSERT_EQ(server.seen.size(), 3u);
-    for (const auto& s : server.seen) EXPECT_EQ(s.connection, 0);
+    for (const auto& s : server.seen)
+        EXPECT_EQ(s.connection, 0);
 }
 
 TEST(TokenImdsClient, RetriesOnceOnAFreshConnectionWhenAKeptConnectionWasClosed) {

@@ -102,7 +102,8 @@ TEST(TokenParsing, RetryableStatuses) {
     };
     const Row rows[] = {{0, true},    {200, false}, {400, false}, {401, false}, {403, false}, {404, true},
                         {408, false}, {410, true},  {429, true},  {500, true},  {503, true},  {599, true}};
-    for (const auto& row : rows) EXPECT_EQ(is_retryable_status(row.status), row.retry) << row.status;
+    for (const auto& row : rows)
+        EXPECT_EQ(is_retryable_status(row.status), row.retry) << row.status;
 }
 
 TEST(TokenParsing, BackoffFollowsImdsGuidance) {
@@ -112,10 +113,9 @@ TEST(TokenParsing, BackoffFollowsImdsGuidance) {
         std::chrono::milliseconds delay;
     };
     const Row rows[] = {
-        {0, {}, 0ms},          {1, {}, 2000ms},     {2, {}, 6000ms},     {3, {}, 14000ms},
-        {4, {}, 30000ms},      {5, {}, 60000ms},    {50, {}, 60000ms},   {-1, {}, 0ms},
-        {0, 1s, 1000ms},       {1, 1s, 2000ms},     {1, 5s, 5000ms},     {4, 45s, 45000ms},
-        {0, 600s, 60000ms},
+        {0, {}, 0ms},     {1, {}, 2000ms},   {2, {}, 6000ms},    {3, {}, 14000ms}, {4, {}, 30000ms},
+        {5, {}, 60000ms}, {50, {}, 60000ms}, {-1, {}, 0ms},      {0, 1s, 1000ms},  {1, 1s, 2000ms},
+        {1, 5s, 5000ms},  {4, 45s, 45000ms}, {0, 600s, 60000ms},
     };
     for (const auto& row : rows)
         EXPECT_EQ(backoff_delay(row.retry, row.retry_after), row.delay)
@@ -127,9 +127,11 @@ TEST(TokenParsing, RetryAfter) {
         std::string value;
         std::optional<std::chrono::seconds> parsed;
     };
-    const Row rows[] = {{"1", 1s},   {" 3 ", 3s}, {"0", 0s},  {"120", 60s}, {"99999999999", 60s},
-                        {"", {}},    {"-1", {}},  {"1.5", {}}, {"Wed, 21 Oct 2015 07:28:00 GMT", {}}};
-    for (const auto& row : rows) EXPECT_EQ(parse_retry_after(row.value), row.parsed) << row.value;
+    const Row rows[] = {{"1", 1s},    {" 3 ", 3s},          {"0", 0s},
+                        {"120", 60s}, {"99999999999", 60s}, {"", {}},
+                        {"-1", {}},   {"1.5", {}},          {"Wed, 21 Oct 2015 07:28:00 GMT", {}}};
+    for (const auto& row : rows)
+        EXPECT_EQ(parse_retry_after(row.value), row.parsed) << row.value;
 }
 
 TEST(TokenParsing, FingerprintIsShortAndStable) {

@@ -7,18 +7,18 @@
 
 #include <cstdio>
 #include <iostream>
-#include <sstream>
-#include <thread>
 #include <map>
+#include <sstream>
 #include <string>
+#include <thread>
 
 #include "datapath/datapath.h"
 #include "support/podid_node.h"
 
 namespace {
 
-using podid::test::PodidNode;
 using nlohmann::json;
+using podid::test::PodidNode;
 
 const std::string kStorageReader = "5f1c7d2e-8a43-4e6b-9b1a-3c2d4e5f6a7b";
 const std::string kVaultReader = "a0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4d";
@@ -41,13 +41,15 @@ void expect(bool ok, const std::string& what) {
 }
 
 void show_token(PodidNode& pn, const std::string& pod, const std::string& expected_client) {
-    std::cout << "   $ kubectl exec " << pod << " -- curl -H 'Metadata: true' 'http://169.254.169.254" << kPath << "'\n";
+    std::cout << "   $ kubectl exec " << pod << " -- curl -H 'Metadata: true' 'http://169.254.169.254" << kPath
+              << "'\n";
     auto r = pn.curl(pod, kPath);
     json body = r.json();
     if (r.status == 200) {
         json claims = podid::test::jwt_claims(body.value("access_token", ""));
-        std::cout << "   -> 200 client_id=" << body.value("client_id", "") << " expires_in=" << body.value("expires_in", "")
-                  << " token.appid=" << claims.value("appid", "") << " token.aud=" << claims.value("aud", "") << "\n";
+        std::cout << "   -> 200 client_id=" << body.value("client_id", "")
+                  << " expires_in=" << body.value("expires_in", "") << " token.appid=" << claims.value("appid", "")
+                  << " token.aud=" << claims.value("aud", "") << "\n";
     } else {
         std::cout << "   -> " << r.status << " " << r.body << r.err << "\n";
     }
@@ -146,8 +148,8 @@ int run() {
 
     step("Audit log (one JSON line per token request; tokens appear only as a hash)");
     for (const auto& line : pn->audit_lines()) {
-        std::cout << "   " << line.value("decision", "") << " " << line.value("reason", "") << " status="
-                  << line.value("status", 0) << " comm=" << line["caller"].value("comm", "")
+        std::cout << "   " << line.value("decision", "") << " " << line.value("reason", "")
+                  << " status=" << line.value("status", 0) << " comm=" << line["caller"].value("comm", "")
                   << " cgroup_id=" << line["caller"].value("cgroup_id", 0u)
                   << " granted=" << line.value("granted_identity", "") << " cache=" << line.value("cache", "")
                   << " token_sha256=" << line.value("token_sha256", "") << "\n";
@@ -157,8 +159,12 @@ int run() {
         std::cout << "   full line: " << lines.front().dump() << "\n";
 
     step("What an SRE sees: podidctl");
-    for (int i = 0; i < 50 && pn->node().run({PODIDCTL_BIN, "--socket", pn->admin_socket_path(), "--bpffs",
-                                              pn->pin_dir(), "status"}, "", "").exit_code != 0; ++i)
+    for (int i = 0;
+         i < 50 &&
+         pn->node()
+                 .run({PODIDCTL_BIN, "--socket", pn->admin_socket_path(), "--bpffs", pn->pin_dir(), "status"}, "", "")
+                 .exit_code != 0;
+         ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(100));  // readiness after the restart's self-check
     std::cout << "   $ podidctl status\n";
     auto status = ctl({"status"});
@@ -190,16 +196,16 @@ int run() {
         }
     }
     auto stats = pn->emulator_stats();
-    std::cout << "   upstream IMDS token requests (emulator's count): " << stats.value("token_requests", -1)
-              << " for " << pn->audit_lines().size() << " pod token requests\n";
+    std::cout << "   upstream IMDS token requests (emulator's count): " << stats.value("token_requests", -1) << " for "
+              << pn->audit_lines().size() << " pod token requests\n";
 
     step("Cleaning up (namespaces, cgroups, pins)");
     std::string prefix = pn->node().prefix();
     pn.reset();
     auto left = podid::test::TestNode::leftovers(prefix);
     expect(left.empty(), "nothing left behind");
-    std::cout << "\n" << (failures == 0 ? green("demo finished: every check passed") : red("demo: some checks failed"))
-              << "\n";
+    std::cout << "\n"
+              << (failures == 0 ? green("demo finished: every check passed") : red("demo: some checks failed")) << "\n";
     return failures == 0 ? 0 : 1;
 }
 
