@@ -412,7 +412,13 @@ int run_agent(const AgentOptions& o) {
         bindings = file_bindings.get();
     }
 
-    asio::io_context io(static_cast<int>(o.threads));
+    // One io_context per I/O thread (see http/server.h): `io` also carries the control plane (API server
+    // watches, upstream IMDS client, admin and metrics endpoints, signals); the others serve pods only.
+    asio::io_context io(1);
+    std::vector<std::unique_ptr<asio::io_context>> serving_only;
+    std::vector<asio::io_context*> serving = {&io};
+    for (unsigned i = 1; i < o.threads; ++i)
+        serving.push_back(serving_only.emplace_back(std::make_unique<asio::io_context>(1)).get());
     // Built once everything it reads exists; the token cache and the pod watch report to it before that
     // through this pointer (null until then).
     std::unique_ptr<Metrics> metrics;
@@ -581,7 +587,7 @@ int run_agent(const AgentOptions& o) {
     limits.caller_request_burst = static_cast<double>(o.caller_burst);
     HandlerOptions handler_options;
     handler_options.block_instance_metadata = o.block_instance_metadata;
-    Server server(io, deps, handler_options, limits);
+    Server server(serving, deps, handler_options, limits);
 
     using tcp = asio::ip::tcp;
     for (auto [address, loopback] : {std::pair{o.node_ip, false}, std::pair{std::string("127.0.0.1"), true}}) {
@@ -665,6 +671,8 @@ int run_agent(const AgentOptions& o) {
                 log_info("stopped; BPF programs stay pinned", kv("bpffs", o.bpffs));
                 if (kube_state)
                     kube_state->stop();
+                for (auto& context : serving_only)
+                    context->stop();
                 io.stop();
                 return;
             }
@@ -681,8 +689,11 @@ int run_agent(const AgentOptions& o) {
 
     self_check.start();  // runs in its own thread: the I/O threads must be running to answer it
     std::vector<std::thread> workers;
-    for (unsigned i = 1; i < o.threads; ++i)
-        workers.emplace_back([&io] { io.run(); });
+    for (auto& context : serving_only)
+        workers.emplace_back([&context] {
+            auto busy = asio::make_work_guard(*context);  // runs until the drain stops it
+            context->run();
+        });
     io.run();
     for (auto& t : workers)
         t.join();

@@ -1,6 +1,11 @@
-// The HTTP server pods are redirected to: Boost.Beast sessions as coroutines, one strand per
-// connection, attribution of every connection through the kernel's origin record, limits and a
-// graceful drain on SIGTERM. Request decisions live in imds_handler (pure); this file does I/O only.
+// The HTTP server pods are redirected to: Boost.Beast sessions as coroutines, attribution of every
+// connection through the kernel's origin record, limits and a graceful drain on SIGTERM. Request
+// decisions live in imds_handler (pure); this file does I/O only.
+//
+// Threading: one io_context per I/O thread, each run by exactly one thread. Every context accepts on
+// the same listening socket (a dup of it: one socket, so no other process can join the port as it
+// could with SO_REUSEPORT) and a connection lives on the context that accepted it, so a request never
+// crosses threads and sessions need no strand.
 #pragma once
 
 #include <atomic>
@@ -96,7 +101,9 @@ struct ServerDeps {
 
 class Server {
 public:
-    Server(boost::asio::io_context& io, ServerDeps deps, HandlerOptions options, ServerLimits limits);
+    // `contexts`: one per I/O thread (at least one), each run by a single thread; they outlive the server.
+    Server(std::vector<boost::asio::io_context*> contexts, ServerDeps deps, HandlerOptions options,
+           ServerLimits limits);
     ~Server();
 
     // Binds and listens; `loopback` marks the 127.0.0.1 listener (where /host/token lives).
@@ -112,7 +119,7 @@ private:
     boost::asio::awaitable<HttpResponse> handle(const HttpRequest& req, const std::optional<Origin>& origin,
                                                 bool loopback, AuditRecord& record, std::optional<Caller>& caller);
 
-    boost::asio::io_context& io_;
+    std::vector<boost::asio::io_context*> contexts_;
     ServerDeps deps_;
     HandlerOptions options_;
     ServerLimits limits_;

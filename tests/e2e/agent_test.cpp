@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -162,6 +163,28 @@ TEST_F(AgentTest, ConcurrentPodsNeverGetEachOthersToken) {
     // Two identities, one resource: two upstream calls however many requests.
     EXPECT_EQ(pn_->emulator_stats().value("token_requests", -1), 2);
     expect_no_pod_reached_imds();
+}
+
+// One connection per request (Connection: close), as one-shot clients do: the agent answers and closes at once,
+// its FIN in the answer's segment, so the client closes second and the TIME_WAIT state stays on the agent's side.
+// Were the client left holding it, a pod making new connections quickly would run out of ephemeral ports toward
+// the agent within seconds (each connect() then crawls the port range: 20-50 ms per connection was measured).
+TEST_F(AgentTest, ConnectionPerRequestLeavesTimeWaitOnTheAgentSide) {
+    constexpr int kRequests = 200;
+    auto r = pn_->node().run({PODID_PROBE_BIN, "loop", "169.254.169.254", "80", kTokenPath, std::to_string(kRequests),
+                              "-H", "Metadata: true", "--graceful-close", "--expect", "\"client_id\":\"" + kIdA + "\""},
+                             pn_->node().pod("a").netns, pn_->node().pod("a").cgroup_dir, 60s);
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    auto time_wait = [&](const std::string& netns) {
+        auto ss = pn_->node().run({"ss", "-Htan", "state", "time-wait"}, netns, "");
+        EXPECT_EQ(ss.exit_code, 0) << ss.err;
+        return std::count(ss.out.begin(), ss.out.end(), '\n');
+    };
+    const auto client_side = time_wait(pn_->node().pod("a").netns);
+    const auto agent_side = time_wait(pn_->node().node_netns());
+    EXPECT_LE(client_side, kRequests / 20)
+        << "the pod kept " << client_side << " TIME_WAIT sockets for " << kRequests << " requests";
+    EXPECT_GE(agent_side, kRequests * 9 / 10);
 }
 
 TEST_F(AgentTest, UpstreamThrottlingDoesNotReachClientsWhileCached) {

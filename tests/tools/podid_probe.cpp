@@ -86,14 +86,19 @@ void set_timeouts(int fd, int seconds) {
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
+// --graceful-close: close like an ordinary client (FIN, no SO_LINGER reset), to see who keeps TIME_WAIT.
+bool g_graceful_close = false;
+
 int connect_to(const Target& t) {
     int fd = socket(t.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
     set_timeouts(fd, 5);
-    // Short-lived connections in loops: no TIME_WAIT pile-up on the client side.
-    linger lg{1, 0};
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    if (!g_graceful_close) {
+        // Short-lived connections in loops: no TIME_WAIT pile-up on the client side.
+        linger lg{1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
     if (connect(fd, reinterpret_cast<const sockaddr*>(&t.addr), t.len) != 0) {
         int err = errno;
         close(fd);
@@ -270,6 +275,8 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < rest.size(); ++i) {
         if (rest[i] == "--v6mapped")
             v6mapped = true;
+        else if (rest[i] == "--graceful-close")
+            g_graceful_close = true;
         else if (rest[i] == "-H" && i + 1 < rest.size())
             headers.push_back(rest[++i]);
         else if (rest[i] == "--expect" && i + 1 < rest.size())
