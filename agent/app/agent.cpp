@@ -69,12 +69,9 @@ std::string sockaddr_text(const sockaddr_storage& ss) {
 class DatapathOrigins : public OriginSource {
 public:
     DatapathOrigins(const Datapath& dp, RecentConnections& recent) : dp_(dp), recent_(recent) {}
-    std::optional<Origin> origin_of(int fd) const override {
-        // The addresses are read once here and serve both the kernel lookup and the ring.
-        sockaddr_storage peer{}, local{};
-        socklen_t plen = sizeof(peer), llen = sizeof(local);
-        const bool known = ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) == 0 &&
-                           ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) == 0;
+    std::optional<Origin> origin_of(const sockaddr_storage& peer, const sockaddr_storage& local) const override {
+        // The same addresses serve both the kernel lookup and the ring.
+        const bool known = peer.ss_family != AF_UNSPEC && local.ss_family != AF_UNSPEC;
         std::optional<Origin> origin = known ? dp_.origin_of(peer, local) : std::nullopt;
         ConnRecord r;
         r.time_ms =

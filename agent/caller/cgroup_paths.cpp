@@ -52,27 +52,33 @@ std::vector<std::string_view> split_fields(std::string_view line) {
     std::vector<std::string_view> fields;
     std::size_t i = 0;
     while (i < line.size()) {
-        while (i < line.size() && line[i] == ' ') ++i;
+        while (i < line.size() && line[i] == ' ')
+            ++i;
         std::size_t start = i;
-        while (i < line.size() && line[i] != ' ') ++i;
-        if (i > start) fields.push_back(line.substr(start, i - start));
+        while (i < line.size() && line[i] != ' ')
+            ++i;
+        if (i > start)
+            fields.push_back(line.substr(start, i - start));
     }
     return fields;
 }
 
 bool is_dir(const std::string& path) {
-    struct stat st{};
+    struct stat st {};
     return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 std::vector<std::string> list_subdirs(const std::string& dir) {
     std::vector<std::string> names;
     DIR* d = ::opendir(dir.c_str());
-    if (d == nullptr) return names;
+    if (d == nullptr)
+        return names;
     while (struct dirent* e = ::readdir(d)) {
         std::string name = e->d_name;
-        if (name == "." || name == "..") continue;
-        if (e->d_type == DT_DIR || (e->d_type == DT_UNKNOWN && is_dir(dir + "/" + name))) names.push_back(name);
+        if (name == "." || name == "..")
+            continue;
+        if (e->d_type == DT_DIR || (e->d_type == DT_UNKNOWN && is_dir(dir + "/" + name)))
+            names.push_back(name);
     }
     ::closedir(d);
     return names;
@@ -82,16 +88,20 @@ bool has_dotdot_segment(std::string_view path) {
     std::size_t i = 0;
     while (i <= path.size()) {
         std::size_t end = path.find('/', i);
-        if (end == std::string_view::npos) end = path.size();
-        if (path.substr(i, end - i) == "..") return true;
+        if (end == std::string_view::npos)
+            end = path.size();
+        if (path.substr(i, end - i) == "..")
+            return true;
         i = end + 1;
     }
     return false;
 }
 
 std::string join(const std::string& mount, std::string_view relative) {
-    if (relative.empty() || relative == "/") return mount;
-    if (relative.front() != '/') return mount + "/" + std::string(relative);
+    if (relative.empty() || relative == "/")
+        return mount;
+    if (relative.front() != '/')
+        return mount + "/" + std::string(relative);
     return mount + std::string(relative);
 }
 
@@ -116,27 +126,35 @@ Result<std::string> parse_cgroup2_mount(std::string_view text) {
     std::size_t pos = 0;
     while (pos < text.size()) {
         std::size_t end = text.find('\n', pos);
-        if (end == std::string_view::npos) end = text.size();
+        if (end == std::string_view::npos)
+            end = text.size();
         std::string_view line = text.substr(pos, end - pos);
         pos = end + 1;
         // id parent major:minor root mountpoint options [optional fields...] - fstype source superoptions
         auto fields = split_fields(line);
         std::size_t sep = 0;
-        while (sep < fields.size() && fields[sep] != "-") ++sep;
-        if (sep < 5 || sep + 1 >= fields.size()) continue;
-        if (fields[sep + 1] != "cgroup2") continue;
+        while (sep < fields.size() && fields[sep] != "-")
+            ++sep;
+        if (sep < 5 || sep + 1 >= fields.size())
+            continue;
+        if (fields[sep + 1] != "cgroup2")
+            continue;
         std::string mount_point = unescape_octal(fields[4]);
-        if (fields[3] == "/") return mount_point;
-        if (first.empty()) first = mount_point;
+        if (fields[3] == "/")
+            return mount_point;
+        if (first.empty())
+            first = mount_point;
     }
-    if (!first.empty()) return first;
+    if (!first.empty())
+        return first;
     return make_error("no cgroup2 mount found in mountinfo: this node needs cgroup v2 (unified or hybrid layout)",
                       ENOENT);
 }
 
 Result<std::string> find_cgroup2_mount(const std::string& mountinfo) {
     auto text = read_small_file(mountinfo);
-    if (!text) return text.error();
+    if (!text)
+        return text.error();
     return parse_cgroup2_mount(*text);
 }
 
@@ -144,30 +162,36 @@ std::string parse_own_cgroup(std::string_view text) {
     std::size_t pos = 0;
     while (pos < text.size()) {
         std::size_t end = text.find('\n', pos);
-        if (end == std::string_view::npos) end = text.size();
+        if (end == std::string_view::npos)
+            end = text.size();
         std::string_view line = text.substr(pos, end - pos);
         pos = end + 1;
-        if (line.rfind("0::", 0) == 0) return std::string(line.substr(3));
+        if (line.rfind("0::", 0) == 0)
+            return std::string(line.substr(3));
     }
     return {};
 }
 
 std::string own_cgroup_path(const std::string& proc_cgroup) {
     auto text = read_small_file(proc_cgroup);
-    if (!text) return {};
+    if (!text)
+        return {};
     return parse_own_cgroup(*text);
 }
 
 Result<std::string> detect_kubepods_root(const std::string& mount_in) {
     std::string mount = mount_in;
-    while (mount.size() > 1 && mount.back() == '/') mount.pop_back();
-    if (!is_dir(mount)) return make_error("cgroup2 mount " + mount + " is not a directory", ENOTDIR);
+    while (mount.size() > 1 && mount.back() == '/')
+        mount.pop_back();
+    if (!is_dir(mount))
+        return make_error("cgroup2 mount " + mount + " is not a directory", ENOTDIR);
 
     // Breadth first, three levels deep: enough for "/kubepods.slice", a test prefix, or a kind node's
     // "/system.slice/docker-<id>.scope/kubepods.slice", without walking every pod's cgroups.
     constexpr int kMaxDepth = 3;
     std::vector<std::string> level{""};
-    if (looks_like_kubepods_content(list_subdirs(mount))) return std::string("/");
+    if (looks_like_kubepods_content(list_subdirs(mount)))
+        return std::string("/");
     for (int depth = 1; depth <= kMaxDepth && !level.empty(); ++depth) {
         std::vector<std::string> found;
         std::vector<std::string> next;
@@ -181,13 +205,15 @@ Result<std::string> detect_kubepods_root(const std::string& mount_in) {
                 }
             }
         }
-        if (found.size() == 1) return found.front();
+        if (found.size() == 1)
+            return found.front();
         if (found.size() > 1) {
             std::string list;
-            for (const auto& f : found) list += (list.empty() ? "" : ", ") + f;
-            return make_error("several kubepods cgroups under " + mount + " (" + list +
-                                  "): name the one kubelet uses explicitly",
-                              EEXIST);
+            for (const auto& f : found)
+                list += (list.empty() ? "" : ", ") + f;
+            return make_error(
+                "several kubepods cgroups under " + mount + " (" + list + "): name the one kubelet uses explicitly",
+                EEXIST);
         }
         level = std::move(next);
     }
@@ -199,23 +225,27 @@ Result<std::string> detect_kubepods_root(const std::string& mount_in) {
 // ---- CgroupPathResolver ----
 
 Result<std::unique_ptr<CgroupPathResolver>> CgroupPathResolver::open(const std::string& mount_in,
-                                                                     std::size_t cache_capacity) {
+                                                                     std::size_t cache_capacity,
+                                                                     std::chrono::milliseconds revalidate_after) {
     std::string mount = mount_in;
-    while (mount.size() > 1 && mount.back() == '/') mount.pop_back();
+    while (mount.size() > 1 && mount.back() == '/')
+        mount.pop_back();
     int fd = ::open(mount.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
         int err = errno;
         return make_error("cannot open cgroup2 mount " + mount + ": " + errno_text(err), err);
     }
     return std::unique_ptr<CgroupPathResolver>(
-        new CgroupPathResolver(std::move(mount), fd, cache_capacity == 0 ? 1 : cache_capacity));
+        new CgroupPathResolver(std::move(mount), fd, cache_capacity == 0 ? 1 : cache_capacity, revalidate_after));
 }
 
-CgroupPathResolver::CgroupPathResolver(std::string mount, int mount_fd, std::size_t capacity)
-    : mount_(std::move(mount)), mount_fd_(mount_fd), capacity_(capacity) {}
+CgroupPathResolver::CgroupPathResolver(std::string mount, int mount_fd, std::size_t capacity,
+                                       std::chrono::milliseconds revalidate)
+    : mount_(std::move(mount)), mount_fd_(mount_fd), capacity_(capacity), revalidate_after_(revalidate) {}
 
 CgroupPathResolver::~CgroupPathResolver() {
-    if (mount_fd_ >= 0) ::close(mount_fd_);
+    if (mount_fd_ >= 0)
+        ::close(mount_fd_);
 }
 
 bool CgroupPathResolver::uses_file_handles() const {
@@ -229,30 +259,39 @@ void CgroupPathResolver::disable_file_handles() {
 }
 
 uint64_t CgroupPathResolver::id_of(const std::string& relative_path) const {
-    if (has_dotdot_segment(relative_path)) return 0;
-    struct stat st{};
+    if (has_dotdot_segment(relative_path))
+        return 0;
+    struct stat st {};
     std::string full = join(mount_, relative_path);
-    if (::stat(full.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return 0;
+    if (::stat(full.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+        return 0;
     return static_cast<uint64_t>(st.st_ino);
 }
 
 bool CgroupPathResolver::still_valid(uint64_t id, const std::string& path) const { return id_of(path) == id; }
 
 Result<std::string> CgroupPathResolver::path_of(uint64_t id) {
-    if (id == 0) return make_error("cgroup id 0 names no cgroup", ENOENT);
+    if (id == 0)
+        return make_error("cgroup id 0 names no cgroup", ENOENT);
     std::string cached;
     bool handles = true;
+    const auto now = std::chrono::steady_clock::now();
     {
         std::lock_guard lock(mu_);
         handles = use_handles_;
         auto it = cache_.find(id);
         if (it != cache_.end()) {
-            cached = it->second.path;
             lru_.splice(lru_.begin(), lru_, it->second.lru_pos);
+            if (now - it->second.checked < revalidate_after_)
+                return it->second.path;
+            cached = it->second.path;
         }
     }
     if (!cached.empty()) {
-        if (still_valid(id, cached)) return cached;
+        if (still_valid(id, cached)) {
+            remember(id, cached, now);
+            return cached;
+        }
         forget(id);
     }
     Result<std::string> found = make_error("unresolved", ENOENT);
@@ -267,7 +306,8 @@ Result<std::string> CgroupPathResolver::path_of(uint64_t id) {
     } else {
         found = resolve_by_scan(id);
     }
-    if (found.ok()) remember(id, *found);
+    if (found.ok())
+        remember(id, *found, now);
     return found;
 }
 
@@ -293,8 +333,10 @@ Result<std::string> CgroupPathResolver::resolve_by_handle(uint64_t id) {
     ssize_t n = ::readlink(link.c_str(), buf, sizeof(buf));
     int err = errno;
     ::close(fd);
-    if (n < 0) return make_error("readlink " + link + ": " + errno_text(err), err);
-    if (static_cast<std::size_t>(n) >= sizeof(buf)) return make_error("cgroup path too long", ENAMETOOLONG);
+    if (n < 0)
+        return make_error("readlink " + link + ": " + errno_text(err), err);
+    if (static_cast<std::size_t>(n) >= sizeof(buf))
+        return make_error("cgroup path too long", ENAMETOOLONG);
     std::string abs(buf, static_cast<std::size_t>(n));
 
     constexpr std::string_view kDeleted = " (deleted)";
@@ -323,14 +365,17 @@ Result<std::string> CgroupPathResolver::resolve_by_scan(uint64_t id) {
     std::lock_guard lock(scan_mu_);
     auto lookup = [&]() -> std::string {
         auto it = scan_index_.find(id);
-        if (it != scan_index_.end() && still_valid(id, it->second)) return it->second;
+        if (it != scan_index_.end() && still_valid(id, it->second))
+            return it->second;
         return {};
     };
     std::string hit = lookup();
-    if (!hit.empty()) return hit;
+    if (!hit.empty())
+        return hit;
     if (scans_started_.load() != scans_seen) {
         hit = lookup();
-        if (!hit.empty()) return hit;
+        if (!hit.empty())
+            return hit;
         return make_error("no cgroup with id " + std::to_string(id), ENOENT);
     }
 
@@ -342,33 +387,39 @@ Result<std::string> CgroupPathResolver::resolve_by_scan(uint64_t id) {
         pending.pop_back();
         const char* at = rel == "/" ? "." : rel.c_str() + 1;
         int dfd = ::openat(mount_fd_, at, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (dfd < 0) continue;  // removed while we walked
-        struct stat st{};
-        if (::fstat(dfd, &st) == 0) index[static_cast<uint64_t>(st.st_ino)] = rel;
+        if (dfd < 0)
+            continue;  // removed while we walked
+        struct stat st {};
+        if (::fstat(dfd, &st) == 0)
+            index[static_cast<uint64_t>(st.st_ino)] = rel;
         DIR* d = ::fdopendir(dfd);
         if (d == nullptr) {
             ::close(dfd);
             continue;
         }
         while (struct dirent* e = ::readdir(d)) {
-            if (e->d_type != DT_DIR) continue;  // kernfs always fills d_type
+            if (e->d_type != DT_DIR)
+                continue;  // kernfs always fills d_type
             std::string_view name = e->d_name;
-            if (name == "." || name == "..") continue;
+            if (name == "." || name == "..")
+                continue;
             pending.push_back(rel == "/" ? "/" + std::string(name) : rel + "/" + std::string(name));
         }
         ::closedir(d);
     }
     scan_index_ = std::move(index);
     hit = lookup();
-    if (!hit.empty()) return hit;
+    if (!hit.empty())
+        return hit;
     return make_error("no cgroup with id " + std::to_string(id), ENOENT);
 }
 
-void CgroupPathResolver::remember(uint64_t id, const std::string& path) {
+void CgroupPathResolver::remember(uint64_t id, const std::string& path, std::chrono::steady_clock::time_point checked) {
     std::lock_guard lock(mu_);
     auto it = cache_.find(id);
     if (it != cache_.end()) {
         it->second.path = path;
+        it->second.checked = checked;
         lru_.splice(lru_.begin(), lru_, it->second.lru_pos);
         return;
     }
@@ -377,13 +428,14 @@ void CgroupPathResolver::remember(uint64_t id, const std::string& path) {
         lru_.pop_back();
     }
     lru_.push_front(id);
-    cache_.emplace(id, CacheEntry{path, lru_.begin()});
+    cache_.emplace(id, CacheEntry{path, lru_.begin(), checked});
 }
 
 void CgroupPathResolver::forget(uint64_t id) {
     std::lock_guard lock(mu_);
     auto it = cache_.find(id);
-    if (it == cache_.end()) return;
+    if (it == cache_.end())
+        return;
     lru_.erase(it->second.lru_pos);
     cache_.erase(it);
 }

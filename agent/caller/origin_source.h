@@ -2,6 +2,8 @@
 // a fake in handler tests).
 #pragma once
 
+#include <sys/socket.h>
+
 #include <optional>
 
 #include "caller/caller.h"
@@ -11,7 +13,9 @@ namespace podid {
 class OriginSource {
 public:
     virtual ~OriginSource() = default;
-    virtual std::optional<Origin> origin_of(int accepted_fd) const = 0;
+    // The connection's two ends as accept() and the listener's bound address give them: the server already has
+    // both, so no getpeername()/getsockname() is spent per connection.
+    virtual std::optional<Origin> origin_of(const sockaddr_storage& peer, const sockaddr_storage& local) const = 0;
 };
 
 }  // namespace podid

@@ -10,6 +10,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -272,6 +273,32 @@ std::optional<Origin> Datapath::origin_of(int accepted_fd) const {
     return origin_of(peer, local);
 }
 
+namespace {
+
+// Whether the kernel takes BPF_MAP_LOOKUP_AND_DELETE_ELEM on hash maps (5.14+); the same for the whole process.
+std::atomic<bool> g_lookup_and_delete{true};
+constexpr int kKernelEnotsupp = 524;  // what 5.10-5.13 answer for hash maps (the kernel's internal ENOTSUPP)
+
+// One read per connection: the entry is not needed again, and a reused 4-tuple gets a fresh one. One syscall
+// where the kernel allows it, else a lookup and a delete.
+bool take_origin(int fd, const podid_tuple& key, podid_origin& value) {
+    if (g_lookup_and_delete.load(std::memory_order_relaxed)) {
+        if (bpf_map_lookup_and_delete_elem(fd, &key, &value) == 0)
+            return true;
+        if (errno == ENOENT)
+            return false;
+        if (errno != EINVAL && errno != EOPNOTSUPP && errno != kKernelEnotsupp)
+            return false;
+        g_lookup_and_delete.store(false, std::memory_order_relaxed);  // older kernel: two calls from now on
+    }
+    if (bpf_map_lookup_elem(fd, &key, &value) != 0)
+        return false;
+    bpf_map_delete_elem(fd, &key);
+    return true;
+}
+
+}  // namespace
+
 std::optional<Origin> Datapath::origin_of(const sockaddr_storage& peer, const sockaddr_storage& local) const {
     podid_tuple key{};
     if (peer.ss_family == AF_INET && local.ss_family == AF_INET) {
@@ -295,11 +322,8 @@ std::optional<Origin> Datapath::origin_of(const sockaddr_storage& peer, const so
     }
 
     podid_origin value{};
-    int fd = conn_origin_fd();
-    if (bpf_map_lookup_elem(fd, &key, &value) != 0)
+    if (!take_origin(conn_origin_fd(), key, value))
         return std::nullopt;
-    // One read per connection: the entry is not needed again, and a reused 4-tuple gets a fresh one.
-    bpf_map_delete_elem(fd, &key);
 
     Origin o;
     o.cgroup_id = value.cgroup_id;

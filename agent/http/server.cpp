@@ -93,6 +93,7 @@ private:
     std::optional<Caller> caller_;        // resolved at the first request that needed it, refreshed after
     bool busy_ = false;
     bool draining_ = false;
+    bool sent_fin_ = false;
 };
 
 // Waits for the next request's first byte up to the idle timeout. The whole request then has
@@ -154,6 +155,7 @@ asio::awaitable<beast::error_code> Server::Session::write_response(HttpResponse&
     if (last) {
         beast::error_code ignored;
         socket.shutdown(tcp::socket::shutdown_send, ignored);  // flushes the corked answer with the FIN
+        sent_fin_ = true;
     }
     co_return ec;
 }
@@ -245,7 +247,8 @@ asio::awaitable<void> Server::Session::run() {
             break;
     }
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    if (!sent_fin_)
+        stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
     stream_.socket().close(ignored);
 }
 
@@ -263,6 +266,8 @@ Result<tcp::endpoint> Server::listen(const tcp::endpoint& endpoint, bool loopbac
     auto opened = open_acceptor(contexts_.front()->get_executor(), endpoint);
     if (!opened)
         return opened.error();
+    beast::error_code nodelay_ec;  // accepted sockets inherit TCP_NODELAY from the listener: one call, not one each
+    (*opened)->set_option(tcp::no_delay(true), nodelay_ec);
     std::vector<std::shared_ptr<tcp::acceptor>> per_thread = {*opened};
     for (size_t i = 1; i < contexts_.size(); ++i) {
         const int fd = ::dup(per_thread.front()->native_handle());
@@ -281,15 +286,29 @@ Result<tcp::endpoint> Server::listen(const tcp::endpoint& endpoint, bool loopbac
     const tcp::endpoint bound = per_thread.front()->local_endpoint();
     for (auto& acceptor : per_thread) {
         acceptors_.push_back(acceptor);
-        asio::co_spawn(acceptor->get_executor(), accept_loop(acceptor, loopback), asio::detached);
+        asio::co_spawn(acceptor->get_executor(), accept_loop(acceptor, bound, loopback), asio::detached);
     }
     return bound;
 }
 
-asio::awaitable<void> Server::accept_loop(std::shared_ptr<tcp::acceptor> acceptor, bool loopback) {
+// The local end of a connection to a listener bound to one address is that address; only a wildcard listener
+// needs to ask the socket.
+namespace {
+sockaddr_storage local_end(const tcp::socket& socket, const tcp::endpoint& bound) {
+    sockaddr_storage out{};
+    beast::error_code ec;
+    const tcp::endpoint local = bound.address().is_unspecified() ? socket.local_endpoint(ec) : bound;
+    if (!ec)
+        std::memcpy(&out, local.data(), local.size());
+    return out;
+}
+}  // namespace
+
+asio::awaitable<void> Server::accept_loop(std::shared_ptr<tcp::acceptor> acceptor, tcp::endpoint bound, bool loopback) {
     for (;;) {
         beast::error_code ec;
-        tcp::socket socket = co_await acceptor->async_accept(asio::redirect_error(asio::use_awaitable, ec));
+        tcp::endpoint peer;
+        tcp::socket socket = co_await acceptor->async_accept(peer, asio::redirect_error(asio::use_awaitable, ec));
         if (ec == asio::error::operation_aborted || stopping_.load())
             co_return;
         if (ec) {
@@ -305,13 +324,14 @@ asio::awaitable<void> Server::accept_loop(std::shared_ptr<tcp::acceptor> accepto
         }
         // Attribution happens once per connection, from the kernel's record of who connected; the per-caller
         // connection cap is counted by the same key.
-        std::optional<Origin> origin = deps_.origins->origin_of(socket.native_handle());
+        sockaddr_storage peer_end{};
+        std::memcpy(&peer_end, peer.data(), peer.size());
+        std::optional<Origin> origin = deps_.origins->origin_of(peer_end, local_end(socket, bound));
         const uint64_t caller_key = origin ? origin->cgroup_id : 0;
         if (!caller_limits_.try_open(caller_key, std::chrono::steady_clock::now())) {
             socket.close(ec);  // this caller already holds its share of connections
             continue;
         }
-        socket.set_option(tcp::no_delay(true), ec);
         socket.non_blocking(true, ec);  // sessions try the socket first and wait only when it has no data/room
         auto session = std::make_shared<Session>(*this, std::move(socket), loopback, std::move(origin));
         {

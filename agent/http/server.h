@@ -114,7 +114,8 @@ public:
 
 private:
     class Session;
-    boost::asio::awaitable<void> accept_loop(std::shared_ptr<boost::asio::ip::tcp::acceptor> acceptor, bool loopback);
+    boost::asio::awaitable<void> accept_loop(std::shared_ptr<boost::asio::ip::tcp::acceptor> acceptor,
+                                             boost::asio::ip::tcp::endpoint bound, bool loopback);
     // `caller` is the session's: empty before the connection's first resolution, which fills it.
     boost::asio::awaitable<HttpResponse> handle(const HttpRequest& req, const std::optional<Origin>& origin,
                                                 bool loopback, AuditRecord& record, std::optional<Caller>& caller);

@@ -197,7 +197,8 @@ TEST_P(ResolverOnRealMount, RoundTripAndRemoval) {
                                   "(CAP_SYS_ADMIN, CAP_DAC_READ_SEARCH); run it as root";
     auto mount = find_cgroup2_mount();
     ASSERT_TRUE(mount.ok()) << mount.error().message;
-    auto opened = CgroupPathResolver::open(*mount, 2);  // tiny cache: exercise eviction too
+    // Tiny cache: exercise eviction too. Re-validated on every use, so a removal shows at once.
+    auto opened = CgroupPathResolver::open(*mount, 2, std::chrono::milliseconds(0));
     ASSERT_TRUE(opened.ok()) << opened.error().message;
     auto& resolver = **opened;
     if (!use_handles)
@@ -288,6 +289,41 @@ TEST_P(ResolverOnRealMount, ConcurrentLookups) {
     for (auto& th : threads)
         th.join();
     EXPECT_EQ(wrong.load(), 0);
+}
+
+// With a re-validation window, a cached path is served without touching cgroupfs until the window ends; then a
+// removed cgroup is noticed.
+TEST_P(ResolverOnRealMount, CachedPathIsRevalidatedAfterTheWindow) {
+    const bool use_handles = GetParam();
+    ASSERT_EQ(::geteuid(), 0u) << "this test creates cgroups on the real cgroup2 mount and needs root";
+    auto mount = find_cgroup2_mount();
+    ASSERT_TRUE(mount.ok()) << mount.error().message;
+    const std::string base = "/podid-cgpaths-win-" + std::to_string(::getpid()) + (use_handles ? "-h" : "-s");
+    ScratchCgroups cg(*mount);
+    ASSERT_TRUE(cg.make(base));
+    ASSERT_TRUE(cg.make(base + "/long"));
+    ASSERT_TRUE(cg.make(base + "/short"));
+    auto long_window = CgroupPathResolver::open(*mount, 8, std::chrono::hours(1));
+    auto short_window = CgroupPathResolver::open(*mount, 8, std::chrono::milliseconds(50));
+    ASSERT_TRUE(long_window.ok() && short_window.ok());
+    if (!use_handles) {
+        (*long_window)->disable_file_handles();
+        (*short_window)->disable_file_handles();
+    }
+    const uint64_t long_id = (*long_window)->id_of(base + "/long");
+    const uint64_t short_id = (*short_window)->id_of(base + "/short");
+    ASSERT_TRUE((*long_window)->path_of(long_id).ok());
+    ASSERT_TRUE((*short_window)->path_of(short_id).ok());
+    ASSERT_TRUE(cg.remove(base + "/long"));
+    ASSERT_TRUE(cg.remove(base + "/short"));
+
+    auto cached = (*long_window)->path_of(long_id);  // inside its window: from the cache, no stat()
+    ASSERT_TRUE(cached.ok()) << cached.error().message;
+    EXPECT_EQ(*cached, base + "/long");
+    std::this_thread::sleep_for(std::chrono::milliseconds(120));
+    auto gone = (*short_window)->path_of(short_id);  // past its window: checked again, and gone
+    ASSERT_FALSE(gone.ok()) << "stale path " << *gone;
+    EXPECT_EQ(gone.error().code, ENOENT);
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, ResolverOnRealMount, ::testing::Values(true, false),
