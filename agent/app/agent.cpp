@@ -54,8 +54,7 @@ std::string sockaddr_text(const sockaddr_storage& ss) {
     uint16_t port = 0;
     if (ss.ss_family == AF_INET) {
         const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
-        ::inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-        port = ntohs(a->sin_port);
+        return format_ip4(a->sin_addr.s_addr) + ":" + std::to_string(ntohs(a->sin_port));
     } else if (ss.ss_family == AF_INET6) {
         const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
         ::inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));

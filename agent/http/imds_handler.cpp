@@ -78,7 +78,7 @@ Plan plan_token(const HttpRequest& req, const Classified& what, const Caller& ca
     if (req.method() != http::verb::get) {
         return method_not_allowed(req);
     }
-    Result<ImdsQuery> query = parse_imds_query(split_target(req.target()).query);
+    const Result<ImdsQuery> query = what.query ? *what.query : parse_imds_query(split_target(req.target()).query);
     if (!query) {
         return deny(req, 400, query.error().message, Reason::deny_bad_request);
     }
@@ -113,7 +113,8 @@ Plan plan_token(const HttpRequest& req, const Classified& what, const Caller& ca
 }
 
 // `binding` is the named pod's: the session has resolved it and authorised the caller.
-Plan plan_host_token(const HttpRequest& req, const Binding& binding, const HandlerOptions& options) {
+Plan plan_host_token(const HttpRequest& req, const Classified& what, const Binding& binding,
+                     const HandlerOptions& options) {
     if (!options.loopback_listener) {
         return deny(req, 404, "Not found", Reason::deny_path);
     }
@@ -126,7 +127,7 @@ Plan plan_host_token(const HttpRequest& req, const Binding& binding, const Handl
     if (req["podns"].empty() || req["podname"].empty()) {
         return deny(req, 400, "Required headers podns and podname not specified", Reason::deny_bad_request);
     }
-    Result<ImdsQuery> query = parse_imds_query(split_target(req.target()).query);
+    const Result<ImdsQuery> query = what.query ? *what.query : parse_imds_query(split_target(req.target()).query);
     if (!query) {
         return deny(req, 400, query.error().message, Reason::deny_bad_request);
     }
@@ -226,7 +227,8 @@ Classified classify(const HttpRequest& req) {
     case Route::unknown: out.kind = RequestKind::unknown; break;
     }
     if (out.kind == RequestKind::token || out.kind == RequestKind::probe || out.kind == RequestKind::host_token) {
-        if (Result<ImdsQuery> query = parse_imds_query(target.query)) {
+        out.query = parse_imds_query(target.query);
+        if (const Result<ImdsQuery>& query = *out.query) {
             out.resource = query->resource;
             out.requested_identity = query->selector.to_string();
         }
@@ -239,7 +241,7 @@ Plan plan_request(const HttpRequest& req, const Classified& what, const Caller& 
     switch (what.kind) {
     case RequestKind::token:
     case RequestKind::probe: return plan_token(req, what, caller, binding);
-    case RequestKind::host_token: return plan_host_token(req, binding, options);
+    case RequestKind::host_token: return plan_host_token(req, what, binding, options);
     case RequestKind::instance_metadata:
     case RequestKind::other_metadata: return plan_forward(req, what, options);
     case RequestKind::health:

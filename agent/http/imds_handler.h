@@ -12,6 +12,7 @@
 #include <boost/beast/http/string_body.hpp>
 
 #include "caller/caller.h"
+#include "http/target.h"
 #include "observe/reason.h"
 #include "policy/binding.h"
 #include "token/token.h"
@@ -39,10 +40,10 @@ struct Reply {
 // Fetch a token for `key` (as identity `identity`), then call render_token().
 struct FetchToken {
     TokenKey key;
-    Identity identity;    // the bound identity chosen (empty for node identity passthrough)
+    Identity identity;  // the bound identity chosen (empty for node identity passthrough)
     bool bypass_cache = false;
     bool host_token_shape = false;  // answer in /host/token's {"token":{...},"clientid":...} shape
-    Reason reason;        // why it is allowed (bound, node identity, ...)
+    Reason reason;                  // why it is allowed (bound, node identity, ...)
 };
 
 // Forward the request unchanged to the node's IMDS (non-identity metadata paths, NMI behaviour).
@@ -54,9 +55,12 @@ using Plan = std::variant<Reply, FetchToken, Forward>;
 
 struct Classified {
     RequestKind kind = RequestKind::unknown;
-    std::string path;            // normalised path
-    std::string resource;        // decoded resource, if any
+    std::string path;                // normalised path
+    std::string resource;            // decoded resource, if any
     std::string requested_identity;  // "client_id=..." / "msi_res_id=..." / "object_id=..." or ""
+    // The parsed query of token, probe and host_token requests, kept so plan_request does not parse it again;
+    // empty for other kinds (plan_request then parses it itself if it needs it).
+    std::optional<Result<ImdsQuery>> query;
 };
 
 // Looks at method, target and headers only.

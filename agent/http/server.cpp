@@ -80,6 +80,7 @@ public:
 
 private:
     asio::awaitable<bool> wait_readable(const beast::flat_buffer& buffer);
+    void arm_idle_watch(std::chrono::steady_clock::time_point at);
     asio::awaitable<beast::error_code> read_request(beast::flat_buffer& buffer,
                                                     http::request_parser<http::string_body>& parser);
     asio::awaitable<beast::error_code> write_response(HttpResponse& res);
@@ -94,6 +95,11 @@ private:
     bool busy_ = false;
     bool draining_ = false;
     bool sent_fin_ = false;
+    asio::steady_timer idle_timer_{stream_.get_executor()};
+    std::chrono::steady_clock::time_point idle_since_;  // when the current wait for a request began
+    bool waiting_ = false;                              // between requests (what the idle timeout limits)
+    bool idle_watch_armed_ = false;
+    bool finished_ = false;
 };
 
 // Waits for the next request's first byte up to the idle timeout. The whole request then has
@@ -101,19 +107,35 @@ private:
 asio::awaitable<bool> Server::Session::wait_readable(const beast::flat_buffer& buffer) {
     if (buffer.size() > 0)
         co_return true;
-    auto self = shared_from_this();
-    asio::steady_timer idle(stream_.get_executor());
-    idle.expires_after(server_.limits_.idle_timeout);
-    idle.async_wait([self](beast::error_code ec) {
-        if (!ec) {
-            beast::error_code ignored;
-            self->stream_.socket().cancel(ignored);
-        }
-    });
+    idle_since_ = std::chrono::steady_clock::now();
+    waiting_ = true;
+    if (!idle_watch_armed_)
+        arm_idle_watch(idle_since_ + server_.limits_.idle_timeout);
     beast::error_code ec;
     co_await stream_.socket().async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
-    idle.cancel();
+    waiting_ = false;
     co_return !ec && !draining_;
+}
+
+// One timer per connection, re-armed only when it fires: a request costs a clock read, not a timer operation.
+// When it fires it closes the wait of a connection idle for idle_timeout, or sleeps until the current idle
+// spell (or, while a request is being served, the next one) could reach it.
+void Server::Session::arm_idle_watch(std::chrono::steady_clock::time_point at) {
+    idle_watch_armed_ = true;
+    idle_timer_.expires_at(at);
+    idle_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+        self->idle_watch_armed_ = false;
+        if (ec || self->finished_)
+            return;
+        const auto now = std::chrono::steady_clock::now();
+        const auto limit = self->server_.limits_.idle_timeout;
+        if (self->waiting_ && now - self->idle_since_ >= limit) {
+            beast::error_code ignored;
+            self->stream_.socket().cancel(ignored);
+            return;
+        }
+        self->arm_idle_watch(self->waiting_ ? self->idle_since_ + limit : now + limit);
+    });
 }
 
 // The request is read straight from the socket while it has data (a whole request is usually there by the time
@@ -186,6 +208,14 @@ HttpResponse Server::Session::throttled(const HttpRequest& req, AuditRecord& rec
 
 asio::awaitable<void> Server::Session::run() {
     auto self = shared_from_this();
+    // However the loop ends (an exception included), the idle watch lets go of the session.
+    struct Finish {
+        Session& s;
+        ~Finish() {
+            s.finished_ = true;
+            s.idle_timer_.cancel();
+        }
+    } finish{*this};
     const std::optional<Origin>& origin = origin_;
     const uint64_t caller_key = origin ? origin->cgroup_id : 0;
     beast::flat_buffer buffer;

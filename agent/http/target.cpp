@@ -15,9 +15,12 @@ constexpr int kMaxDecodeRounds = 4;
 constexpr size_t kMaxQuotedName = 64;
 
 int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
     return -1;
 }
 
@@ -109,7 +112,27 @@ SplitTarget split_target(std::string_view target) {
     return {target.substr(0, q), target.substr(q + 1)};
 }
 
+namespace {
+
+// normalise_path() of a plain path (is_plain_path): nothing to decode, no '\\', '.' or '..', at most one trailing
+// slash; so only that slash goes and a "metadata" first segment is lower-cased. Every request pays this, the
+// general form allocates per segment and pass.
+std::string normalise_plain_path(std::string_view raw_path) {
+    std::string path(raw_path);
+    if (path.size() > 1 && path.back() == '/')
+        path.pop_back();
+    const size_t first_end = std::min(path.find('/', 1), path.size());
+    if (iequals(std::string_view(path).substr(1, first_end - 1), "metadata"))
+        std::transform(path.begin() + 1, path.begin() + static_cast<std::ptrdiff_t>(first_end), path.begin() + 1,
+                       lower);
+    return path;
+}
+
+}  // namespace
+
 std::string normalise_path(std::string_view raw_path) {
+    if (is_plain_path(raw_path))
+        return normalise_plain_path(raw_path);
     std::string decoded(raw_path);
     for (int round = 0; round < kMaxDecodeRounds; ++round) {
         std::string next = decode_path_once(decoded);
@@ -152,15 +175,25 @@ bool is_plain_path(std::string_view raw_path) {
     if (!std::all_of(raw_path.begin(), raw_path.end(), plain_char)) {
         return false;
     }
-    std::vector<std::string_view> segments = split(raw_path.substr(1), '/');
-    if (segments.size() > 1 && segments.back().empty()) {
-        segments.pop_back();  // one trailing slash reads the same everywhere
+    if (raw_path == "/") {
+        return true;
     }
-    if (segments.size() == 1 && segments.front().empty()) {
-        return true;  // "/"
+    std::string_view rest = raw_path.substr(1);
+    if (rest.back() == '/') {
+        rest.remove_suffix(1);  // one trailing slash reads the same everywhere
     }
-    return std::none_of(segments.begin(), segments.end(),
-                        [](std::string_view s) { return s.empty() || s == "." || s == ".."; });
+    // Every segment non-empty and neither "." nor "..".
+    for (size_t start = 0;;) {
+        const size_t end = std::min(rest.find('/', start), rest.size());
+        const std::string_view segment = rest.substr(start, end - start);
+        if (segment.empty() || segment == "." || segment == "..") {
+            return false;
+        }
+        if (end == rest.size()) {
+            return true;
+        }
+        start = end + 1;
+    }
 }
 
 const char* to_string(Route route) {
@@ -177,9 +210,9 @@ const char* to_string(Route route) {
 }
 
 RoutedPath route_path(std::string_view raw_path) {
-    RoutedPath out{Route::unknown, normalise_path(raw_path)};
-    const std::string& path = out.path;
     const bool plain = is_plain_path(raw_path);
+    RoutedPath out{Route::unknown, plain ? normalise_plain_path(raw_path) : normalise_path(raw_path)};
+    const std::string& path = out.path;
 
     // Exact spellings only: the session authorises /host/token callers by what NMI's CSI client sends.
     if (raw_path == "/host/token" || raw_path == "/host/token/") {
@@ -250,19 +283,19 @@ Result<ImdsQuery> parse_imds_query(std::string_view raw_query) {
     ImdsQuery query;
     int selectors = 0;
     for (QueryParam& param : *params) {
-        std::string name = to_lower(param.name);
+        const std::string_view name = param.name;  // names compare case-insensitively
         std::optional<IdentitySelector::Kind> selector;
-        if (name == "api-version") {
+        if (iequals(name, "api-version")) {
             query.api_version = std::move(param.value);
-        } else if (name == "resource") {
+        } else if (iequals(name, "resource")) {
             query.resource = std::move(param.value);
-        } else if (name == "bypass_cache") {
+        } else if (iequals(name, "bypass_cache")) {
             query.bypass_cache = iequals(param.value, "true");
-        } else if (name == "client_id") {
+        } else if (iequals(name, "client_id")) {
             selector = IdentitySelector::Kind::client_id;
-        } else if (name == "object_id") {
+        } else if (iequals(name, "object_id")) {
             selector = IdentitySelector::Kind::object_id;
-        } else if (name == "msi_res_id" || name == "mi_res_id") {
+        } else if (iequals(name, "msi_res_id") || iequals(name, "mi_res_id")) {
             selector = IdentitySelector::Kind::msi_res_id;
         }
         // Some clients send `client_id=` when none is configured: that asks for the default identity.

@@ -187,6 +187,23 @@ TEST_F(AgentTest, ConnectionPerRequestLeavesTimeWaitOnTheAgentSide) {
     EXPECT_GE(agent_side, kRequests * 9 / 10);
 }
 
+// --idle-timeout limits the wait between requests, not a connection's life: a client pacing requests below the limit
+// keeps its connection however long it lives; once it goes quiet the agent closes it about one limit later.
+TEST_F(AgentTest, IdleTimeoutClosesQuietConnectionsOnly) {
+    pn_->kill_agent();
+    pn_->set_agent_args({"--idle-timeout", "600ms"});
+    pn_->start_agent();
+    auto r = pn_->node().run(
+        {PODID_PROBE_BIN, "paced", "169.254.169.254", "80", kTokenPath, "8", "250", "3000", "-H", "Metadata: true"},
+        pn_->node().pod("a").netns, pn_->node().pod("a").cgroup_dir, 30s);
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;  // 8 answers over ~1.75 s on one connection: never idle 600 ms
+    const auto at = r.out.find("closed_after_ms=");
+    ASSERT_NE(at, std::string::npos) << r.out;
+    const long closed_after = std::stol(r.out.substr(at + 16));
+    EXPECT_GE(closed_after, 450) << r.out;  // not before the limit (a little slack for the clocks)
+    EXPECT_LE(closed_after, 1500) << r.out;
+}
+
 TEST_F(AgentTest, UpstreamThrottlingDoesNotReachClientsWhileCached) {
     token_of("a");
     pn_->emulator_fault({{"mode", "status"}, {"status", 429}, {"retry_after", 5}, {"count", -1}});

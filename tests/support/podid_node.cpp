@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <fstream>
+#include <filesystem>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -217,6 +218,17 @@ std::vector<std::string> PodidNode::emulator_peers() {
 }
 
 std::vector<nlohmann::json> PodidNode::audit_lines() {
+    // The agent writes audit lines in batches, within its flush interval (50 ms) of the request: wait until the
+    // file has not grown for longer than that, so a line for an answer the test already has is there.
+    std::error_code ec;
+    auto size = std::filesystem::file_size(audit_path_, ec);
+    for (int i = 0; i < 30; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(80));
+        const auto now = std::filesystem::file_size(audit_path_, ec);
+        if (now == size)
+            break;
+        size = now;
+    }
     std::vector<nlohmann::json> lines;
     std::ifstream in(audit_path_);
     std::string line;

@@ -65,6 +65,7 @@ public:
                     const std::vector<std::string>& extra_headers = {});
     HttpResult curl_in_node(const std::string& url, const std::vector<std::string>& headers, const std::string& cgroup);
 
+    // Every line of the audit log, once the agent's batched writes have settled (the file stopped growing).
     std::vector<nlohmann::json> audit_lines();
     const std::string& audit_path() const { return audit_path_; }
     // The agent's admin socket (podidctl --socket), private to this node.

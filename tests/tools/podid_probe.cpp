@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -361,6 +362,38 @@ int main(int argc, char** argv) {
             close(fd);
         std::printf("%s op=%s ok=%d failed=%d\n", failed == 0 ? "ok" : "fail", cmd.c_str(), ok, failed);
         return failed == 0 ? 0 : 1;
+    }
+    // paced HOST PORT PATH COUNT GAP_MS WAIT_MS: COUNT keep-alive requests on one connection, GAP_MS apart, then
+    // waits up to WAIT_MS for the server to close it. Prints how many were answered on that one connection and
+    // when (ms after the last answer) the server closed it, -1 if it did not.
+    if (cmd == "paced" && positional.size() >= 6) {
+        const int count = std::atoi(positional[3].c_str());
+        const int gap_ms = std::atoi(positional[4].c_str());
+        const int wait_ms = std::atoi(positional[5].c_str());
+        int fd = connect_to(t);
+        if (fd < 0)
+            return fail("connect");
+        int answered = 0;
+        for (int i = 0; i < count; ++i) {
+            if (i > 0)
+                usleep(static_cast<useconds_t>(gap_ms) * 1000);
+            std::string body;
+            if (http_get(fd, positional[0], positional[2], headers, true, &body) <= 0)
+                break;
+            ++answered;
+        }
+        set_timeouts(fd, (wait_ms + 999) / 1000);
+        const auto last = std::chrono::steady_clock::now();
+        char byte;
+        const ssize_t n = recv(fd, &byte, 1, 0);
+        const long closed_after = n == 0 ? static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                                 std::chrono::steady_clock::now() - last)
+                                                                 .count())
+                                         : -1;
+        close(fd);
+        std::printf("%s op=paced answered=%d closed_after_ms=%ld\n", answered == count ? "ok" : "fail", answered,
+                    closed_after);
+        return answered == count ? 0 : 1;
     }
     if (cmd == "raw-syn")
         return raw_syn(t);

@@ -35,6 +35,13 @@ TEST(NormalisePath, Table) {
         {"/", "/"},
         {"/..", "/"},
         {"metadata/instance", "/metadata/instance"},
+        // Plain paths take a shorter road (no decoding or segment list); these pin that it ends in the same place.
+        {"/METADATA", "/metadata"},
+        {"/Metadata/", "/metadata"},
+        {"/metadataX/Instance/", "/metadataX/Instance"},
+        {"/healthz/", "/healthz"},
+        {"/a/.b/..c/", "/a/.b/..c"},
+        {"/metadata/instance/compute/tagsList/", "/metadata/instance/compute/tagsList"},
     };
     for (const NormaliseRow& row : rows) {
         EXPECT_EQ(normalise_path(row.raw), row.normalised) << row.raw;
@@ -61,6 +68,11 @@ TEST(IsPlainPath, Table) {
         {"/metadata/instance;x", false},
         {"/metadata/instance:x", false},
         {"/metadata/instance+x", false},
+        {"/.", false},
+        {"/..", false},
+        {"/./", false},
+        {"/a/.b/..c/", true},
+        {"/a/b/../", false},
     };
     for (const auto& [raw, plain] : rows) {
         EXPECT_EQ(is_plain_path(raw), plain) << raw;
