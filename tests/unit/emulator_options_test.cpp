@@ -127,7 +127,12 @@ TEST(FaultSpecs, ParseOrReject) {
         {R"({"mode":"reset","count":1})", "", FaultMode::reset, 1},
         {R"({"mode":"status","count":0})", "", FaultMode::none, 0},  // applies to nothing
         {R"({"mode":"latency"})", "latency fault needs latency_ms > 0", FaultMode::none, 0},
-        {R"({"status":429})", "fault needs \"mode\": none, status, latency or reset", FaultMode::none, 0},
+        {R"({"mode":"hang","count":2})", "", FaultMode::hang, 2},
+        {R"({"mode":"slow_body","latency_ms":2000})", "", FaultMode::slow_body, -1},
+        {R"({"mode":"slow_body"})", "slow_body fault needs latency_ms > 0", FaultMode::none, 0},
+        {R"({"mode":"html","status":502,"retry_after":1})", "", FaultMode::html, -1},
+        {R"({"status":429})", "fault needs \"mode\": none, status, latency, reset, hang, slow_body or html",
+         FaultMode::none, 0},
         {R"({"mode":"status","status":"429"})", "fault field 'status' must be an integer", FaultMode::none, 0},
         {R"({"mode":"status","count":-2})", "fault count must be -1 (until cleared) or a number of requests",
          FaultMode::none, 0},

@@ -1,5 +1,6 @@
 // The emulator over real loopback HTTP, in-process on 127.0.0.1:0: keep-alive, fault modes (429 with
-// Retry-After for N requests, connection reset, latency), IMDS limits, statistics, and the program itself.
+// Retry-After for N requests, connection reset, latency, hang, slow body, HTML error page), IMDS limits,
+// statistics, and the program itself.
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -195,6 +196,51 @@ TEST_F(EmulatorServerTest, LatencyFaultDelaysConcurrentRequestsWithoutSerialisin
     auto s = stats();
     EXPECT_EQ(s["max_concurrent"], kParallel);
     EXPECT_EQ(s["in_flight"], 0);
+}
+
+// hang: the request is read and recorded, then nothing comes back until the client gives up (its timeout).
+TEST_F(EmulatorServerTest, HangFaultNeverAnswersUntilTheClientGivesUp) {
+    ASSERT_TRUE(set_fault("127.0.0.1", port(), FaultSpec{FaultMode::hang, 500, -1, 0, 1}));
+    auto conn = HttpConnection::open("127.0.0.1", port(), 700ms);
+    ASSERT_TRUE(conn);
+    const auto start = Clock::now();
+    auto res = conn->get(token_target(), kMeta);
+    EXPECT_FALSE(res) << "got a response: " << res->body();
+    EXPECT_GE(Clock::now() - start, 600ms) << "the connection was closed instead of left hanging";
+    auto next = get_token();  // count 1: the next request is answered
+    ASSERT_TRUE(next) << next.error().message;
+    EXPECT_EQ(next->result_int(), 200u);
+    auto s = stats();
+    EXPECT_EQ(s["by_status"]["0"], 1);
+    EXPECT_EQ(s["token_requests"], 2);
+}
+
+// slow_body: the head arrives at once, the body over latency_ms; the answer is the normal token.
+TEST_F(EmulatorServerTest, SlowBodyFaultSpreadsTheBodyOverItsLatency) {
+    constexpr int kSpreadMs = 600;
+    ASSERT_TRUE(set_fault("127.0.0.1", port(), FaultSpec{FaultMode::slow_body, 500, -1, kSpreadMs, 1}));
+    const auto start = Clock::now();
+    auto res = get_token();
+    const auto took = Clock::now() - start;
+    ASSERT_TRUE(res) << res.error().message;
+    EXPECT_EQ(res->result_int(), 200u);
+    EXPECT_EQ(nlohmann::json::parse(res->body())["client_id"], kClientA);
+    EXPECT_GE(took, std::chrono::milliseconds(kSpreadMs * 9 / 10));
+    EXPECT_LT(took, std::chrono::milliseconds(kSpreadMs * 5));
+}
+
+// html: the injected status with a body that is not IMDS's JSON (a proxy's error page).
+TEST_F(EmulatorServerTest, HtmlFaultAnswersAnErrorPage) {
+    ASSERT_TRUE(set_fault("127.0.0.1", port(), FaultSpec{FaultMode::html, 502, 3, 0, 1}));
+    auto res = get_token();
+    ASSERT_TRUE(res) << res.error().message;
+    EXPECT_EQ(res->result_int(), 502u);
+    EXPECT_EQ((*res)[boost::beast::http::field::content_type], "text/html");
+    EXPECT_EQ((*res)[boost::beast::http::field::retry_after], "3");
+    EXPECT_TRUE(nlohmann::json::parse(res->body(), nullptr, false).is_discarded()) << res->body();
+    auto next = get_token();
+    ASSERT_TRUE(next);
+    EXPECT_EQ(next->result_int(), 200u);
 }
 
 TEST_F(EmulatorServerTest, ResetZeroesCountersButKeepsFaults) {

@@ -9,11 +9,10 @@ struct ModeName {
     FaultMode mode;
     const char* name;
 };
-constexpr std::array<ModeName, 4> kModes = {{
-    {FaultMode::none, "none"},
-    {FaultMode::status, "status"},
-    {FaultMode::latency, "latency"},
-    {FaultMode::reset, "reset"},
+constexpr std::array<ModeName, 7> kModes = {{
+    {FaultMode::none, "none"},           {FaultMode::status, "status"}, {FaultMode::latency, "latency"},
+    {FaultMode::reset, "reset"},         {FaultMode::hang, "hang"},     {FaultMode::slow_body, "slow_body"},
+    {FaultMode::html, "html"},
 }};
 
 Result<int> int_field(const nlohmann::json& json, const char* name, int fallback) {
@@ -28,7 +27,7 @@ Result<int> int_field(const nlohmann::json& json, const char* name, int fallback
 Result<FaultSpec> parse_fault(const nlohmann::json& json) {
     if (!json.is_object()) return make_error("fault must be a JSON object");
     if (!json.contains("mode") || !json["mode"].is_string()) {
-        return make_error("fault needs \"mode\": none, status, latency or reset");
+        return make_error("fault needs \"mode\": none, status, latency, reset, hang, slow_body or html");
     }
     FaultSpec spec;
     std::string mode = json["mode"].get<std::string>();
@@ -39,7 +38,9 @@ Result<FaultSpec> parse_fault(const nlohmann::json& json) {
             known = true;
         }
     }
-    if (!known) return make_error("unknown fault mode '" + mode + "' (none, status, latency, reset)");
+    if (!known) {
+        return make_error("unknown fault mode '" + mode + "' (none, status, latency, reset, hang, slow_body, html)");
+    }
 
     auto status = int_field(json, "status", 500);
     auto retry_after = int_field(json, "retry_after", -1);
@@ -52,6 +53,7 @@ Result<FaultSpec> parse_fault(const nlohmann::json& json) {
     if (*latency < 0) return make_error("fault latency_ms must not be negative");
     if (*count < -1) return make_error("fault count must be -1 (until cleared) or a number of requests");
     if (spec.mode == FaultMode::latency && *latency == 0) return make_error("latency fault needs latency_ms > 0");
+    if (spec.mode == FaultMode::slow_body && *latency == 0) return make_error("slow_body fault needs latency_ms > 0");
     spec.status = static_cast<unsigned>(*status);
     spec.retry_after = *retry_after;
     spec.latency_ms = *latency;
@@ -106,6 +108,19 @@ HttpResponse fault_response(const HttpRequest& req, unsigned status, int retry_a
         return imds_error(req, status, "invalid_request", "Injected fault");
     }();
     if (retry_after >= 0) res.set(boost::beast::http::field::retry_after, std::to_string(retry_after));
+    return res;
+}
+
+HttpResponse html_fault_response(const HttpRequest& req, unsigned status, int retry_after) {
+    namespace http = boost::beast::http;
+    HttpResponse res{static_cast<http::status>(status), req.version()};
+    res.set(http::field::content_type, "text/html");
+    res.set(http::field::server, "podid-imds-emulator");
+    res.keep_alive(req.keep_alive());
+    if (retry_after >= 0) res.set(http::field::retry_after, std::to_string(retry_after));
+    res.body() = "<html><head><title>" + std::to_string(status) + "</title></head><body><h1>" +
+                 std::to_string(status) + " (injected fault)</h1></body></html>\n";
+    res.prepare_payload();
     return res;
 }
 

@@ -2,6 +2,7 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 
@@ -10,9 +11,11 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
 
 #include "imds_rules.h"
@@ -26,7 +29,9 @@ using asio::ip::tcp;
 
 struct EmulatorServer::Handled {
     HttpResponse response;
-    bool reset = false;  // close the connection abruptly instead of answering
+    bool reset = false;             // close the connection abruptly instead of answering
+    bool hang = false;              // never answer; wait for the client to give up
+    int slow_body_ms = 0;           // > 0: send the head at once and spread the body over this long
 };
 
 namespace {
@@ -60,6 +65,28 @@ struct InFlight {
     Stats& stats;
     ~InFlight() { stats.token_finished(); }
 };
+
+// The response's head at once, then its body in ten pieces spread over `spread`: a client that times out
+// a whole exchange (not only the wait for the head) must give up on it.
+asio::awaitable<bool> write_slowly(beast::tcp_stream& stream, HttpResponse& res, std::chrono::milliseconds spread) {
+    boost::system::error_code ec;
+    stream.expires_after(spread + std::chrono::seconds(30));
+    http::response_serializer<http::string_body> head(res);
+    co_await http::async_write_header(stream, head, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return false;
+    const std::string& body = res.body();
+    constexpr size_t kPieces = 10;
+    const size_t piece = std::max<size_t>(1, (body.size() + kPieces - 1) / kPieces);
+    asio::steady_timer timer(stream.get_executor());
+    for (size_t off = 0; off < body.size(); off += piece) {
+        timer.expires_after(spread / kPieces);
+        co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        co_await asio::async_write(stream, asio::buffer(body.data() + off, std::min(piece, body.size() - off)),
+                                   asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) co_return false;
+    }
+    co_return true;
+}
 
 }  // namespace
 
@@ -129,6 +156,25 @@ asio::awaitable<void> EmulatorServer::session(tcp::socket socket) {
         if (ec) break;  // peer closed, idle timeout or a malformed request: nothing sensible to answer
 
         Handled handled = co_await handle(req, peer);
+        if (handled.hang) {
+            // The socket stays open and silent until the client closes it (its timeout) or the server stops.
+            stream.expires_never();
+            char sink[512];
+            for (;;) {
+                co_await stream.socket().async_read_some(asio::buffer(sink),
+                                                         asio::redirect_error(asio::use_awaitable, ec));
+                if (ec) break;
+            }
+            stream.socket().close(ec);
+            co_return;
+        }
+        if (handled.slow_body_ms > 0) {
+            if (!co_await write_slowly(stream, handled.response, std::chrono::milliseconds(handled.slow_body_ms))) {
+                break;
+            }
+            if (!handled.response.keep_alive()) break;
+            continue;
+        }
         if (handled.reset) {
             // SO_LINGER 0 makes close() send RST: the client sees "connection reset", as when IMDS drops it.
             stream.socket().set_option(asio::socket_base::linger(true, 0), ec);
@@ -174,7 +220,7 @@ asio::awaitable<EmulatorServer::Handled> EmulatorServer::handle_token(const Http
     }
 
     FaultAction fault = faults_.take();
-    if (fault.latency_ms > 0) {
+    if (fault.latency_ms > 0 && fault.mode != FaultMode::slow_body) {
         asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(fault.latency_ms));
         boost::system::error_code ec;
         co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
@@ -183,8 +229,15 @@ asio::awaitable<EmulatorServer::Handled> EmulatorServer::handle_token(const Http
         stats_.record(std::move(rec), true);
         co_return Handled{HttpResponse{}, true};
     }
-    if (fault.mode == FaultMode::status) {
-        HttpResponse res = fault_response(req, fault.status, fault.retry_after);
+    if (fault.mode == FaultMode::hang) {
+        stats_.record(std::move(rec), true);
+        Handled hang;
+        hang.hang = true;
+        co_return hang;
+    }
+    if (fault.mode == FaultMode::status || fault.mode == FaultMode::html) {
+        HttpResponse res = fault.mode == FaultMode::html ? html_fault_response(req, fault.status, fault.retry_after)
+                                                         : fault_response(req, fault.status, fault.retry_after);
         rec.status = res.result_int();
         stats_.record(std::move(rec), true);
         co_return Handled{std::move(res)};
@@ -197,7 +250,9 @@ asio::awaitable<EmulatorServer::Handled> EmulatorServer::handle_token(const Http
     if (!out.client_id.empty()) rec.client_id = out.client_id;
     rec.resource = out.resource;
     stats_.record(std::move(rec), true);
-    co_return Handled{std::move(out.response)};
+    Handled handled{std::move(out.response)};
+    if (fault.mode == FaultMode::slow_body) handled.slow_body_ms = fault.latency_ms;
+    co_return handled;
 }
 
 }  // namespace podid::emulator
