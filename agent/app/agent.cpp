@@ -633,6 +633,8 @@ int run_agent(const AgentOptions& o) {
     asio::signal_set stop_signals(io, SIGTERM, SIGINT);
     asio::signal_set hup(io, SIGHUP);
     asio::steady_timer drain_timer(io);
+    // Lives as long as the I/O loop: the drain timer calls it again every 20 ms after the signal handler returned.
+    std::function<void()> drain_check;
     std::function<void()> wait_hup = [&] {
         hup.async_wait([&](const boost::system::error_code& ec, int) {
             if (ec)
@@ -661,7 +663,7 @@ int run_agent(const AgentOptions& o) {
             guard->stop();  // the filters stay: tc keeps them in force while no agent runs
         hup.cancel();
         auto deadline = std::chrono::steady_clock::now() + limits.drain_timeout;
-        std::function<void()> check = [&, deadline] {
+        drain_check = [&, deadline] {
             if (server.connections() == 0 || std::chrono::steady_clock::now() >= deadline) {
                 (*audit)->flush();
                 log_info("stopped; BPF programs stay pinned", kv("bpffs", o.bpffs));
@@ -673,9 +675,9 @@ int run_agent(const AgentOptions& o) {
                 return;
             }
             drain_timer.expires_after(std::chrono::milliseconds(20));
-            drain_timer.async_wait([&check](const boost::system::error_code&) { check(); });
+            drain_timer.async_wait([&drain_check](const boost::system::error_code&) { drain_check(); });
         };
-        check();
+        drain_check();
     });
 
     log_info("podid-agent ready", kv("node_ip", o.node_ip) + kv("port", std::to_string(o.port)) +
