@@ -55,6 +55,9 @@ struct Entry {
 struct FetchEnd {
     TokenOutcome outcome;
     bool remember_error = false;  // a non-retryable answer, cached as negative
+    // Gave up on a retryable answer before the retry policy's next attempt was due (the deadline came first):
+    // no new fetch before then, so the policy's delay, and any Retry-After, holds across fetches too.
+    int64_t hold_until_ms = 0;
 };
 
 constexpr int64_t kSweepEveryMs = 60'000;
@@ -156,8 +159,8 @@ asio::awaitable<FetchEnd> fetch_with_retry(std::shared_ptr<State> s, TokenKey ke
         if (!background && !is_retryable_status(result.status))
             co_return FetchEnd{upstream_error_outcome(result), true};
         const milliseconds delay = backoff_delay(retry, result.retry_after);
-        if (s->now() + delay.count() >= deadline_ms)
-            co_return FetchEnd{upstream_error_outcome(result), false};
+        if (const int64_t next = s->now() + delay.count(); next >= deadline_ms)
+            co_return FetchEnd{upstream_error_outcome(result), false, next};
         co_await s->options.sleep(delay);
     }
 }
@@ -188,6 +191,10 @@ asio::awaitable<void> run_flight(std::shared_ptr<State> s, TokenKey key, std::sh
         } else if (end.remember_error) {
             entry.negative = end.outcome;
             entry.negative_until_ms = now + milliseconds(s->options.negative_ttl).count();
+        } else if (end.hold_until_ms > now) {
+            // Until the next attempt is due, clients get this answer (IMDS's own 429/5xx shape) at once.
+            entry.negative = end.outcome;
+            entry.negative_until_ms = end.hold_until_ms;
         }
         if (flight->background)
             ++(end.outcome.token ? s->counters.refreshes_ok : s->counters.refreshes_failed);

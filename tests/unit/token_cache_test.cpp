@@ -377,6 +377,29 @@ TEST(TokenCache, MissRetriesTransientErrorsUntilTheDeadline) {
     }
 }
 
+// A Retry-After longer than the request deadline ends the fetch at once; it must still hold the next upstream call
+// back: clients asking meanwhile get the same 429 without a call, and the first one after it makes one.
+TEST(TokenCache, RetryAfterBeyondTheDeadlineHoldsLaterFetches) {
+    TokenCacheOptions options;
+    options.request_deadline = 3s;
+    Fixture f(options);
+    f.upstream->respond = [&](const TokenKey&, int) { return failure(429, R"({"error":"too_many_requests"})", 5s); };
+    auto first = f.get(key_for("a"));
+    EXPECT_EQ(first.status, 429);
+    EXPECT_EQ(f.upstream->calls.load(), 1);
+    for (int i = 0; i < 4; ++i) {
+        f.time.advance(1s);
+        auto held = f.get(key_for("a"));
+        EXPECT_EQ(held.status, 429);
+        EXPECT_TRUE(held.cache_hit);
+    }
+    EXPECT_EQ(f.upstream->calls.load(), 1) << "a client request went upstream inside Retry-After";
+    f.time.advance(1s);  // 5 s after the answer
+    f.upstream->respond = nullptr;
+    EXPECT_TRUE(f.get(key_for("a")).token);
+    EXPECT_EQ(f.upstream->calls.load(), 2);
+}
+
 TEST(TokenCache, RateLimitKeepsFiveConcurrentAndTwentyPerSecond) {
     Fixture f;
     f.upstream->delay = 30ms;
