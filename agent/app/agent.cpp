@@ -12,6 +12,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -421,6 +422,8 @@ int run_agent(const AgentOptions& o) {
     std::unique_ptr<BpfCollector> bpf_collector;
     ImdsClientOptions client_options;
     client_options.url = *url;
+    // One attempt never outlasts the whole client-facing deadline (an IMDS that hangs under --upstream-timeout 2s).
+    client_options.request_timeout = std::min(client_options.request_timeout, o.upstream_timeout);
     ImdsClient imds(io.get_executor(), client_options);
     ImdsTokenUpstream upstream(imds, now_epoch);
     TokenCacheOptions cache_options;
