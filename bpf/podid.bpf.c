@@ -49,9 +49,14 @@ struct {
     __type(value, struct podid_origin);
 } sk_origin SEC(".maps");
 
-/* Origin by 4-tuple as the agent sees the accepted connection; the agent deletes what it read. */
+/*
+ * Origin by 4-tuple as the agent sees the accepted connection; the agent deletes what it read. LRU so that
+ * records nobody reads (connections refused while the agent is down) cannot fill it; per-CPU LRU lists
+ * (BPF_F_NO_COMMON_LRU) because the common list's global lock made each update cost ~0.8 us on the connect path.
+ */
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(map_flags, BPF_F_NO_COMMON_LRU);
     __uint(max_entries, PODID_TUPLE_MAP_SIZE);
     __type(key, struct podid_tuple);
     __type(value, struct podid_origin);
