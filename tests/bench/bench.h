@@ -9,6 +9,9 @@ namespace podid::bench {
 
 struct BenchOptions {
     bool quick = false;  // a few seconds in all: keeps the suite from rotting, proves nothing about speed
+    // token_serving only: once the node, agent and nginx are up, print how to reach them and wait for Enter
+    // before measuring, so perf/strace/bpftool can be pointed at a live setup.
+    bool hold = false;
 };
 
 // Each fills `out` (figures, targets, notes); a harness failure is thrown and recorded by the caller.

@@ -2,6 +2,7 @@
 // (podid, via the cgroup/connect4 redirect) and, alternately, asks nginx on the node IP for a static
 // file of the same body size. Keep-alive and connection-per-request; medians over alternating trials.
 #include <filesystem>
+#include <iostream>
 
 #include <thread>
 
@@ -43,6 +44,29 @@ WrkResult must_run(test::TestNode& node, const WrkLoad& load, const std::string&
     return w;
 }
 
+// --hold: the commands that put a process in the load pod (its cgroup first: `ip netns exec` remounts /sys) and
+// show the agent, for perf, strace and bpftool while the setup is live.
+void hold_for_inspection(test::PodidNode& pn, const NginxServer& nginx) {
+    test::TestNode& node = pn.node();
+    const test::Pod& pod = node.pod("load");
+    const std::string in_pod = "sh -c 'echo $$ > " + pod.cgroup_dir + "/cgroup.procs; exec nsenter --net=/run/netns/" +
+                               pod.netns + " \"$@\"' sh";
+    std::cerr << "\npodid-bench --hold: the node is up.\n"
+              << "  node netns   " << node.node_netns() << "\n"
+              << "  pod netns    " << pod.netns << "\n"
+              << "  pod cgroup   " << pod.cgroup_dir << "\n"
+              << "  audit log    " << pn.audit_path() << "  (truncate it between runs)\n"
+              << "  agent        pgrep -f 'podid-agent.*" << node.prefix() << "'\n"
+              << "  load podid   " << in_pod
+              << " wrk -t1 -c32 -d5 --latency -H 'Metadata: true' 'http://169.254.169.254" << token_path() << "'\n"
+              << "  load nginx   " << in_pod << " wrk -t1 -c32 -d5 --latency -H 'Metadata: true' '" << nginx.url()
+              << "'\n"
+              << "  (add -H 'Connection: close' for connection-per-request)\n"
+              << "Press Enter to run the benchmark and tear the node down.\n";
+    std::string line;
+    std::getline(std::cin, line);
+}
+
 }  // namespace
 
 void bench_token_serving(const BenchOptions& options, Section& out) {
@@ -65,6 +89,8 @@ void bench_token_serving(const BenchOptions& options, Section& out) {
         throw std::runtime_error("the agent did not serve a token: " + std::to_string(first.status) + " " + first.body +
                                  first.err + "\n" + pn->agent_log());
     auto nginx = NginxServer::start(node, node.node_ip(), 8080, first.body);
+    if (options.hold)
+        hold_for_inspection(*pn, *nginx);
     out.figure("body_bytes", "token body size (both servers)", static_cast<double>(first.body.size()), "B");
 
     const int trials = options.quick ? 1 : 5;

@@ -1,4 +1,4 @@
-// podid-bench [--quick] [--only NAME[,NAME]] [--out FILE] [--strict]
+// podid-bench [--quick] [--only NAME[,NAME]] [--out FILE] [--strict] [--hold]
 // Runs the benchmarks of issue 6 on a test node built inside this machine, prints a table with
 // PASS/FAIL per target line and writes the result as JSON. Exit: 2 when a benchmark could not run,
 // 1 with --strict when a target line failed, 0 otherwise.
@@ -49,7 +49,8 @@ double load_average() {
 
 int usage(const std::string& why) {
     std::cerr << "podid-bench: " << why
-              << "\nusage: podid-bench [--quick] [--only NAME[,NAME]] [--out FILE] [--strict]\n"
+              << "\nusage: podid-bench [--quick] [--only NAME[,NAME]] [--out FILE] [--strict] [--hold]\n"
+              << "  --hold   token_serving: keep the node up and print how to load and profile it; Enter goes on\n"
               << "benchmarks:";
     for (const auto& b : kBenchmarks)
         std::cerr << " " << b.name;
@@ -72,6 +73,8 @@ int main(int argc, char** argv) {
             options.quick = true;
         } else if (a == "--strict") {
             strict = true;
+        } else if (a == "--hold") {
+            options.hold = true;
         } else if ((a == "--only" || a == "--out") && i + 1 < argc) {
             std::string v = argv[++i];
             command += " " + v;
