@@ -5,6 +5,8 @@
 #include <prometheus/metric_family.h>
 #include <prometheus/text_serializer.h>
 
+#include "http/imds_handler.h"
+
 namespace podid {
 
 namespace pm = prometheus;
@@ -34,6 +36,29 @@ const std::vector<double>& upstream_duration_buckets() {
     static const std::vector<double> b{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20};
     return b;
 }
+
+// The kinds in the order of their handle slots. A kind added to RequestKind and not here is still counted right,
+// through the slow path.
+constexpr RequestKind kKindSlots[] = {
+    RequestKind::token,          RequestKind::probe,  RequestKind::host_token, RequestKind::instance_metadata,
+    RequestKind::other_metadata, RequestKind::health, RequestKind::unknown};
+constexpr int kTokenSlot = 0;
+constexpr int kHostTokenSlot = 2;
+constexpr int kUnknownSlot = 6;
+
+// The handle slot of a record's kind; -1 for a name that is not a RequestKind's.
+int kind_slot(std::string_view kind) {
+    if (kind.empty())
+        return kUnknownSlot;  // labelled "unknown", as RequestKind::unknown is
+    for (size_t i = 0; i < std::size(kKindSlots); ++i)
+        if (kind == to_string(kKindSlots[i]))
+            return static_cast<int>(i);
+    return -1;
+}
+
+constexpr const char* kCodeClassNames[] = {"1xx", "2xx", "3xx", "4xx", "5xx", "other"};
+
+size_t code_class_slot(unsigned status) { return status < 100 || status > 599 ? 5 : status / 100 - 1; }
 
 }  // namespace
 
@@ -192,28 +217,74 @@ void Metrics::on_request(const AuditRecord& r) {
             break;
         }
     }
-    request_duration_
-        .Add({{"kind", r.kind.empty() ? "unknown" : r.kind}, {"code_class", code_class(r.status)}},
-             request_duration_buckets())
-        .Observe(r.latency_ms / 1000.0);
+    const int kind = kind_slot(r.kind);
+    duration_histogram(kind, code_class_slot(r.status), r).Observe(r.latency_ms / 1000.0);
     if (is_denial(r.reason))
-        denials_.Add({{"reason", to_string(r.reason)}}).Increment();
-    if (r.kind != "token" && r.kind != "host_token")
+        denial_counter(r.reason).Increment();
+    if (kind != kTokenSlot && kind != kHostTokenSlot)
         return;
 
-    std::string ns, pod = kNodePodLabel;
+    std::string_view ns, pod = kNodePodLabel;
     if (r.caller.pod) {
         ns = r.caller.pod->ns;
         pod = r.caller.pod->name;
     }
-    const std::string& identity = !r.granted_identity.empty() ? r.granted_identity : r.requested_identity;
+    count_token_request(ns, pod, !r.granted_identity.empty() ? r.granted_identity : r.requested_identity, r.status);
+}
+
+pm::Histogram& Metrics::duration_histogram(int kind, size_t code_class_index, const AuditRecord& r) {
+    if (kind < 0)  // not a RequestKind name: labelled as given, looked up each time (no such caller today)
+        return request_duration_.Add({{"kind", r.kind}, {"code_class", code_class(r.status)}},
+                                     request_duration_buckets());
+    static_assert(std::size(kKindSlots) == kKinds && std::size(kCodeClassNames) == kCodeClasses);
+    const auto kind_index = static_cast<size_t>(kind);
+    auto& slot = durations_[kind_index][code_class_index];
+    if (pm::Histogram* h = slot.load(std::memory_order_acquire))
+        return *h;
+    // Two threads may both get here: Family::Add returns the same histogram for the same labels.
+    auto& h = request_duration_.Add(
+        {{"kind", to_string(kKindSlots[kind_index])}, {"code_class", kCodeClassNames[code_class_index]}},
+        request_duration_buckets());
+    slot.store(&h, std::memory_order_release);
+    return h;
+}
+
+pm::Counter& Metrics::denial_counter(Reason reason) {
+    const auto index = static_cast<size_t>(reason);
+    if (index >= kReasons)
+        return denials_.Add({{"reason", to_string(reason)}});
+    auto& slot = denials_by_reason_[index];
+    if (pm::Counter* c = slot.load(std::memory_order_acquire))
+        return *c;
+    auto& c = denials_.Add({{"reason", to_string(reason)}});
+    slot.store(&c, std::memory_order_release);
+    return c;
+}
+
+size_t Metrics::PodKeyHash::operator()(PodKeyView k) const noexcept {
+    const size_t h = std::hash<std::string_view>()(k.ns);
+    return h ^ (std::hash<std::string_view>()(k.name) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+}
+
+void Metrics::count_token_request(std::string_view ns, std::string_view pod, const std::string& identity,
+                                  unsigned status) {
+    // Under the lock: forget_pod() may delete these counters from another thread.
     std::lock_guard lock(mu_);
-    // Under the lock: forget_pod() may delete this counter from another thread.
-    auto& c = token_requests_.Add(
-        {{"namespace", ns}, {"pod", pod}, {"identity", identity}, {"code", std::to_string(r.status)}});
-    auto& held = pods_[{ns, pod}];
-    if (std::find(held.begin(), held.end(), &c) == held.end())
-        held.push_back(&c);
+    auto it = pods_.find(PodKeyView{ns, pod});
+    if (it == pods_.end())
+        it = pods_.emplace(PodKey{std::string(ns), std::string(pod)}, std::vector<TokenSeries>{}).first;
+    // A pod has a few series (identities times statuses): a scan beats any index.
+    for (const TokenSeries& s : it->second) {
+        if (s.status == status && s.identity == identity) {
+            s.counter->Increment();
+            return;
+        }
+    }
+    auto& c = token_requests_.Add({{"namespace", std::string(ns)},
+                                   {"pod", std::string(pod)},
+                                   {"identity", identity},
+                                   {"code", std::to_string(status)}});
+    it->second.push_back(TokenSeries{identity, status, &c});
     c.Increment();
 }
 
@@ -231,11 +302,11 @@ void Metrics::on_upstream(int status, double seconds) {
 
 void Metrics::forget_pod(const std::string& ns, const std::string& name) {
     std::lock_guard lock(mu_);
-    auto it = pods_.find({ns, name});
+    auto it = pods_.find(PodKeyView{ns, name});
     if (it == pods_.end())
         return;
-    for (auto* c : it->second)
-        token_requests_.Remove(c);
+    for (const TokenSeries& s : it->second)
+        token_requests_.Remove(s.counter);
     pods_.erase(it);
 }
 
@@ -265,8 +336,8 @@ std::string Metrics::scrape() const {
 size_t Metrics::pod_series() const {
     std::lock_guard lock(mu_);
     size_t n = 0;
-    for (const auto& [pod, counters] : pods_)
-        n += counters.size();
+    for (const auto& [pod, series] : pods_)
+        n += series.size();
     return n;
 }
 

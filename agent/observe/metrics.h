@@ -8,8 +8,13 @@
 //
 // Per-pod series are bounded by the pods on the node: forget_pod() drops a deleted pod's label sets, and callers
 // that are not known pods are aggregated under namespace="" pod="_node" (never one series per cgroup).
+//
+// on_request() runs inline on the I/O threads for every request, so it never builds a label set once a series
+// exists: series are created on first use (a scrape shows only what happened) and their handles kept, in fixed
+// arrays for the node-wide series and in a per-pod index for the token counter.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -18,6 +23,8 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <prometheus/collectable.h>
@@ -95,6 +102,43 @@ public:
 private:
     class ScrapeTimeCollector;
 
+    // RequestKind values (http/imds_handler.h) and status classes, as indexes into the handle arrays.
+    static constexpr size_t kKinds = 7;
+    static constexpr size_t kCodeClasses = 6;  // 1xx .. 5xx, other
+    static constexpr size_t kReasons = 64;     // Reason values; larger ones (none yet) take the slow path
+
+    // One token-request series of a pod: its labels beyond the pod's, and the counter.
+    struct TokenSeries {
+        std::string identity;
+        unsigned status;
+        prometheus::Counter* counter;
+    };
+    struct PodKey {
+        std::string ns, name;
+    };
+    struct PodKeyView {
+        std::string_view ns, name;
+    };
+    // Transparent, so that a request looks its pod up without copying the names.
+    struct PodKeyHash {
+        using is_transparent = void;
+        size_t operator()(PodKeyView k) const noexcept;
+        size_t operator()(const PodKey& k) const noexcept { return (*this)(PodKeyView{k.ns, k.name}); }
+    };
+    struct PodKeyEq {
+        using is_transparent = void;
+        static PodKeyView view(const PodKey& k) { return {k.ns, k.name}; }
+        static PodKeyView view(PodKeyView k) { return k; }
+        template <typename A, typename B>
+        bool operator()(const A& a, const B& b) const noexcept {
+            return view(a).ns == view(b).ns && view(a).name == view(b).name;
+        }
+    };
+
+    prometheus::Histogram& duration_histogram(int kind, size_t code_class_index, const AuditRecord& record);
+    prometheus::Counter& denial_counter(Reason reason);
+    void count_token_request(std::string_view ns, std::string_view pod, const std::string& identity, unsigned status);
+
     std::shared_ptr<prometheus::Registry> registry_;
     MetricsProviders providers_;
     std::unique_ptr<ScrapeTimeCollector> scrape_time_;
@@ -108,8 +152,13 @@ private:
     prometheus::Family<prometheus::Counter>& denials_;
 
     std::atomic<int64_t> in_flight_count_{0};
+    // Filled on first use and never cleared: these families never remove a series, so a handle stays valid.
+    std::array<std::array<std::atomic<prometheus::Histogram*>, kCodeClasses>, kKinds> durations_{};
+    std::array<std::atomic<prometheus::Counter*>, kReasons> denials_by_reason_{};
+
     mutable std::mutex mu_;  // guards pods_ and collectables_
-    std::map<std::pair<std::string, std::string>, std::vector<prometheus::Counter*>> pods_;
+    // Every podid_token_requests_total series, by pod; forget_pod() removes a pod's series and its entry together.
+    std::unordered_map<PodKey, std::vector<TokenSeries>, PodKeyHash, PodKeyEq> pods_;
     std::vector<const prometheus::Collectable*> collectables_;
 };
 
