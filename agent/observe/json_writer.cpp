@@ -1,7 +1,10 @@
 #include "observe/json_writer.h"
 
+#include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 
 namespace podid {
 
@@ -64,118 +67,212 @@ size_t maximal_subpart(std::string_view s) {
     return n;
 }
 
-}  // namespace
+// Bytes copied as they are: printable ASCII other than quote and backslash (0x7f included, as JSON allows).
+constexpr std::array<bool, 256> kPlain = [] {
+    std::array<bool, 256> t{};
+    for (int c = 0x20; c < 0x80; ++c)
+        t[static_cast<size_t>(c)] = c != '"' && c != '\\';
+    return t;
+}();
 
-void append_json_string(std::string& out, std::string_view value) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    out.push_back('"');
+// Whether any of the 8 bytes in `x` is not plain. Exact (no false answers), endianness-free: each term is the
+// classic "some byte is zero / below n" test on the whole word, so the scan tests eight bytes per step.
+constexpr bool has_special(uint64_t x) {
+    constexpr uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    const auto has_zero = [&](uint64_t v) { return (v - ones) & ~v & highs; };
+    const uint64_t below_space = (x - 0x20 * ones) & ~x & highs;
+    return ((x & highs) | below_space | has_zero(x ^ ('"' * ones)) | has_zero(x ^ ('\\' * ones))) != 0;
+}
+
+uint64_t load8(const char* p) {
+    uint64_t x;
+    std::memcpy(&x, p, 8);
+    return x;
+}
+
+uint64_t load4(const char* p) {
+    uint32_t x;
+    std::memcpy(&x, p, 4);
+    return x;
+}
+
+// Length of the plain prefix of `s`: the common case is that it is all of `s`, which is found with a few word
+// tests (the last word overlapping the one before, short strings as two overlapping halves); the byte where the
+// prefix ends is then looked for byte by byte.
+inline size_t plain_prefix(std::string_view s) {
+    const char* d = s.data();
+    const size_t n = s.size();
     size_t i = 0;
-    while (i < value.size()) {
-        // Runs of plain bytes are copied at once: tokens' fingerprints, paths and ids are nearly all plain.
-        size_t run = i;
-        while (run < value.size()) {
-            const auto c = static_cast<unsigned char>(value[run]);
-            if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80)
+    if (n >= 8) {
+        for (; i + 8 <= n; i += 8)
+            if (has_special(load8(d + i)))
                 break;
-            ++run;
-        }
-        out.append(value.data() + i, run - i);
-        i = run;
-        if (i == value.size())
+        if (i == n || (i + 8 > n && !has_special(load8(d + n - 8))))
+            return n;
+    } else if (n >= 4) {
+        if (!has_special(load4(d) | load4(d + n - 4) << 32))
+            return n;
+    }
+    while (i < n && kPlain[static_cast<unsigned char>(d[i])])
+        ++i;
+    return i;
+}
+
+// The most bytes the JSON literal of `s` can take: quotes, and six bytes per byte (a control character as \u00XX;
+// U+FFFD takes three per byte replaced, a valid UTF-8 sequence its own length).
+constexpr size_t string_room(std::string_view s) { return 2 + 6 * s.size(); }
+
+// Writes the JSON literal of `s` at `p`, which has string_room(s) bytes; returns the end of what it wrote.
+char* put_string(char* p, std::string_view s) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    *p++ = '"';
+    size_t i = 0;
+    for (;;) {
+        const size_t run = plain_prefix(s.substr(i));
+        std::memcpy(p, s.data() + i, run);
+        p += run;
+        i += run;
+        if (i == s.size())
             break;
-        const auto c = static_cast<unsigned char>(value[i]);
+        const auto c = static_cast<unsigned char>(s[i]);
         if (c >= 0x80) {
-            if (size_t n = utf8_sequence(value.substr(i)); n > 0) {
-                out.append(value.data() + i, n);
+            if (size_t n = utf8_sequence(s.substr(i)); n > 0) {
+                std::memcpy(p, s.data() + i, n);
+                p += n;
                 i += n;
             } else {
-                out.append(kReplacement);
-                i += maximal_subpart(value.substr(i));
+                std::memcpy(p, kReplacement.data(), kReplacement.size());
+                p += kReplacement.size();
+                i += maximal_subpart(s.substr(i));
             }
             continue;
         }
+        *p++ = '\\';
         switch (c) {
-        case '"': out.append("\\\""); break;
-        case '\\': out.append("\\\\"); break;
-        case '\b': out.append("\\b"); break;
-        case '\f': out.append("\\f"); break;
-        case '\n': out.append("\\n"); break;
-        case '\r': out.append("\\r"); break;
-        case '\t': out.append("\\t"); break;
+        case '"': *p++ = '"'; break;
+        case '\\': *p++ = '\\'; break;
+        case '\b': *p++ = 'b'; break;
+        case '\f': *p++ = 'f'; break;
+        case '\n': *p++ = 'n'; break;
+        case '\r': *p++ = 'r'; break;
+        case '\t': *p++ = 't'; break;
         default:
-            out.append("\\u00");
-            out.push_back(kHex[c >> 4]);
-            out.push_back(kHex[c & 0xf]);
+            std::memcpy(p, "u00", 3);
+            p[3] = kHex[c >> 4];
+            p[4] = kHex[c & 0xf];
+            p += 5;
         }
         ++i;
     }
-    out.push_back('"');
+    *p++ = '"';
+    return p;
 }
 
-void JsonObjectWriter::key(std::string_view name) {
+constexpr size_t kIntegerRoom = 20;  // "-9223372036854775808", "18446744073709551615"
+constexpr size_t kDoubleRoom = 32;   // any shortest round-trip double (24 at most: "-2.2250738585072014e-308")
+// Growing `out` costs a string operation and zeroing the new room: grow by at least this much at a time.
+constexpr size_t kGrowBy = 1024;
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view value) {
+    const size_t at = out.size();
+    out.resize(at + string_room(value));
+    char* end = put_string(out.data() + at, value);
+    out.resize(static_cast<size_t>(end - out.data()));
+}
+
+JsonObjectWriter::JsonObjectWriter(std::string& out, size_t room_hint) : own_{out, out.size()}, cursor_(own_) {
+    char* p = room(std::max<size_t>(room_hint, 1));
+    *p = '{';
+    end_field(p + 1);
+}
+
+JsonObjectWriter::JsonObjectWriter(Cursor& outer) : own_{outer.out, 0}, cursor_(outer) {
+    char* p = room(1);
+    *p = '{';
+    end_field(p + 1);
+}
+
+JsonObjectWriter::~JsonObjectWriter() {
+    if (outermost() && !ended_)
+        cursor_.out.resize(cursor_.used);
+}
+
+void JsonObjectWriter::end() {
+    char* p = room(1);
+    *p = '}';
+    end_field(p + 1);
+    if (outermost() && !ended_)
+        cursor_.out.resize(cursor_.used);
+    ended_ = true;
+}
+
+void JsonObjectWriter::grow(size_t n) { cursor_.out.resize(cursor_.used + std::max(n, kGrowBy)); }
+
+char* JsonObjectWriter::begin_field(std::string_view name, size_t value_room) {
+    char* p = room(1 + string_room(name) + 1 + value_room);
     if (!first_)
-        out_.push_back(',');
+        *p++ = ',';
     first_ = false;
-    append_json_string(out_, name);
-    out_.push_back(':');
+    p = put_string(p, name);
+    *p++ = ':';
+    return p;
 }
 
 JsonObjectWriter& JsonObjectWriter::field(std::string_view name, std::string_view value) {
-    key(name);
-    append_json_string(out_, value);
+    char* p = begin_field(name, string_room(value));
+    end_field(put_string(p, value));
     return *this;
 }
 
 JsonObjectWriter& JsonObjectWriter::field(std::string_view name, int64_t value) {
-    key(name);
-    char buf[24];
-    auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), value);
-    (void)ec;  // 24 chars hold any int64
-    out_.append(buf, end);
+    char* p = begin_field(name, kIntegerRoom);
+    end_field(std::to_chars(p, p + kIntegerRoom, value).ptr);
     return *this;
 }
 
 JsonObjectWriter& JsonObjectWriter::field(std::string_view name, uint64_t value) {
-    key(name);
-    char buf[24];
-    auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), value);
-    (void)ec;
-    out_.append(buf, end);
+    char* p = begin_field(name, kIntegerRoom);
+    end_field(std::to_chars(p, p + kIntegerRoom, value).ptr);
     return *this;
 }
 
 JsonObjectWriter& JsonObjectWriter::field(std::string_view name, bool value) {
-    key(name);
-    out_.append(value ? "true" : "false");
+    const std::string_view text = value ? "true" : "false";
+    char* p = begin_field(name, text.size());
+    std::memcpy(p, text.data(), text.size());
+    end_field(p + text.size());
     return *this;
 }
 
 JsonObjectWriter& JsonObjectWriter::field(std::string_view name, double value) {
-    key(name);
+    char* p = begin_field(name, kDoubleRoom + 2);
     if (!std::isfinite(value)) {
-        out_.append("null");  // JSON has no NaN or infinity
+        std::memcpy(p, "null", 4);  // JSON has no NaN or infinity
+        end_field(p + 4);
         return *this;
     }
-    char buf[32];
-    auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), value);
-    (void)ec;  // 32 chars hold any shortest double
-    const std::string_view text(buf, static_cast<size_t>(end - buf));
-    out_.append(text);
+    char* end = std::to_chars(p, p + kDoubleRoom, value).ptr;
     // Stay a float for readers that type by syntax ("2" would read back as an integer).
-    if (text.find_first_of(".e") == std::string_view::npos)
-        out_.append(".0");
+    if (std::string_view(p, static_cast<size_t>(end - p)).find_first_of(".e") == std::string_view::npos) {
+        std::memcpy(end, ".0", 2);
+        end += 2;
+    }
+    end_field(end);
     return *this;
 }
 
 JsonObjectWriter& JsonObjectWriter::null_field(std::string_view name) {
-    key(name);
-    out_.append("null");
+    char* p = begin_field(name, 4);
+    std::memcpy(p, "null", 4);
+    end_field(p + 4);
     return *this;
 }
 
 JsonObjectWriter JsonObjectWriter::object(std::string_view name) {
-    key(name);
-    return JsonObjectWriter(out_);
+    end_field(begin_field(name, 0));
+    return JsonObjectWriter(cursor_);
 }
 
 }  // namespace podid

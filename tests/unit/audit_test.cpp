@@ -86,6 +86,91 @@ TEST(JsonString, InvalidUtf8IsReplacedLikeNlohmann) {
     }
 }
 
+// The escapes, pinned as text (one row per kind of byte), independently of nlohmann.
+TEST(JsonString, EscapeTable) {
+    struct Row {
+        std::string in;
+        std::string want;
+    } rows[] = {
+        {"", R"("")"},
+        {"plain text / path?x=1&y=2", R"("plain text / path?x=1&y=2")"},
+        {"\"", R"("\"")"},
+        {"a\"b\"", R"("a\"b\"")"},
+        {"\\", R"("\\")"},
+        {"C:\\dir\\", R"("C:\\dir\\")"},
+        {"\b\f\n\r\t", R"("\b\f\n\r\t")"},
+        {std::string("\0", 1), R"("\u0000")"},
+        {"\x01\x0b\x1f", R"("\u0001\u000b\u001f")"},
+        {"\x7f~ ", "\"\x7f~ \""},  // DEL and edges of ASCII: as is
+        {"\xc3\xa9\xe2\x82\xac\xf0\x9f\x94\x91", "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x94\x91\""},  // UTF-8 as is
+        {"\xff", "\"\xef\xbf\xbd\""},                                                          // invalid: U+FFFD
+        {"a\xe2\x82z", "\"a\xef\xbf\xbdz\""},                                                  // truncated: one U+FFFD
+        {"0123456789abcdef\n", R"("0123456789abcdef\n")"},                                     // after two whole words
+        {"01234567\"89abcdef", R"("01234567\"89abcdef")"},                                     // at a word boundary
+    };
+    for (const auto& r : rows) {
+        EXPECT_EQ(written(r.in), r.want) << r.want;
+        std::string out = "prefix:";  // appends; what was there stays
+        append_json_string(out, r.in);
+        EXPECT_EQ(out, "prefix:" + r.want);
+    }
+}
+
+// Each byte that needs care, at every offset of strings of up to 3 words: the 8-byte scan must find it wherever it
+// is, and the output must be nlohmann's.
+TEST(JsonString, SpecialBytesAtEveryOffset) {
+    const std::vector<std::string> specials = {"\"",
+                                               "\\",
+                                               "\n",
+                                               "\x01",
+                                               "\x1f",
+                                               std::string("\0", 1),
+                                               "\x80",
+                                               "\xff",
+                                               "\xc3\xa9",
+                                               "\xe2\x82\xac",
+                                               "\xf0\x9f\x94\x91",
+                                               "\xe2\x82"};
+    for (size_t len = 0; len <= 24; ++len) {
+        for (size_t at = 0; at <= len; ++at) {
+            for (const auto& special : specials) {
+                std::string s(len, 'x');
+                s.insert(at, special);
+                ASSERT_EQ(written(s), dumped(s)) << "length " << len << ", special at " << at;
+            }
+        }
+    }
+}
+
+// Strings made only of bytes that grow the most: the room reserved for them must hold the worst case.
+TEST(JsonString, WorstCaseGrowth) {
+    const std::vector<std::string> rows = {std::string(1000, '\x01'), std::string(1000, '\xff'), std::string(1000, '"'),
+                                           std::string(999, '\xe2')};
+    for (const auto& s : rows) {
+        std::string out;
+        append_json_string(out, s);
+        EXPECT_EQ(out, dumped(s));
+        std::string field;
+        JsonObjectWriter(field).field(s, s).end();
+        EXPECT_EQ(field, "{" + dumped(s) + ":" + dumped(s) + "}");
+    }
+}
+
+// Keys are escaped like values, nested objects close where they should, and a writer appends to what is there.
+TEST(JsonWriter, KeysNestingAndAppending) {
+    std::string out = "[";
+    JsonObjectWriter j(out);
+    j.field("we\"ird\n", "v").null_field("n");
+    JsonObjectWriter inner = j.object("in");
+    inner.field("t", true).field("k", "");
+    inner.end();
+    JsonObjectWriter empty = j.object("empty");
+    empty.end();
+    j.field("after", int64_t{-1});
+    j.end();
+    EXPECT_EQ(out, R"([{"we\"ird\n":"v","n":null,"in":{"t":true,"k":""},"empty":{},"after":-1})");
+}
+
 struct NumberRow {
     double value;
     std::string want;  // as JSON text
