@@ -38,11 +38,12 @@ struct Token {
 };
 
 struct TokenOutcome {
-    std::optional<Token> token;  // set on success
-    int status = 200;            // HTTP status to give the client when token is empty (upstream's, or 503/504)
-    std::string error_body;      // IMDS-shaped JSON error body when token is empty
-    bool cache_hit = false;      // served from cache without waiting for upstream
-    bool shared = false;         // waited on another request's upstream call (single-flight)
+    // Set on success. Shared with the cache: serving a cached token copies a pointer, not the token (~1.5 KB).
+    std::shared_ptr<const Token> token;
+    int status = 200;        // HTTP status to give the client when token is empty (upstream's, or 503/504)
+    std::string error_body;  // IMDS-shaped JSON error body when token is empty
+    bool cache_hit = false;  // served from cache without waiting for upstream
+    bool shared = false;     // waited on another request's upstream call (single-flight)
 };
 
 class TokenProvider {

@@ -43,7 +43,7 @@ struct Flight {
 };
 
 struct Entry {
-    std::optional<Token> token;
+    std::shared_ptr<const Token> token;
     int64_t fetched_ms = 0;
     int64_t refresh_at_ms = 0;
     std::shared_ptr<Flight> flight;
@@ -64,7 +64,7 @@ constexpr int64_t kSweepEveryMs = 60'000;
 
 int64_t to_ms(int64_t epoch_seconds) { return epoch_seconds * 1000; }
 
-TokenOutcome token_outcome(std::optional<Token> token) {
+TokenOutcome token_outcome(std::shared_ptr<const Token> token) {
     TokenOutcome out;
     out.token = std::move(token);
     return out;
@@ -153,8 +153,12 @@ asio::awaitable<FetchEnd> fetch_with_retry(std::shared_ptr<State> s, TokenKey ke
             result.status = 502;
             result.body.clear();
         }
-        if (result.token)
-            co_return FetchEnd{token_outcome(std::move(result.token)), false};
+        if (result.token) {
+            // Rendered once here, so that serving the token from cache never serialises JSON or hashes it again.
+            auto token = std::make_shared<Token>(std::move(*result.token));
+            token->rendering = render_once(*token);
+            co_return FetchEnd{token_outcome(std::move(token)), false};
+        }
 
         if (!background && !is_retryable_status(result.status))
             co_return FetchEnd{upstream_error_outcome(result), true};
@@ -170,9 +174,6 @@ asio::awaitable<void> run_flight(std::shared_ptr<State> s, TokenKey key, std::sh
     FetchEnd end;
     try {
         end = co_await fetch_with_retry(s, key, flight->background, deadline_ms);
-        // Rendered once here, so that serving the token from cache never serialises JSON or hashes it again.
-        if (end.outcome.token)
-            end.outcome.token->rendering = render_once(*end.outcome.token);
     } catch (const std::exception&) {
         // Upstreams must not throw; if one does, its clients get a plain 503 and the key recovers.
         end.outcome = upstream_error_outcome(UpstreamResult{});

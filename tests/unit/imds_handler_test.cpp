@@ -1106,7 +1106,7 @@ FetchToken plan_for(const Identity& identity, bool host_shape = false) {
 
 TokenOutcome served(Token token) {
     TokenOutcome outcome;
-    outcome.token = std::move(token);
+    outcome.token = std::make_shared<const Token>(std::move(token));
     return outcome;
 }
 
