@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# The test command: installs dependencies, builds, and runs every test (unit and privileged end to end).
+# The test command: installs dependencies, builds, and runs every test (unit and privileged end to end), then
+# the bounded sanitizer stage (issue 7): every fuzz target for PODID_FUZZ_SECONDS (default 5) over its corpus
+# (clang, ASan + UBSan), and the sanitizer subset of the unit tests (tests/sanitize/run.sh: TSan for the
+# concurrent parts, ASan + UBSan for the parsers and policy). PODID_SKIP_SANITIZERS=1 skips that stage.
 # Run as root: the end-to-end tests load BPF programs and build network namespaces and cgroups.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -8,7 +11,37 @@ if [[ $(id -u) -ne 0 ]]; then
   exit 1
 fi
 "$root/tools/install-deps.sh"
+t0=$(date +%s)
 "$root/tools/build.sh"
 build=${BUILD_DIR:-$root/build}
-cd "$build"
-ctest --output-on-failure --timeout 600 "$@"
+rows=()
+failed=0
+# stage <name> <command...>: runs one step, records its verdict and wall time for the summary table.
+stage() {
+  local name=$1 start rc=0
+  shift
+  start=$(date +%s)
+  "$@" || rc=$?
+  local verdict=pass
+  if ((rc != 0)); then
+    verdict="FAIL (exit $rc)"
+    failed=1
+  fi
+  rows+=("$(printf '%-22s %-14s %5ss' "$name" "$verdict" $(($(date +%s) - start)))")
+}
+rows+=("$(printf '%-22s %-14s %5ss' build pass $(($(date +%s) - t0)))")
+
+stage ctest bash -c 'cd "$1" && shift && ctest --output-on-failure --timeout 600 "$@"' ctest "$build" "$@"
+
+if [[ ${PODID_SKIP_SANITIZERS:-0} == 1 ]]; then
+  rows+=("$(printf '%-22s %-14s' sanitizers 'skipped (PODID_SKIP_SANITIZERS=1)')")
+else
+  # Build directories of their own inside the main one; ccache shares their objects between runs.
+  stage "fuzz (${PODID_FUZZ_SECONDS:-5} s/target)" \
+    env BUILD_DIR="$build/fuzz" "$root/tests/fuzz/run.sh" "${PODID_FUZZ_SECONDS:-5}"
+  stage "sanitize subset" env BUILD_DIR="$build/sanitize" "$root/tests/sanitize/run.sh"
+fi
+
+printf '\n%-22s %-14s %6s\n' step result time
+printf '%s\n' "${rows[@]}"
+exit $failed
