@@ -38,9 +38,12 @@ struct Locations {
 std::string pointer_escape(std::string_view key) {
     std::string out;
     for (char c : key) {
-        if (c == '~') out += "~0";
-        else if (c == '/') out += "~1";
-        else out += c;
+        if (c == '~')
+            out += "~0";
+        else if (c == '/')
+            out += "~1";
+        else
+            out += c;
     }
     return out;
 }
@@ -54,7 +57,8 @@ public:
         value("");
         while (pos_ < t_.size() && !stack_.empty()) {
             skip_ws();
-            if (pos_ >= t_.size()) break;
+            if (pos_ >= t_.size())
+                break;
             char c = t_[pos_];
             if (c == ',') {
                 ++pos_;
@@ -70,10 +74,12 @@ public:
                 std::size_t key_pos = pos_;
                 std::string key = string_token();
                 skip_ws();
-                if (pos_ < t_.size() && t_[pos_] == ':') ++pos_;
+                if (pos_ < t_.size() && t_[pos_] == ':')
+                    ++pos_;
                 skip_ws();
                 std::string child = top.pointer + "/" + pointer_escape(key);
-                if (!top.keys.insert(key).second && !out_.duplicate) out_.duplicate.emplace(child, key_pos);
+                if (!top.keys.insert(key).second && !out_.duplicate)
+                    out_.duplicate.emplace(child, key_pos);
                 out_.offsets.emplace(child, key_pos);
                 value(child);
             } else {
@@ -113,7 +119,8 @@ private:
         }
         std::string_view raw = t_.substr(start, std::min(pos_, t_.size()) - start);
         ++pos_;
-        if (!escaped) return std::string(raw);
+        if (!escaped)
+            return std::string(raw);
         try {
             return json::parse("\"" + std::string(raw) + "\"").get<std::string>();
         } catch (const json::exception&) {
@@ -131,13 +138,16 @@ private:
                 continue;
             }
             ++pos_;
-            if (c == '{' || c == '[') ++depth;
-            if ((c == '}' || c == ']') && --depth == 0) return;
+            if (c == '{' || c == '[')
+                ++depth;
+            if ((c == '}' || c == ']') && --depth == 0)
+                return;
         }
     }
 
     void value(const std::string& pointer) {
-        if (pos_ >= t_.size()) return;
+        if (pos_ >= t_.size())
+            return;
         char c = t_[pos_];
         if (c == '{' || c == '[') {
             if (stack_.size() >= kMaxDepth) {
@@ -149,7 +159,8 @@ private:
         } else if (c == '"') {
             string_token();
         } else {
-            while (pos_ < t_.size() && std::strchr(",]} \t\r\n", t_[pos_]) == nullptr) ++pos_;
+            while (pos_ < t_.size() && std::strchr(",]} \t\r\n", t_[pos_]) == nullptr)
+                ++pos_;
         }
     }
 
@@ -183,19 +194,26 @@ LineCol line_col(std::string_view text, std::size_t offset) {
 
 // Validates one pattern segment; "" when fine, else the reason.
 std::string check_segment(std::string_view seg) {
-    if (seg.empty()) return "empty path segment (\"//\")";
-    if (seg == "." || seg == "..") return "\".\" and \"..\" segments are not allowed";
+    if (seg.empty())
+        return "empty path segment (\"//\")";
+    if (seg == "." || seg == "..")
+        return "\".\" and \"..\" segments are not allowed";
     if (seg != "**" && seg.find("**") != std::string_view::npos)
         return "\"**\" must be a whole path segment (use \"*\" within a segment)";
     for (std::size_t i = 0; i < seg.size(); ++i) {
         if (seg[i] == '\\') {
-            if (++i >= seg.size()) return "pattern ends with a lone backslash";
+            if (++i >= seg.size())
+                return "pattern ends with a lone backslash";
         } else if (seg[i] == '[') {
             std::size_t j = i + 1;
-            if (j < seg.size() && (seg[j] == '!' || seg[j] == '^')) ++j;
-            if (j < seg.size() && seg[j] == ']') ++j;  // a leading ']' is a literal member
-            while (j < seg.size() && seg[j] != ']') ++j;
-            if (j >= seg.size()) return "unclosed '[' in pattern";
+            if (j < seg.size() && (seg[j] == '!' || seg[j] == '^'))
+                ++j;
+            if (j < seg.size() && seg[j] == ']')
+                ++j;  // a leading ']' is a literal member
+            while (j < seg.size() && seg[j] != ']')
+                ++j;
+            if (j >= seg.size())
+                return "unclosed '[' in pattern";
             i = j;
         }
     }
@@ -203,17 +221,22 @@ std::string check_segment(std::string_view seg) {
 }
 
 Result<std::vector<std::string>> compile_pattern(std::string_view glob) {
-    if (glob.empty() || glob.front() != '/') return make_error("pattern must be an absolute cgroup path (start with '/')");
+    if (glob.empty() || glob.front() != '/')
+        return make_error("pattern must be an absolute cgroup path (start with '/')");
     std::string_view body = glob.substr(1);
-    if (!body.empty() && body.back() == '/') body.remove_suffix(1);
+    if (!body.empty() && body.back() == '/')
+        body.remove_suffix(1);
     std::vector<std::string> segments;
-    if (body.empty()) return segments;  // "/": the root cgroup
+    if (body.empty())
+        return segments;  // "/": the root cgroup
     std::size_t pos = 0;
     while (pos <= body.size()) {
         std::size_t end = body.find('/', pos);
-        if (end == std::string_view::npos) end = body.size();
+        if (end == std::string_view::npos)
+            end = body.size();
         std::string_view seg = body.substr(pos, end - pos);
-        if (auto why = check_segment(seg); !why.empty()) return make_error(why);
+        if (auto why = check_segment(seg); !why.empty())
+            return make_error(why);
         segments.emplace_back(seg);
         pos = end + 1;
     }
@@ -282,25 +305,32 @@ bool segment_matches(std::string_view pat, std::string_view text) {
                 continue;
             }
         }
-        if (star_p == std::string_view::npos) return false;
+        if (star_p == std::string_view::npos)
+            return false;
         p = star_p;
         t = ++star_t;
     }
-    while (p < pat.size() && pat[p] == '*') ++p;
+    while (p < pat.size() && pat[p] == '*')
+        ++p;
     return p == pat.size();
 }
 
 std::optional<std::vector<std::string_view>> split_cgroup_path(std::string_view path) {
-    if (path.empty() || path.front() != '/') return std::nullopt;
+    if (path.empty() || path.front() != '/')
+        return std::nullopt;
     std::string_view body = path.substr(1);
-    if (!body.empty() && body.back() == '/') body.remove_suffix(1);
+    if (!body.empty() && body.back() == '/')
+        body.remove_suffix(1);
     std::vector<std::string_view> segs;
-    if (body.empty()) return segs;
+    if (body.empty())
+        return segs;
     std::size_t pos = 0;
     while (pos <= body.size()) {
         std::size_t end = body.find('/', pos);
-        if (end == std::string_view::npos) end = body.size();
-        if (end == pos) return std::nullopt;
+        if (end == std::string_view::npos)
+            end = body.size();
+        if (end == pos)
+            return std::nullopt;
         segs.push_back(body.substr(pos, end - pos));
         pos = end + 1;
     }
@@ -315,17 +345,20 @@ bool matches_prefix(const std::vector<std::string>& pat, const std::vector<std::
     reach[0][0] = 1;
     for (std::size_t i = 0; i < P; ++i) {
         for (std::size_t j = 0; j <= N; ++j) {
-            if (!reach[i][j]) continue;
+            if (!reach[i][j])
+                continue;
             if (pat[i] == "**") {
-                reach[i + 1][j] = 1;             // zero segments
-                if (j < N) reach[i][j + 1] = 1;  // one more segment, still inside "**"
+                reach[i + 1][j] = 1;  // zero segments
+                if (j < N)
+                    reach[i][j + 1] = 1;  // one more segment, still inside "**"
             } else if (j < N && segment_matches(pat[i], path[j])) {
                 reach[i + 1][j + 1] = 1;
             }
         }
     }
     for (std::size_t j = 0; j <= N; ++j)
-        if (reach[P][j]) return true;
+        if (reach[P][j])
+            return true;
     return false;
 }
 
@@ -333,11 +366,13 @@ bool matches_prefix(const std::vector<std::string>& pat, const std::vector<std::
 // Document -> table.
 
 bool is_guid(std::string_view s) {
-    if (s.size() != 36) return false;
+    if (s.size() != 36)
+        return false;
     for (std::size_t i = 0; i < s.size(); ++i) {
         char c = s[i];
         if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (c != '-') return false;
+            if (c != '-')
+                return false;
         } else if (!std::isxdigit(static_cast<unsigned char>(c))) {
             return false;
         }
@@ -346,16 +381,19 @@ bool is_guid(std::string_view s) {
 }
 
 std::string lower(std::string s) {
-    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (auto& c : s)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return s;
 }
 
 // "/subscriptions/<sub>/resourcegroups/<rg>/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>"
 bool is_user_assigned_identity_id(std::string_view s) {
     std::string l = lower(std::string(s));
-    if (l.rfind("/subscriptions/", 0) != 0) return false;
+    if (l.rfind("/subscriptions/", 0) != 0)
+        return false;
     for (char c : l)
-        if (c <= ' ' || c == '?' || c == '&' || c == '#' || c == '%') return false;
+        if (c <= ' ' || c == '?' || c == '&' || c == '#' || c == '%')
+            return false;
     constexpr std::string_view kProvider = "/providers/microsoft.managedidentity/userassignedidentities/";
     auto at = l.find(kProvider);
     return at != std::string::npos && at + kProvider.size() < l.size() &&
@@ -378,25 +416,30 @@ public:
         locations_ = Locator(text_).run();
         if (locations_.duplicate) {
             const auto& [pointer, offset] = *locations_.duplicate;
-            return error_at(offset, "duplicate key \"" + pointer.substr(pointer.rfind('/') + 1) + "\" (at " +
-                                        pointer + "): only one value may be given");
+            return error_at(offset, "duplicate key \"" + pointer.substr(pointer.rfind('/') + 1) + "\" (at " + pointer +
+                                        "): only one value may be given");
         }
-        if (!doc.is_object()) return error_at(0, "the document must be an object {\"bindings\": [...]}");
+        if (!doc.is_object())
+            return error_at(0, "the document must be an object {\"bindings\": [...]}");
         for (const auto& [key, value] : doc.items()) {
-            if (key != "bindings") return error_at(offset_of("/" + pointer_escape(key)), "unknown key \"" + key + "\"");
+            if (key != "bindings")
+                return error_at(offset_of("/" + pointer_escape(key)), "unknown key \"" + key + "\"");
         }
-        if (!doc.contains("bindings")) return error_at(0, "missing \"bindings\" (a list of entries)");
+        if (!doc.contains("bindings"))
+            return error_at(0, "missing \"bindings\" (a list of entries)");
         const json& list = doc["bindings"];
-        if (!list.is_array()) return error_at(offset_of("/bindings"), "\"bindings\" must be a list");
+        if (!list.is_array())
+            return error_at(offset_of("/bindings"), "\"bindings\" must be a list");
 
         std::vector<BindingTable::Entry> entries;
         for (std::size_t i = 0; i < list.size(); ++i) {
             auto entry = read_entry(list[i], i);
-            if (!entry) return entry.error();
+            if (!entry)
+                return entry.error();
             entries.push_back(std::move(*entry));
         }
-        return std::shared_ptr<const BindingTable>(std::make_shared<BindingTable>(std::string(source_),
-                                                                                    std::move(entries)));
+        return std::shared_ptr<const BindingTable>(
+            std::make_shared<BindingTable>(std::string(source_), std::move(entries)));
     }
 
 private:
@@ -412,8 +455,10 @@ private:
         }
         BindingTable::Entry entry;
         entry.line = line_col(text_, entry_offset).line;
-        if (!e.contains("cgroup")) return error_at(entry_offset, what + "missing \"cgroup\" (a cgroup path pattern)");
-        if (!e["cgroup"].is_string()) return error_at(offset_of(at + "/cgroup"), what + "\"cgroup\" must be a string");
+        if (!e.contains("cgroup"))
+            return error_at(entry_offset, what + "missing \"cgroup\" (a cgroup path pattern)");
+        if (!e["cgroup"].is_string())
+            return error_at(offset_of(at + "/cgroup"), what + "\"cgroup\" must be a string");
         entry.glob = e["cgroup"].get<std::string>();
         auto segments = compile_pattern(entry.glob);
         if (!segments)
@@ -421,15 +466,18 @@ private:
                             what + "bad cgroup pattern \"" + entry.glob + "\": " + segments.error().message);
         entry.segments = std::move(*segments);
 
-        if (!e.contains("identities")) return error_at(entry_offset, what + "missing \"identities\"");
+        if (!e.contains("identities"))
+            return error_at(entry_offset, what + "missing \"identities\"");
         const json& ids = e["identities"];
         if (!ids.is_array() || ids.empty())
             return error_at(offset_of(at + "/identities"), what + "\"identities\" must be a non-empty list");
         for (std::size_t j = 0; j < ids.size(); ++j) {
             auto identity = read_identity(ids[j], at + "/identities/" + std::to_string(j),
                                           what + "identity " + std::to_string(j + 1) + ": ");
-            if (!identity) return identity.error();
-            if (identity->name.empty()) identity->name = "bindings entry " + std::to_string(i + 1);
+            if (!identity)
+                return identity.error();
+            if (identity->name.empty())
+                identity->name = "bindings entry " + std::to_string(i + 1);
             entry.identities.push_back(std::move(*identity));
         }
         return entry;
@@ -437,7 +485,8 @@ private:
 
     Result<Identity> read_identity(const json& v, const std::string& at, const std::string& what) {
         const std::size_t offset = offset_of(at);
-        if (!v.is_object()) return error_at(offset, what + "must be an object such as {\"client_id\": \"<guid>\"}");
+        if (!v.is_object())
+            return error_at(offset, what + "must be an object such as {\"client_id\": \"<guid>\"}");
         Identity id;
         for (const auto& [key, value] : v.items()) {
             const std::size_t key_offset = offset_of(at + "/" + pointer_escape(key));
@@ -445,10 +494,12 @@ private:
                 key != "name")
                 return error_at(key_offset, what + "unknown key \"" + key +
                                                 "\" (expected client_id, object_id, resource_id, name)");
-            if (!value.is_string()) return error_at(key_offset, what + "\"" + key + "\" must be a string");
+            if (!value.is_string())
+                return error_at(key_offset, what + "\"" + key + "\" must be a string");
             std::string s = value.get<std::string>();
             if (key == "client_id" || key == "object_id") {
-                if (!is_guid(s)) return error_at(key_offset, what + key + " \"" + s + "\" is not a GUID");
+                if (!is_guid(s))
+                    return error_at(key_offset, what + key + " \"" + s + "\" is not a GUID");
                 (key == "client_id" ? id.client_id : id.object_id) = lower(s);
             } else if (key == "resource_id" || key == "msi_res_id") {
                 if (!id.resource_id.empty())
@@ -475,9 +526,9 @@ private:
 
     Error error_at(std::size_t offset, const std::string& reason) const {
         LineCol lc = line_col(text_, offset);
-        return make_error(std::string(source_) + ":" + std::to_string(lc.line) + ":" + std::to_string(lc.column) +
-                              ": " + reason,
-                          EINVAL);
+        return make_error(
+            std::string(source_) + ":" + std::to_string(lc.line) + ":" + std::to_string(lc.column) + ": " + reason,
+            EINVAL);
     }
 
     Error syntax_error(const json::parse_error& e) const {
@@ -489,9 +540,11 @@ private:
             --offset;
         std::string reason = e.what();
         if (auto c = reason.find("column "); c != std::string::npos) {
-            if (auto colon = reason.find(": ", c); colon != std::string::npos) reason = reason.substr(colon + 2);
+            if (auto colon = reason.find(": ", c); colon != std::string::npos)
+                reason = reason.substr(colon + 2);
         }
-        if (auto last = reason.find("; last read"); last != std::string::npos) reason.resize(last);
+        if (auto last = reason.find("; last read"); last != std::string::npos)
+            reason.resize(last);
         return error_at(offset, "invalid JSON: " + reason);
     }
 
@@ -510,8 +563,9 @@ struct FileStamp {
 };
 
 std::optional<FileStamp> stamp_of(const std::string& path) {
-    struct stat st{};
-    if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0)
+        return std::nullopt;
     return FileStamp{st.st_dev, st.st_ino, st.st_size,
                      static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
 }
@@ -525,17 +579,39 @@ bool glob_matches_path_or_ancestor(const std::vector<std::string>& pattern_segme
     return segs && matches_prefix(pattern_segments, *segs);
 }
 
-Binding BindingTable::match(std::string_view cgroup_path) const {
-    Binding binding;
+int BindingTable::first_match(std::string_view cgroup_path) const {
     auto segs = split_cgroup_path(cgroup_path);
-    if (!segs) return binding;
-    for (std::size_t i = 0; i < entries_.size(); ++i) {
-        if (!matches_prefix(entries_[i].segments, *segs)) continue;
-        binding.kind = BindingKind::static_file;
-        binding.identities = entries_[i].identities;
-        binding.explanation = "bindings entry " + std::to_string(i + 1) + " (" + entries_[i].glob + ")";
-        return binding;
+    if (!segs)
+        return kNoEntry;
+    for (std::size_t i = 0; i < entries_.size(); ++i)
+        if (matches_prefix(entries_[i].segments, *segs))
+            return static_cast<int>(i);
+    return kNoEntry;
+}
+
+Binding BindingTable::match(std::string_view cgroup_path) const {
+    // Bounded: paths of removed pods would otherwise accumulate; starting over costs one glob match per pod.
+    constexpr std::size_t kMemoLimit = 16384;
+    int index = kNoEntry;
+    {
+        std::lock_guard lock(memo_mu_);
+        auto it = memo_.find(std::string(cgroup_path));
+        if (it != memo_.end()) {
+            index = it->second;
+        } else {
+            index = first_match(cgroup_path);
+            if (memo_.size() >= kMemoLimit)
+                memo_.clear();
+            memo_.emplace(std::string(cgroup_path), index);
+        }
     }
+    Binding binding;
+    if (index == kNoEntry)
+        return binding;
+    const Entry& entry = entries_[static_cast<std::size_t>(index)];
+    binding.kind = BindingKind::static_file;
+    binding.identities = entry.identities;
+    binding.explanation = "bindings entry " + std::to_string(index + 1) + " (" + entry.glob + ")";
     return binding;
 }
 
@@ -546,7 +622,7 @@ struct StaticBindings::State {
     mutable std::mutex mu;  // guards table
     std::shared_ptr<const BindingTable> table;
 
-    std::mutex load_mu;  // one load at a time (SIGHUP and the watcher may race); guards stamp
+    std::mutex load_mu;              // one load at a time (SIGHUP and the watcher may race); guards stamp
     std::optional<FileStamp> stamp;  // of the last file read, good or bad
 
     Result<void> load_file() {
@@ -560,13 +636,14 @@ struct StaticBindings::State {
         std::string text(kMaxFileBytes + 1, '\0');
         in.read(text.data(), static_cast<std::streamsize>(text.size()));
         text.resize(static_cast<std::size_t>(in.gcount()));
-        if (in.bad()) return make_error("cannot read bindings file " + path, EIO);
+        if (in.bad())
+            return make_error("cannot read bindings file " + path, EIO);
         if (text.size() > kMaxFileBytes)
-            return make_error("bindings file " + path + " is larger than " + std::to_string(kMaxFileBytes) +
-                                  " bytes",
+            return make_error("bindings file " + path + " is larger than " + std::to_string(kMaxFileBytes) + " bytes",
                               EFBIG);
         auto parsed = StaticBindings::parse(text, path);
-        if (!parsed) return parsed.error();
+        if (!parsed)
+            return parsed.error();
         std::lock_guard lock(mu);
         table = std::move(*parsed);
         return {};
@@ -574,7 +651,8 @@ struct StaticBindings::State {
 
     Result<void> reload() {
         auto r = load_file();
-        if (!r && on_error) on_error(r.error().message);
+        if (!r && on_error)
+            on_error(r.error().message);
         return r;
     }
 
@@ -583,7 +661,8 @@ struct StaticBindings::State {
         std::optional<FileStamp> now = stamp_of(path);
         {
             std::lock_guard load_lock(load_mu);
-            if (now == stamp) return;
+            if (now == stamp)
+                return;
         }
         reload();
     }
@@ -616,15 +695,18 @@ struct Watcher : std::enable_shared_from_this<Watcher> {
                 ::close(fd);
             }
         }
-        if (poll.count() > 0) arm_timer();
+        if (poll.count() > 0)
+            arm_timer();
     }
 
     void read_events() {
         inotify.async_read_some(boost::asio::buffer(buf),
                                 [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
-                                    if (ec) return;
+                                    if (ec)
+                                        return;
                                     auto s = self->state.lock();
-                                    if (!s) return;
+                                    if (!s)
+                                        return;
                                     // Which names changed does not matter: the stamp says whether our file did.
                                     s->reload_if_changed();
                                     self->read_events();
@@ -634,7 +716,8 @@ struct Watcher : std::enable_shared_from_this<Watcher> {
     void arm_timer() {
         timer.expires_after(poll);
         timer.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-            if (ec) return;
+            if (ec)
+                return;
             auto s = self->state.lock();
             if (!s) {
                 boost::system::error_code ignored;
@@ -685,7 +768,8 @@ bool StaticBindings::ready() const { return table() != nullptr; }
 
 Binding StaticBindings::bindings_for(const Caller& caller) const {
     auto t = table();
-    if (!t || caller.cgroup_path.empty()) return Binding{};
+    if (!t || caller.cgroup_path.empty())
+        return Binding{};
     return t->match(caller.cgroup_path);
 }
 

@@ -28,6 +28,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -51,15 +52,21 @@ public:
         : source_(std::move(source)), entries_(std::move(entries)) {}
 
     // The first entry whose pattern matches `cgroup_path` or one of its ancestors; kind none for no match or an
-    // empty/relative path.
+    // empty/relative path. The answer per path is remembered (the table never changes; a reload makes a new one),
+    // so a pod's requests after its first pay a hash lookup, not a glob match.
     Binding match(std::string_view cgroup_path) const;
 
     const std::string& source() const { return source_; }
     const std::vector<Entry>& entries() const { return entries_; }
 
 private:
+    static constexpr int kNoEntry = -1;
+    int first_match(std::string_view cgroup_path) const;
+
     std::string source_;
     std::vector<Entry> entries_;
+    mutable std::mutex memo_mu_;
+    mutable std::unordered_map<std::string, int> memo_;  // cgroup path -> entry index or kNoEntry; bounded
 };
 
 // Whether `pattern_segments` (a validated pattern split at '/') matches `path` or one of its ancestors.
