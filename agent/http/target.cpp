@@ -254,6 +254,7 @@ RoutedPath route_path(std::string_view raw_path) {
 
 Result<std::vector<QueryParam>> parse_query(std::string_view raw_query) {
     std::vector<QueryParam> params;
+    params.reserve(static_cast<size_t>(std::count(raw_query.begin(), raw_query.end(), '&')) + 1);
     for (std::string_view pair : split(raw_query, '&')) {
         if (pair.empty()) {
             continue;
