@@ -29,7 +29,9 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "common/tcp_keepalive.h"
 #include "kube/json_splitter.h"
+#include "observe/log.h"
 
 namespace podid::kube {
 
@@ -272,6 +274,11 @@ asio::awaitable<ApiResult<std::shared_ptr<Client::Connection>>> Client::open(con
     co_await lowest.async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
     if (ec)
         co_return failure(ec, target, "connect");
+    // A watch is quiet for minutes; without keepalive a control-plane node that died without a FIN would only be
+    // noticed when the watch's idle limit (~10 min) ends. Best effort: a refusal here changes nothing else.
+    if (auto keepalive = enable_tcp_keepalive(lowest.socket().native_handle()); !keepalive)
+        log_warn("kube: cannot enable TCP keepalive on the API-server connection",
+                 kv("reason", keepalive.error().message));
     // SNI carries names only (RFC 6066 §3); the certificate is checked against the name or the address.
     if (!is_ip_literal(verify_name_))
         SSL_set_tlsext_host_name(connection->stream.native_handle(), verify_name_.c_str());

@@ -3,6 +3,8 @@
 // The seed scenario: azure-vote reads its Key Vault token as the identity bound with aadpodidbinding.
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include <thread>
 
 #include "support/kube_apiserver.h"
@@ -128,6 +130,17 @@ TEST_P(KubeModeTest, SeedScenarioAadPodIdentity) {
         }
     }
     EXPECT_TRUE(seen);
+
+    // The agent's API-server connections (its watches) carry TCP keepalive: a control-plane node that dies without
+    // a FIN is noticed in under a minute, not when a watch's idle limit ends.
+    auto ss = pn_->node().run({"ss", "-tnopH", "state", "established"}, pn_->node().node_netns(), "");
+    ASSERT_EQ(ss.exit_code, 0) << ss.err;
+    int watches_with_keepalive = 0;
+    std::istringstream lines(ss.out);
+    for (std::string line; std::getline(lines, line);)
+        if (line.find("podid-agent") != std::string::npos && line.find("timer:(keepalive") != std::string::npos)
+            ++watches_with_keepalive;
+    EXPECT_GE(watches_with_keepalive, 1) << ss.out;
 }
 
 TEST_P(KubeModeTest, ServicePrincipalIdentityIsReportedAsUnsupported) {
