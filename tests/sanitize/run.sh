@@ -9,6 +9,7 @@
 #
 # Environment: BUILD_DIR (default <repo>/../build-sanitize-subset), JOBS (default 2). Needs no root and no
 # network beyond loopback. Exit status 1 when a test failed or a sanitizer reported, 2 when the build failed.
+# tests/run.sh (CI) runs the thread mode by default.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -78,8 +79,8 @@ for row in "${selected[@]}"; do
         verdict=FAIL
         failed=1
         echo "$exe failed (exit $rc); first findings in $log:" >&2
-        grep -m8 -E 'ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error|^\[  FAILED  \]|^    #[0-9]' \
-            "$log" | sed 's/^/    /' >&2
+        findings='ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error|^\[  FAILED  \]|^    #[0-9]'
+        grep -m8 -E "$findings" "$log" | sed 's/^/    /' >&2
     fi
     rows+=("$(printf '%-30s %-8s %-5s %6s %5ss' "$exe" "$mode" "$verdict" "$passed" "$secs")")
 done
