@@ -62,6 +62,14 @@ Reply method_not_allowed(const HttpRequest& req) {
     return reply;
 }
 
+// The query classify() parsed, or (a Classified made without one) parsed here into `storage`: never copied.
+const Result<ImdsQuery>& query_of(const HttpRequest& req, const Classified& what,
+                                  std::optional<Result<ImdsQuery>>& storage) {
+    if (what.query)
+        return *what.query;
+    return storage.emplace(parse_imds_query(split_target(req.target()).query));
+}
+
 Plan plan_token(const HttpRequest& req, const Classified& what, const Caller& caller, const Binding& binding) {
     if (what.path != kTokenPath) {
         return deny(req, 400, kInvalidRequest, Reason::deny_path);
@@ -78,7 +86,8 @@ Plan plan_token(const HttpRequest& req, const Classified& what, const Caller& ca
     if (req.method() != http::verb::get) {
         return method_not_allowed(req);
     }
-    const Result<ImdsQuery> query = what.query ? *what.query : parse_imds_query(split_target(req.target()).query);
+    std::optional<Result<ImdsQuery>> parsed_here;
+    const Result<ImdsQuery>& query = query_of(req, what, parsed_here);
     if (!query) {
         return deny(req, 400, query.error().message, Reason::deny_bad_request);
     }
@@ -127,7 +136,8 @@ Plan plan_host_token(const HttpRequest& req, const Classified& what, const Bindi
     if (req["podns"].empty() || req["podname"].empty()) {
         return deny(req, 400, "Required headers podns and podname not specified", Reason::deny_bad_request);
     }
-    const Result<ImdsQuery> query = what.query ? *what.query : parse_imds_query(split_target(req.target()).query);
+    std::optional<Result<ImdsQuery>> parsed_here;
+    const Result<ImdsQuery>& query = query_of(req, what, parsed_here);
     if (!query) {
         return deny(req, 400, query.error().message, Reason::deny_bad_request);
     }

@@ -595,7 +595,7 @@ Binding BindingTable::match(std::string_view cgroup_path) const {
     int index = kNoEntry;
     {
         std::lock_guard lock(memo_mu_);
-        auto it = memo_.find(std::string(cgroup_path));
+        auto it = memo_.find(cgroup_path);
         if (it != memo_.end()) {
             index = it->second;
         } else {

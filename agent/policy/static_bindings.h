@@ -66,7 +66,13 @@ private:
     std::string source_;
     std::vector<Entry> entries_;
     mutable std::mutex memo_mu_;
-    mutable std::unordered_map<std::string, int> memo_;  // cgroup path -> entry index or kNoEntry; bounded
+    // Looked up by string_view (no copy of the path per request).
+    struct PathHash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view path) const { return std::hash<std::string_view>{}(path); }
+    };
+    // cgroup path -> entry index or kNoEntry; bounded.
+    mutable std::unordered_map<std::string, int, PathHash, std::equal_to<>> memo_;
 };
 
 // Whether `pattern_segments` (a validated pattern split at '/') matches `path` or one of its ancestors.
