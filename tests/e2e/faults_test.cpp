@@ -40,6 +40,7 @@
 #include "support/kube_apiserver.h"
 #include "support/kube_node.h"
 #include "support/podid_node.h"
+#include "support/self_helper.h"
 
 namespace podid::test {
 namespace {
@@ -79,25 +80,9 @@ struct Answer {
 };
 
 int dial_metadata(int timeout_s, Outcome& failure) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        failure = Outcome::connect_error;
-        return -1;
-    }
-    timeval tv{timeout_s, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(80);
-    ::inet_pton(AF_INET, "169.254.169.254", &addr.sin_addr);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    const int fd = test::dial_metadata(timeout_s);
+    if (fd < 0)
         failure = errno == ECONNREFUSED ? Outcome::refused : Outcome::connect_error;
-        ::close(fd);
-        return -1;
-    }
     return fd;
 }
 
@@ -269,14 +254,6 @@ int helper_load(const std::vector<std::string>& args) {
     return 0;
 }
 
-std::vector<std::string> self_cmdline() {
-    std::ifstream in("/proc/self/cmdline", std::ios::binary);
-    std::vector<std::string> args;
-    for (std::string arg; std::getline(in, arg, '\0');)
-        args.push_back(arg);
-    return args;
-}
-
 // Runs before main(): a helper invocation never reaches GoogleTest.
 const int kHelper = [] {
     std::vector<std::string> args = self_cmdline();
@@ -288,12 +265,6 @@ const int kHelper = [] {
     std::fflush(stdout);
     std::_Exit(rc);
 }();
-
-std::string self_exe() {
-    char buf[4096];
-    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // The test side: what the helpers counted, added up, and the summary table.

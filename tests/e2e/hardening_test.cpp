@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "support/podid_node.h"
+#include "support/self_helper.h"
 
 namespace podid::test {
 namespace {
@@ -44,26 +45,6 @@ const std::string kTokenQuery = "/metadata/identity/oauth2/token?api-version=201
 // ---------------------------------------------------------------------------------------------------------
 // The pod side: a minimal HTTP/1.1 client over plain sockets (so a test controls every byte) and the helper
 // modes built on it.
-
-int dial_metadata(int timeout_s = 10) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    timeval tv{timeout_s, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(80);
-    ::inet_pton(AF_INET, "169.254.169.254", &addr.sin_addr);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-        ::close(fd);
-        return -1;
-    }
-    return fd;
-}
 
 bool send_all(int fd, const std::string& bytes) {
     size_t off = 0;
@@ -402,15 +383,6 @@ int helper_latency(const std::vector<std::string>& a) {
     return 0;
 }
 
-std::vector<std::string> self_cmdline() {
-    std::ifstream in("/proc/self/cmdline", std::ios::binary);
-    std::vector<std::string> args;
-    std::string arg;
-    while (std::getline(in, arg, '\0'))
-        args.push_back(arg);
-    return args;
-}
-
 // Runs before main(): a helper invocation never reaches GoogleTest.
 const int kHelper = [] {
     std::vector<std::string> args = self_cmdline();
@@ -434,12 +406,6 @@ const int kHelper = [] {
     std::fflush(stdout);
     std::_Exit(rc);
 }();
-
-std::string self_exe() {
-    char buf[4096];
-    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-}
 
 std::vector<std::string> helper(const std::string& mode, std::vector<std::string> args) {
     args.insert(args.begin(), {self_exe(), "--podid-helper", mode});

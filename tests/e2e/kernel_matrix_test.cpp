@@ -19,6 +19,7 @@
 
 #include "datapath/probe.h"
 #include "kernel/guest_check.h"
+#include "support/self_helper.h"
 
 // The guest program lives in its own file; it is compiled into this test binary (see above).
 #include "kernel/guest_check.cpp"
@@ -73,12 +74,6 @@ Transcript run_command(const std::string& command) {
     Transcript t = parse(out);
     t.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     return t;
-}
-
-std::string self_exe() {
-    char buf[4096];
-    ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
 }
 
 // Everything the guest check must report, whatever the kernel; a check that never printed is a failure too.
