@@ -86,7 +86,8 @@ void check_plan(const podid::HttpRequest& req, const Scenario& who, bool loopbac
         PODID_FUZZ_CHECK(!fetch->key.resource.empty());
         // Render both outcomes: any resource bytes must serialise.
         podid::TokenOutcome ok;
-        ok.token = std::make_shared<const podid::Token>(podid::Token{"eyJ.x.y", "", "", "Bearer", 2000, 1000, 3600, nullptr});
+        ok.token =
+            std::make_shared<const podid::Token>(podid::Token{"eyJ.x.y", "", "", "Bearer", 2000, 1000, 3600, nullptr});
         podid::HttpResponse res = podid::render_token(req, *fetch, ok, 1500);
         PODID_FUZZ_CHECK(res.result_int() == 200);
         PODID_FUZZ_CHECK(!nlohmann::json::parse(res.body(), nullptr, false).is_discarded());

@@ -2,8 +2,8 @@
 
 #include <signal.h>
 
-#include <fstream>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <thread>

@@ -29,9 +29,9 @@ using asio::ip::tcp;
 
 struct EmulatorServer::Handled {
     HttpResponse response;
-    bool reset = false;             // close the connection abruptly instead of answering
-    bool hang = false;              // never answer; wait for the client to give up
-    int slow_body_ms = 0;           // > 0: send the head at once and spread the body over this long
+    bool reset = false;    // close the connection abruptly instead of answering
+    bool hang = false;     // never answer; wait for the client to give up
+    int slow_body_ms = 0;  // > 0: send the head at once and spread the body over this long
 };
 
 namespace {
@@ -41,9 +41,8 @@ std::string random_token_id() {
     if (RAND_bytes(reinterpret_cast<unsigned char*>(bytes.data()), static_cast<int>(bytes.size())) != 1) {
         // Uniqueness, not secrecy, is what tokens need here; fall back to a counter mixed with the clock.
         static std::atomic<uint64_t> counter{0};
-        uint64_t parts[2] = {counter.fetch_add(1), static_cast<uint64_t>(std::chrono::steady_clock::now()
-                                                                             .time_since_epoch()
-                                                                             .count())};
+        uint64_t parts[2] = {counter.fetch_add(1),
+                             static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count())};
         std::memcpy(bytes.data(), parts, sizeof parts);
     }
     return bytes;
@@ -56,7 +55,8 @@ int64_t epoch_now() {
 
 std::string endpoint_text(const tcp::endpoint& ep) {
     std::string ip = ep.address().to_string();
-    if (ep.address().is_v6()) ip = "[" + ip + "]";
+    if (ep.address().is_v6())
+        ip = "[" + ip + "]";
     return ip + ":" + std::to_string(ep.port());
 }
 
@@ -73,7 +73,8 @@ asio::awaitable<bool> write_slowly(beast::tcp_stream& stream, HttpResponse& res,
     stream.expires_after(spread + std::chrono::seconds(30));
     http::response_serializer<http::string_body> head(res);
     co_await http::async_write_header(stream, head, asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return false;
+    if (ec)
+        co_return false;
     const std::string& body = res.body();
     constexpr size_t kPieces = 10;
     const size_t piece = std::max<size_t>(1, (body.size() + kPieces - 1) / kPieces);
@@ -83,7 +84,8 @@ asio::awaitable<bool> write_slowly(beast::tcp_stream& stream, HttpResponse& res,
         co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         co_await asio::async_write(stream, asio::buffer(body.data() + off, std::min(piece, body.size() - off)),
                                    asio::redirect_error(asio::use_awaitable, ec));
-        if (ec) co_return false;
+        if (ec)
+            co_return false;
     }
     co_return true;
 }
@@ -103,19 +105,25 @@ std::string EmulatorServer::endpoint() const {
 }
 
 Result<uint16_t> EmulatorServer::start() {
-    if (ioc_) return make_error("emulator already started");
+    if (ioc_)
+        return make_error("emulator already started");
     boost::system::error_code ec;
     auto address = asio::ip::make_address(config_.listen_ip, ec);
-    if (ec) return make_error("bad listen address '" + config_.listen_ip + "': " + ec.message(), ec.value());
+    if (ec)
+        return make_error("bad listen address '" + config_.listen_ip + "': " + ec.message(), ec.value());
 
     auto ioc = std::make_unique<asio::io_context>(1);
     tcp::acceptor acceptor(*ioc);
     tcp::endpoint ep(address, config_.listen_port);
     acceptor.open(ep.protocol(), ec);
-    if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor.bind(ep, ec);
-    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) return make_error("cannot listen on " + endpoint_text(ep) + ": " + ec.message(), ec.value());
+    if (!ec)
+        acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec)
+        acceptor.bind(ep, ec);
+    if (!ec)
+        acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+        return make_error("cannot listen on " + endpoint_text(ep) + ": " + ec.message(), ec.value());
     port_ = acceptor.local_endpoint().port();
 
     ioc_ = std::move(ioc);
@@ -125,9 +133,11 @@ Result<uint16_t> EmulatorServer::start() {
 }
 
 void EmulatorServer::stop() {
-    if (!ioc_) return;
+    if (!ioc_)
+        return;
     ioc_->stop();
-    if (thread_.joinable()) thread_.join();
+    if (thread_.joinable())
+        thread_.join();
     ioc_.reset();  // destroys the acceptor and every suspended session with their sockets
 }
 
@@ -135,8 +145,10 @@ asio::awaitable<void> EmulatorServer::accept_loop(tcp::acceptor acceptor) {
     for (;;) {
         boost::system::error_code ec;
         tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
-        if (ec == asio::error::operation_aborted) co_return;
-        if (ec) continue;  // e.g. EMFILE, or the peer gave up before accept: keep serving others
+        if (ec == asio::error::operation_aborted)
+            co_return;
+        if (ec)
+            continue;  // e.g. EMFILE, or the peer gave up before accept: keep serving others
         stats_.connection_opened();
         asio::co_spawn(acceptor.get_executor(), session(std::move(socket)), asio::detached);
     }
@@ -153,7 +165,8 @@ asio::awaitable<void> EmulatorServer::session(tcp::socket socket) {
         stream.expires_after(config_.idle_timeout);
         HttpRequest req;
         co_await http::async_read(stream, buffer, req, asio::redirect_error(asio::use_awaitable, ec));
-        if (ec) break;  // peer closed, idle timeout or a malformed request: nothing sensible to answer
+        if (ec)
+            break;  // peer closed, idle timeout or a malformed request: nothing sensible to answer
 
         Handled handled = co_await handle(req, peer);
         if (handled.hang) {
@@ -163,7 +176,8 @@ asio::awaitable<void> EmulatorServer::session(tcp::socket socket) {
             for (;;) {
                 co_await stream.socket().async_read_some(asio::buffer(sink),
                                                          asio::redirect_error(asio::use_awaitable, ec));
-                if (ec) break;
+                if (ec)
+                    break;
             }
             stream.socket().close(ec);
             co_return;
@@ -172,7 +186,8 @@ asio::awaitable<void> EmulatorServer::session(tcp::socket socket) {
             if (!co_await write_slowly(stream, handled.response, std::chrono::milliseconds(handled.slow_body_ms))) {
                 break;
             }
-            if (!handled.response.keep_alive()) break;
+            if (!handled.response.keep_alive())
+                break;
             continue;
         }
         if (handled.reset) {
@@ -183,7 +198,8 @@ asio::awaitable<void> EmulatorServer::session(tcp::socket socket) {
         }
         stream.expires_after(std::chrono::seconds(30));
         co_await http::async_write(stream, handled.response, asio::redirect_error(asio::use_awaitable, ec));
-        if (ec || !handled.response.keep_alive()) break;
+        if (ec || !handled.response.keep_alive())
+            break;
     }
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
 }
@@ -194,7 +210,8 @@ asio::awaitable<EmulatorServer::Handled> EmulatorServer::handle(const HttpReques
         AdminState admin{stats_, faults_, signer_};
         co_return Handled{answer_admin(req, admin)};
     }
-    if (route == Route::token) co_return co_await handle_token(req, peer);
+    if (route == Route::token)
+        co_return co_await handle_token(req, peer);
 
     ImdsContext ctx{config_.identities, signer_, config_.tenant_id, config_.token_lifetime, epoch_now(), ""};
     ImdsOutcome out = answer_imds(req, ctx);
@@ -203,10 +220,13 @@ asio::awaitable<EmulatorServer::Handled> EmulatorServer::handle(const HttpReques
     co_return Handled{std::move(out.response)};
 }
 
-asio::awaitable<EmulatorServer::Handled> EmulatorServer::handle_token(const HttpRequest& req,
-                                                                      const std::string& peer) {
+asio::awaitable<EmulatorServer::Handled> EmulatorServer::handle_token(const HttpRequest& req, const std::string& peer) {
     Target target = split_target(req.target());
-    RequestRecord rec{target.path, target.raw_query, peer, 0, param(target, "client_id").value_or(""),
+    RequestRecord rec{target.path,
+                      target.raw_query,
+                      peer,
+                      0,
+                      param(target, "client_id").value_or(""),
                       param(target, "resource").value_or("")};
     int before = stats_.token_started();
     InFlight in_flight{stats_};
@@ -243,15 +263,17 @@ asio::awaitable<EmulatorServer::Handled> EmulatorServer::handle_token(const Http
         co_return Handled{std::move(res)};
     }
 
-    ImdsContext ctx{config_.identities, signer_, config_.tenant_id, config_.token_lifetime, epoch_now(),
-                    random_token_id()};
+    ImdsContext ctx{config_.identities,     signer_,     config_.tenant_id,
+                    config_.token_lifetime, epoch_now(), random_token_id()};
     ImdsOutcome out = answer_imds(req, ctx);
     rec.status = out.response.result_int();
-    if (!out.client_id.empty()) rec.client_id = out.client_id;
+    if (!out.client_id.empty())
+        rec.client_id = out.client_id;
     rec.resource = out.resource;
     stats_.record(std::move(rec), true);
     Handled handled{std::move(out.response)};
-    if (fault.mode == FaultMode::slow_body) handled.slow_body_ms = fault.latency_ms;
+    if (fault.mode == FaultMode::slow_body)
+        handled.slow_body_ms = fault.latency_ms;
     co_return handled;
 }
 
