@@ -2,8 +2,16 @@
 // agent start -> /readyz 200; a new pod visible in the API server -> its first token, with the token
 // already cached and with an uncached (identity, resource) pair, upstream time excluded (the agent's
 // own podid_upstream_request_duration_seconds_sum, read before and after each request, is subtracted).
+//
+// The client is moved into each pod's cgroup before the clock starts, as a pod's process is in its cgroup long
+// before its first IMDS call. The move is not free: writing cgroup.procs takes cgroup_threadgroup_rwsem for
+// writing, whose percpu-rwsem waits for an RCU grace period once it has gone idle (rcu_sync), so after the 60 ms
+// pacing gap it took ~8-15 ms. Inside the clock that time used to be counted as the agent's (issue 6); it is
+// reported as its own figure instead.
+#include <fstream>
 #include <map>
 #include <thread>
+#include <tuple>
 
 #include "bench.h"
 #include "child.h"
@@ -37,6 +45,17 @@ double time_to_ready(KubeNode& k) {
     }
 }
 
+// Moves process `pid` into `cgroup_dir`; milliseconds the write took. The client's own hop into the same cgroup
+// that follows finds the rwsem's fast path still off and does not wait for a grace period again.
+double move_into(pid_t pid, const std::string& cgroup_dir) {
+    const Clock::time_point t0 = Clock::now();
+    std::ofstream procs(cgroup_dir + "/cgroup.procs");
+    procs << pid << std::flush;
+    if (!procs)
+        throw std::runtime_error("cannot move the client (pid " + std::to_string(pid) + ") into " + cgroup_dir);
+    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
 }  // namespace
 
 void bench_cold_paths(const BenchOptions& options, Section& out) {
@@ -65,7 +84,7 @@ void bench_cold_paths(const BenchOptions& options, Section& out) {
                                  k->podid().agent_log());
 
     auto first_tokens = [&](const std::string& key, bool cached) {
-        std::vector<double> total, own;
+        std::vector<double> total, own, moves;
         std::map<std::string, int> failures;
         for (int i = 0; i < pods; ++i) {
             // Pods 1..: cgroups exist before the pod is visible.
@@ -77,6 +96,7 @@ void bench_cold_paths(const BenchOptions& options, Section& out) {
             std::string path =
                 token_path(cached ? "https://vault.azure.net" : "https://cold-" + std::to_string(i) + ".example.com");
             double upstream_before = cached ? 0 : k->metric("podid_upstream_request_duration_seconds_sum");
+            moves.push_back(move_into(client.pid(), p.cgroup_dir));
             k->publish(p);
             const Clock::time_point visible = Clock::now();
             client.write_line(p.cgroup_dir + "\t" + path);
@@ -98,18 +118,22 @@ void bench_cold_paths(const BenchOptions& options, Section& out) {
         }
         for (const auto& [what, count] : failures)
             out.notes.push_back(key + ": " + std::to_string(count) + " first requests got " + what);
-        return std::pair{total, own};
+        return std::tuple{total, own, moves};
     };
 
-    auto [cached, unused] = first_tokens("cached", true);
+    auto [cached, unused, cached_moves] = first_tokens("cached", true);
     out.figure("cached_p50_ms", "new pod visible -> first token (cached), p50", median(cached), "ms");
     out.figure("cached_p99_ms", "new pod visible -> first token (cached), p99", percentile(cached, 99), "ms");
-    auto [cold_total, cold_own] = first_tokens("uncached", false);
+    auto [cold_total, cold_own, cold_moves] = first_tokens("uncached", false);
     out.figure("uncached_total_p50_ms", "new pod -> first token (uncached), p50 incl. upstream", median(cold_total),
                "ms");
     out.figure("uncached_own_p50_ms", "new pod -> first token (uncached), p50 agent's share", median(cold_own), "ms");
     out.figure("uncached_own_p99_ms", "new pod -> first token (uncached), p99 agent's share", percentile(cold_own, 99),
                "ms");
+    out.figure("move_back_to_back_p50_ms", "client moved into the pod cgroup, back to back (before the clock), p50",
+               median(cached_moves), "ms");
+    out.figure("move_after_gap_p50_ms", "client moved into the pod cgroup after 60 ms idle (before the clock), p50",
+               median(cold_moves), "ms");
     out.target("agent start -> ready <= 1 s (median)", median(ready) / 1000, "<=", 1.0);
     out.target("new pod -> first token (cached) p99 <= 5 ms", percentile(cached, 99), "<=", 5.0);
     out.notes.push_back(std::to_string(pods) +
