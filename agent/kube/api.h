@@ -49,6 +49,9 @@ public:
     // The next event as soon as it arrives; nullopt when the server ended the stream cleanly
     // (timeoutSeconds elapsed); an error when the connection broke or an event could not be decoded.
     virtual boost::asio::awaitable<ApiResult<std::optional<WatchEvent>>> next() = 0;
+    // On the executor next() runs on: a pending or later next() completes with an error (ECANCELED). How an
+    // informer drops a watch it no longer trusts, which a connection that went silent gives no other sign of.
+    virtual void cancel() = 0;
 };
 
 class KubeApi {

@@ -115,6 +115,8 @@ public:
 
     ~HttpsWatchStream() override { connection_->close(); }
 
+    void cancel() override { connection_->close(); }
+
     asio::awaitable<ApiResult<std::optional<WatchEvent>>> next() override {
         while (pending_.empty()) {
             if (parser_->is_done()) {

@@ -59,9 +59,32 @@ void InformerBase::stop() {
         asio::post(*strand_, [self = shared_from_this()] { self->timer_->cancel(); });
 }
 
+void InformerBase::nudge(std::string why) {
+    if (stopped_ || !strand_)
+        return;
+    asio::post(*strand_, [self = shared_from_this(), why = std::move(why)] { self->nudge_on_strand(why); });
+}
+
+void InformerBase::nudge_on_strand(const std::string& why) {
+    const auto now = std::chrono::steady_clock::now();
+    if (stopped_ || (last_nudge_ && now - *last_nudge_ < options_.min_nudge_interval))
+        return;
+    last_nudge_ = now;
+    ++nudges_;
+    if (watching_) {
+        log_info("kube: " + resource_.name + " informer reconnecting its watch", kv("why", why));
+        nudged_ = true;
+        watching_->cancel();
+    } else {
+        // Between watches: in a backoff sleep (or a list or watch call in flight, which the cancel leaves alone).
+        log_info("kube: " + resource_.name + " informer retrying now", kv("why", why));
+        timer_->cancel();
+    }
+}
+
 InformerStats InformerBase::stats() const {
-    return InformerStats{lists_.load(),  relists_.load(), watches_.load(),
-                         events_.load(), errors_.load(),  synced_.load()};
+    return InformerStats{lists_.load(),  relists_.load(), watches_.load(), events_.load(),
+                         errors_.load(), synced_.load(),  nudges_.load()};
 }
 
 std::string InformerBase::list_target(const std::string& continue_token) const {
@@ -102,13 +125,34 @@ asio::awaitable<void> InformerBase::sleep(milliseconds delay) {
     co_await timer_->async_wait(asio::redirect_error(asio::use_awaitable, ignored));
 }
 
+namespace {
+
+std::string seconds_text(std::chrono::steady_clock::duration d) {
+    return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count()) + "s";
+}
+
+}  // namespace
+
 void InformerBase::note_error(const ApiError& error) {
     ++errors_;
-    // One line per distinct failure, not one per retry: a long outage must not flood the log.
-    if (error.error.message == last_logged_error_)
+    ++failures_since_connected_;
+    const auto now = std::chrono::steady_clock::now();
+    if (!disconnected_since_)
+        disconnected_since_ = now;
+    // One line per distinct failure, and a reminder while the same failure goes on, not one per retry: a long
+    // outage must not flood the log, but whoever looks at the last minutes of it must see it is still going on.
+    if (error.error.message == last_logged_error_ && now - last_warning_ < options_.repeat_warning)
         return;
     last_logged_error_ = error.error.message;
-    log_warn("kube: " + resource_.name + " informer retrying", kv("error", error.error.message));
+    last_warning_ = now;
+    std::string impact = resource_.name == "pods"
+                             ? "pods created or changed on this node since are unknown to podid until it reconnects: "
+                               "their token requests fail; known pods keep being served"
+                             : "changes since are not seen until it reconnects; what is known stays in use";
+    log_warn("kube: " + resource_.name + " informer cannot reach the API server, retrying",
+             kv("error", error.error.message) + kv("disconnected_for", seconds_text(now - *disconnected_since_)) +
+                 kv("failures", std::to_string(failures_since_connected_)) + kv("impact", impact) +
+                 kv("check", "the API server's address and health, this node's route to it, its credentials"));
 }
 
 void InformerBase::note_healthy() {
@@ -118,9 +162,15 @@ void InformerBase::note_healthy() {
 
 void InformerBase::note_connected() {
     if (!last_logged_error_.empty()) {
-        log_info("kube: " + resource_.name + " informer recovered");
+        const auto away = disconnected_since_ ? std::chrono::steady_clock::now() - *disconnected_since_
+                                              : std::chrono::steady_clock::duration{};
+        log_info(
+            "kube: " + resource_.name + " informer recovered",
+            kv("disconnected_for", seconds_text(away)) + kv("failures", std::to_string(failures_since_connected_)));
         last_logged_error_.clear();
     }
+    disconnected_since_.reset();
+    failures_since_connected_ = 0;
 }
 
 asio::awaitable<ApiResult<std::string>> InformerBase::list_all() {
@@ -195,11 +245,18 @@ asio::awaitable<void> InformerBase::run() {
 
         uint64_t applied = 0;
         bool failed = false;
+        bool nudged = false;
+        nudged_ = false;
+        watching_ = stream->get();
         while (!stopped_) {
             auto event = co_await (*stream)->next();
             if (stopped_)
                 break;
             if (!event) {
+                if (std::exchange(nudged_, false)) {
+                    nudged = true;  // dropped on purpose: watch again from resource_version at once
+                    break;
+                }
                 note_error(event.error());
                 failed = true;
                 break;
@@ -228,9 +285,12 @@ asio::awaitable<void> InformerBase::run() {
             if (!seen.empty())
                 resource_version = std::move(seen);
         }
+        watching_ = nullptr;
         stream->reset();
         if (stopped_)
             break;
+        if (nudged)
+            continue;
         // A watch that worked for a while starts the backoff over, even when it ended in an error.
         const bool healthy = applied > 0 || std::chrono::steady_clock::now() - started >= options_.min_healthy_watch;
         if (healthy)

@@ -39,7 +39,11 @@ struct InformerOptions {
     std::chrono::seconds watch_timeout{300};  // timeoutSeconds drawn from [t, 2t): watches end spread out
     std::chrono::milliseconds backoff_initial{500};
     std::chrono::milliseconds backoff_max{30'000};
-    std::chrono::milliseconds min_healthy_watch{1'000};  // a shorter watch without events counts as a failure
+    std::chrono::milliseconds min_healthy_watch{1'000};   // a shorter watch without events counts as a failure
+    std::chrono::milliseconds min_nudge_interval{1'000};  // nudge(): at most one reconnection per interval
+    // While the informer cannot reach the API server, its warning is repeated this often (with how long it has
+    // been disconnected) even when the error stays the same.
+    std::chrono::milliseconds repeat_warning{60'000};
 };
 
 struct InformerStats {
@@ -49,6 +53,7 @@ struct InformerStats {
     uint64_t events = 0;   // ADDED/MODIFIED/DELETED applied
     uint64_t errors = 0;   // failed calls and broken streams
     bool synced = false;
+    uint64_t nudges = 0;  // reconnections nudge() asked for
 };
 
 class InformerBase : public std::enable_shared_from_this<InformerBase> {
@@ -63,6 +68,13 @@ public:
     // Any thread. The loop makes no further callbacks and ends at its next step; a call in flight ends
     // when it completes or when the API is shut down.
     void stop();
+
+    // Any thread. Someone expects an object this informer has not delivered (a pod asking for a token before its
+    // watch event): a watch can go silent without any sign (an API server that vanished without a FIN, a middlebox
+    // that keeps a dead flow open), and a backoff after an outage can outlast the outage. So drop the current watch
+    // and watch again from the last resourceVersion, or end the backoff sleep, now; at most once per
+    // min_nudge_interval. `why` goes into the log line.
+    void nudge(std::string why);
 
     bool synced() const { return synced_.load(); }
     InformerStats stats() const;
@@ -86,6 +98,7 @@ private:
     void note_error(const ApiError& error);
     void note_healthy();    // a list worked: backoff starts over
     void note_connected();  // logs the recovery after logged failures
+    void nudge_on_strand(const std::string& why);
 
     std::shared_ptr<KubeApi> api_;
     Resource resource_;
@@ -95,10 +108,19 @@ private:
     std::chrono::milliseconds backoff_;
     std::mt19937_64 rng_;
     std::string last_logged_error_;
+    // Since the first failure after the last success (unset while connected), and when it was last logged.
+    std::optional<std::chrono::steady_clock::time_point> disconnected_since_;
+    std::chrono::steady_clock::time_point last_warning_{};
+    uint64_t failures_since_connected_ = 0;
+    // On the strand: the watch being read (null between watches), the last nudge, and whether the watch being
+    // read was cancelled by one (then its end is no failure).
+    WatchStream* watching_ = nullptr;
+    std::optional<std::chrono::steady_clock::time_point> last_nudge_;
+    bool nudged_ = false;
 
     std::atomic<bool> stopped_{false};
     std::atomic<bool> synced_{false};
-    std::atomic<uint64_t> lists_{0}, relists_{0}, watches_{0}, events_{0}, errors_{0};
+    std::atomic<uint64_t> lists_{0}, relists_{0}, watches_{0}, events_{0}, errors_{0}, nudges_{0};
 };
 
 template <class T>

@@ -151,15 +151,23 @@ struct KubeState::Impl {
     }
 
     static asio::awaitable<std::optional<PodInfo>> wait_on_strand(std::shared_ptr<Impl> self, std::string uid,
-                                                                  std::chrono::milliseconds max) {
+                                                                  std::chrono::milliseconds max,
+                                                                  std::chrono::milliseconds nudge_after) {
         if (auto found = self->lookup(uid))  // it may have arrived on the way to the strand
             co_return found;
         if (self->stopped)
             co_return std::nullopt;
-        asio::steady_timer timer(*self->strand, max);
+        const auto deadline = std::chrono::steady_clock::now() + max;
+        asio::steady_timer timer(*self->strand, std::min(max, nudge_after));
         self->waiters[uid].push_back(&timer);
         boost::system::error_code ignored;
         co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+        if (!self->stopped && !self->lookup(uid) && std::chrono::steady_clock::now() < deadline) {
+            self->pods->nudge("pod " + uid + " made a request " + std::to_string(nudge_after.count()) +
+                              " ms ago and its watch event has not come");
+            timer.expires_at(deadline);
+            co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+        }
         auto it = self->waiters.find(uid);
         if (it != self->waiters.end()) {
             std::erase(it->second, &timer);
@@ -309,8 +317,8 @@ asio::awaitable<std::optional<PodInfo>> KubeState::wait_for_pod(std::string uid,
         co_return std::nullopt;
     // The waiter list and its timers live on the informers' strand, so a pod event and a waiter's
     // registration never interleave; the caller resumes on its own executor.
-    co_return co_await asio::co_spawn(*impl_->strand, Impl::wait_on_strand(impl_, std::move(uid), max),
-                                      asio::use_awaitable);
+    co_return co_await asio::co_spawn(
+        *impl_->strand, Impl::wait_on_strand(impl_, std::move(uid), max, options_.nudge_after), asio::use_awaitable);
 }
 
 std::vector<std::pair<std::string, InformerStats>> KubeState::informer_stats() const {

@@ -37,6 +37,10 @@ struct KubeStateOptions {
     ClientOptions client;
     bool aad_pod_identity = true;  // watch the aadpodidentity.k8s.io/v1 CRDs (absent CRDs count as empty)
     bool service_accounts = true;  // watch ServiceAccounts for Workload Identity annotations
+    // wait_for_pod: a pod still unknown this long after it asked makes the pod watch reconnect (InformerBase::nudge).
+    // Normally its ADDED event comes within milliseconds; an event this late means the watch went silent or is
+    // backing off after an outage.
+    std::chrono::milliseconds nudge_after{1'000};
 };
 
 inline constexpr std::string_view kWorkloadIdentityPrefix = "azure.workload.identity/";
@@ -69,7 +73,8 @@ public:
     bool synced() const;                // every informer has listed once
 
     // The pod when it is known, or as soon as the pod watch reports it, or nullopt after `max`. Woken by
-    // watch events, not by polling: a new pod's first IMDS call can beat its ADDED event.
+    // watch events, not by polling: a new pod's first IMDS call can beat its ADDED event. Still unknown after
+    // options.nudge_after, it has the pod watch reconnect rather than trust it.
     boost::asio::awaitable<std::optional<PodInfo>> wait_for_pod(std::string uid, std::chrono::milliseconds max);
 
     std::vector<std::pair<std::string, InformerStats>> informer_stats() const;  // per resource name

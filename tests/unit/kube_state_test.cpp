@@ -1,12 +1,16 @@
 // KubeState over a scripted in-memory API: pod indexes, the binding snapshot and its memory rules,
-// wait_for_pod woken by the watch (and timing out), deletion hooks, and serving known pods while the
-// API server is unreachable.
+// wait_for_pod woken by the watch (and timing out, and reconnecting a pod watch that does not report a pod
+// asking), deletion hooks, and serving known pods while the API server is unreachable.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <map>
 #include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -55,6 +59,7 @@ public:
         channel_->events.pop_front();
         co_return std::optional<WatchEvent>(std::move(event));
     }
+    void cancel() override { channel_->brk(); }
 
 private:
     std::shared_ptr<Channel> channel_;
@@ -68,6 +73,8 @@ public:
     std::map<std::string, std::vector<json>> lists;
     bool down = false;
     int list_calls = 0;
+    // Events the next watch of a path starts with; a watch already open never sees them (a silent watch).
+    std::map<std::string, std::vector<WatchEvent>> replay;
 
     asio::awaitable<ApiResult<ListPage>> list(std::string target) override {
         ++list_calls;
@@ -90,6 +97,9 @@ public:
             co_return ApiError{0, "", make_error("connection refused", ECONNREFUSED)};
         auto channel = std::make_shared<Channel>(executor_);
         channels_[path] = channel;
+        // What the server kept for a watch resuming from an older resourceVersion.
+        for (auto& event : std::exchange(replay[path], {}))
+            channel->push(std::move(event));
         co_return std::unique_ptr<WatchStream>(new FakeStream(channel));
     }
 
@@ -165,10 +175,10 @@ KubeStateOptions fast() {
 struct Fixture {
     asio::io_context io;
     std::shared_ptr<FakeApi> api = std::make_shared<FakeApi>(io.get_executor());
-    KubeState state{fast()};
+    KubeState state;
     std::vector<std::string> deleted;
 
-    Fixture() {
+    explicit Fixture(KubeStateOptions options = fast()) : state(options) {
         api->lists[kPods] = {pod("shop", "web", "UID-WEB"), pod("shop", "host", "uid-host"),
                              pod("other", "elsewhere", "uid-elsewhere", "n2")};
         api->lists[kIdentities] = {named("shop", "web-id", {{"type", 0}, {"clientID", "c1"}, {"resourceID", "/r1"}},
@@ -351,6 +361,84 @@ TEST(KubeState, KeepsServingKnownPodsWhileTheApiIsDown) {
     ASSERT_TRUE(run_until(f.io, [&] { return f.api->watching(kPods); }));
     f.api->push(kPods, WatchEvent::Type::added, pod("shop", "later", "uid-later"));
     ASSERT_TRUE(run_until(f.io, [&] { return f.state.pod_by_uid("uid-later").has_value(); }));
+}
+
+InformerStats pod_informer(const KubeState& state) {
+    for (auto& [name, stats] : state.informer_stats())
+        if (name == "pods")
+            return stats;
+    return {};
+}
+
+// A pod the watch never reports, while the server has it (issue 7): the watch went silent, or the informer is in a
+// long backoff that outlasted the outage. A request from that pod makes the pod watch reconnect.
+struct NudgeCase {
+    const char* name;
+    bool outage;  // the watch broke and the informer is sleeping a long backoff (else: the watch is silent)
+};
+
+class KubeStateNudge : public testing::TestWithParam<NudgeCase> {};
+
+TEST_P(KubeStateNudge, AnUnknownPodsRequestReconnectsThePodWatch) {
+    KubeStateOptions options = fast();
+    options.nudge_after = 50ms;
+    if (GetParam().outage) {
+        options.informer.backoff_initial = 30s;
+        options.informer.backoff_max = 30s;
+    }
+    Fixture f(options);
+    f.start_synced();
+    const InformerStats before = pod_informer(f.state);
+    if (GetParam().outage) {
+        f.api->down = true;
+        f.api->break_all();
+        ASSERT_TRUE(run_until(f.io, [&] { return pod_informer(f.state).errors > before.errors; }));
+        f.api->down = false;  // back, but the informer sleeps 15-30 s before it looks
+    }
+    f.api->replay[kPods].push_back(WatchEvent{WatchEvent::Type::added, pod("shop", "late", "uid-late")});
+
+    const auto start = std::chrono::steady_clock::now();
+    auto result = f.wait("uid-late", 5s);
+    ASSERT_TRUE(run_until(
+        f.io, [&] { return result->has_value(); }, 4s));
+    ASSERT_TRUE(**result) << "the waiter timed out";
+    EXPECT_EQ((**result)->name, "late");
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+    const InformerStats after = pod_informer(f.state);
+    EXPECT_EQ(after.nudges, before.nudges + 1);
+    EXPECT_EQ(after.watches, before.watches + 1);
+    // Dropping a silent watch on purpose is no failure.
+    EXPECT_EQ(after.errors, before.errors + (GetParam().outage ? 1 : 0));
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, KubeStateNudge,
+                         testing::Values(NudgeCase{"SilentWatch", false}, NudgeCase{"LongBackoff", true}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(KubeState, NudgesAreRateLimitedAndNeverBeforeNudgeAfter) {
+    KubeStateOptions options = fast();
+    options.nudge_after = 100ms;
+    options.informer.min_nudge_interval = 10s;
+    Fixture f(options);
+    f.start_synced();
+    // Answered by the watch within nudge_after: no reconnection.
+    auto quick = f.wait("uid-quick", 5s);
+    run_until(
+        f.io, [] { return false; }, 20ms);
+    f.api->push(kPods, WatchEvent::Type::added, pod("shop", "quick", "uid-quick"));
+    ASSERT_TRUE(run_until(f.io, [&] { return quick->has_value(); }));
+    ASSERT_TRUE(**quick);
+    EXPECT_EQ(pod_informer(f.state).nudges, 0u);
+
+    // Many pods the server never tells about: one reconnection per min_nudge_interval, whatever their number.
+    std::vector<std::shared_ptr<std::optional<std::optional<PodInfo>>>> never;
+    for (int i = 0; i < 5; ++i)
+        never.push_back(f.wait("uid-never-" + std::to_string(i), 300ms));
+    ASSERT_TRUE(run_until(
+        f.io, [&] { return std::all_of(never.begin(), never.end(), [](const auto& r) { return r->has_value(); }); }));
+    for (const auto& r : never)
+        EXPECT_FALSE(**r);
+    EXPECT_EQ(pod_informer(f.state).nudges, 1u);
 }
 
 TEST(KubeState, MissingCrdsStillSync) {
