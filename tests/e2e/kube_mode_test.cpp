@@ -261,6 +261,50 @@ TEST_P(KubeModeTest, RecoversFromWatchDropsGoneAndApiServerOutage) {
     EXPECT_TRUE(pn_->agent_running());
 }
 
+// The API server vanishes without a word (no FIN: its node died, or a middlebox keeps the dead flows open) and a pod
+// is created meanwhile (issue 7). The agent's watches look healthy and keepalive probes are answered, so nothing tells
+// the agent the pod exists but the pod itself asking for a token: the agent then reconnects the pod watch. While the
+// API server is unreachable the agent says so in its log; once it is back, the pod is served within seconds.
+TEST_P(KubeModeTest, PodCreatedDuringSilentOutageIsServedSoonAfterRecovery) {
+    using Clock = std::chrono::steady_clock;
+    add_pod("vote", "default", "azure-vote-front", {{"aadpodidbinding", "azure-vote"}});
+    start_agent();
+    ASSERT_EQ(pn_->curl("vote", kVault).status, 200);
+    auto log_has = [&](const std::string& text, std::chrono::milliseconds within) {
+        const auto until = Clock::now() + within;
+        while (pn_->agent_log().find(text) == std::string::npos) {
+            if (Clock::now() >= until)
+                return false;
+            std::this_thread::sleep_for(100ms);
+        }
+        return true;
+    };
+
+    api_->stop_silently();
+    add_pod("during", "default", "p-during", {{"aadpodidbinding", "azure-vote"}});
+    EXPECT_EQ(pn_->curl("vote", kVault).status, 200) << "a known pod during the outage";
+    EXPECT_NE(pn_->curl("during", kVault).status, 200) << "a pod the API server could not have told the agent about";
+    EXPECT_TRUE(log_has("kube: pods informer reconnecting its watch", 2s));
+    EXPECT_TRUE(log_has("kube: pods informer cannot reach the API server, retrying", 5s))
+        << "no log line says the API server is unreachable";
+
+    ASSERT_TRUE(api_->start().ok());
+    const Clock::time_point recovered = Clock::now();
+    int status = 0;
+    while (status != 200 && Clock::now() - recovered < 60s) {
+        status = pn_->curl("during", kVault).status;
+        if (status != 200)
+            std::this_thread::sleep_for(100ms);
+    }
+    const double seconds = std::chrono::duration<double>(Clock::now() - recovered).count();
+    RecordProperty("served_after_recovery_s", std::to_string(seconds));
+    EXPECT_EQ(status, 200) << "the pod created during the outage was never served";
+    EXPECT_LE(seconds, 10.0) << "the pod created during the outage was served " << seconds << " s after recovery";
+    EXPECT_TRUE(log_has("kube: pods informer recovered", 2s));
+    EXPECT_EQ(pn_->curl("vote", kVault).status, 200);
+    api_->release_silenced();
+}
+
 INSTANTIATE_TEST_SUITE_P(Drivers, KubeModeTest, ::testing::Values("systemd", "cgroupfs"),
                          [](const auto& info) { return info.param; });
 

@@ -1,5 +1,6 @@
 #include "kube_apiserver.h"
 
+#include <fcntl.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <unistd.h>
@@ -40,6 +41,7 @@ using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 struct KubeApiServer::Connection {
     std::function<void()> close;  // closes the socket at once and wakes a waiting watch; I/O thread only
+    int fd = -1;                  // the socket, for stop_silently()
     bool watching = false;
     bool closed = false;
 };
@@ -219,6 +221,8 @@ KubeApiServer::~KubeApiServer() {
     ioc_->stop();
     if (thread_.joinable())
         thread_.join();
+    for (int fd : silenced_)
+        ::close(fd);
     acceptor_.reset();
     connections_.clear();
     ioc_.reset();  // destroys every suspended session with its socket and subscription
@@ -328,6 +332,33 @@ void KubeApiServer::stop() {
     });
 }
 
+void KubeApiServer::stop_silently() {
+    on_io([this] {
+        if (acceptor_) {
+            boost::system::error_code ec;
+            acceptor_->close(ec);
+            acceptor_.reset();
+        }
+        auto connections = connections_;
+        for (auto& [id, conn] : connections) {
+            // The duplicate keeps the socket open in the kernel once the session has closed its own descriptor.
+            if (int copy = ::fcntl(conn->fd, F_DUPFD_CLOEXEC, 0); copy >= 0)
+                silenced_.push_back(copy);
+            conn->close();
+        }
+        return 0;
+    });
+}
+
+void KubeApiServer::release_silenced() {
+    on_io([this] {
+        for (int fd : silenced_)
+            ::close(fd);
+        silenced_.clear();
+        return 0;
+    });
+}
+
 bool KubeApiServer::listening() const {
     return const_cast<KubeApiServer*>(this)->on_io([this] { return acceptor_ != nullptr; });
 }
@@ -350,6 +381,9 @@ asio::awaitable<void> KubeApiServer::accept_loop(std::shared_ptr<tcp::acceptor> 
             co_return;
         if (ec)
             continue;  // EMFILE or a client that gave up before accept: keep serving the others
+        // Asio accepts without SOCK_CLOEXEC. A process the test spawns later (a load helper) would inherit the
+        // socket and keep it open after stop(), so that the client saw no FIN: an outage turned silent by accident.
+        ::fcntl(socket.native_handle(), F_SETFD, FD_CLOEXEC);
         asio::co_spawn(*ioc_, serve(std::move(socket)), asio::detached);
     }
 }
@@ -377,6 +411,7 @@ asio::awaitable<void> KubeApiServer::serve(tcp::socket socket) {
     auto conn = std::make_shared<Connection>();
     uint64_t id = next_connection_++;
     auto timer = std::make_shared<asio::steady_timer>(*ioc_);
+    conn->fd = socket.native_handle();
     TlsStream stream(std::move(socket), ssl_);
     conn->close = [raw = conn.get(), &stream, timer] {
         raw->closed = true;

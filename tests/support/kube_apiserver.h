@@ -73,6 +73,13 @@ public:
     Result<uint16_t> listen(int fd, const std::string& address, uint16_t port);
     // API server down: closes the listener and every connection at once (watches end without a final chunk).
     void stop();
+    // API server gone without a word, as when its node or the load balancer in front of it vanishes: the listener
+    // closes, and every open connection goes silent but stays open, with no FIN or RST. Clients learn of it only
+    // from their own timeouts. Keepalive probes are still answered, as by a middlebox that keeps a dead flow.
+    // The silenced connections stay so until release_silenced() or the end of the double; start() serves new
+    // connections only.
+    void stop_silently();
+    void release_silenced();  // closes the connections stop_silently() kept (their clients then see the end)
     // Back up on the same address and port (and socket factory).
     Result<uint16_t> start();
     bool listening() const;
@@ -153,6 +160,7 @@ private:
     std::shared_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
     std::map<uint64_t, std::shared_ptr<Connection>> connections_;
     uint64_t next_connection_ = 0;
+    std::vector<int> silenced_;  // duplicates of the sockets stop_silently() keeps open
 
     boost::asio::ssl::context ssl_;
     // Declared last: destroying the context destroys suspended sessions, which use the members above.
