@@ -3,12 +3,18 @@
  * podid kernel programs, attached at the kubepods cgroup (every pod, present and future):
  *
  *   connect4 / connect6     a TCP connect to 169.254.169.254:80 (or ::ffff:169.254.169.254) is rewritten
- *                           to the agent's node-ip:port; the origin (cgroup id, pid, comm, destination) is
- *                           kept in socket storage. Connects straight to the agent are recorded too.
+ *                           to the agent's node-ip:port. Connects straight to the agent get an origin record
+ *                           (cgroup id, pid, comm, destination) in socket storage; redirected ones too on
+ *                           kernels where sockops cannot read the connecting task (see below).
  *   getpeername4 / 6        the application still sees 169.254.169.254:80 as its peer.
- *   sockops                 at TCP connect, copies the origin to a 4-tuple map the agent reads on accept
- *                           (bpf_get_current_cgroup_id is not available in sockops before 6.4, so the
- *                           cgroup is taken in the connect hook, where it is).
+ *   sockops                 at TCP connect, writes the origin to a 4-tuple map the agent reads on accept.
+ *                           Two variants, one loaded (cfg chosen by the agent from a helper probe):
+ *                           podid_sockops_task takes the origin from the connecting task itself, as the
+ *                           connect hook would (sockops runs in the connect() call), on kernels that allow
+ *                           bpf_get_current_cgroup_id, _pid_tgid and _comm in sockops (6.18 does; 6.12
+ *                           refuses comm). podid_sockops copies the record the connect hook kept in socket
+ *                           storage (5.10+), which costs an allocation and a free per connection
+ *                           (docs/benchmarks.md has the figures).
  *   cgroup_skb/egress       drops what got past the connect hooks: raw sockets, UDP, ICMP, other ports to
  *                           169.254.169.254, and hand-made TCP to the agent endpoint.
  *
@@ -38,6 +44,9 @@
 const volatile __u32 cfg_agent_ip4 = 0;   /* network order: the node IP the agent listens on */
 const volatile __u16 cfg_agent_port = PODID_DEFAULT_AGENT_PORT; /* host order */
 const volatile __u32 cfg_metadata_ip4 = __bpf_constant_htonl(PODID_METADATA_IP4_HOST);
+/* 1: podid_sockops_task is loaded and records redirected connections, so the connect hooks keep no
+ * socket storage for them. 0: podid_sockops copies what the connect hooks kept. */
+const volatile __u8 cfg_origin_from_task = 0;
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -128,6 +137,13 @@ static __always_inline int on_connect(struct bpf_sock_addr *ctx, __u32 dst_ip4, 
         return 0;
     }
 
+    if (to_metadata && cfg_origin_from_task) {
+        /* podid_sockops_task records it at TCP connect, from this same task. */
+        *rewrite = 1;
+        count(cgroup_id, (flags & PODID_ORIGIN_V4_MAPPED) ? PODID_CTR_REDIRECT6 : PODID_CTR_REDIRECT4);
+        return 1;
+    }
+
     struct podid_origin *o = bpf_sk_storage_get(&sk_origin, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
     if (!o) {
         /* Without a record the agent could not attribute the connection: refuse rather than guess. */
@@ -194,24 +210,28 @@ int podid_connect6(struct bpf_sock_addr *ctx)
     return 1;
 }
 
-/* Returns the origin of a redirected socket whose peer is the agent, or NULL. */
-static __always_inline struct podid_origin *redirected_origin(struct bpf_sock_addr *ctx, __u32 peer_ip4)
+/*
+ * Whether a socket whose peer is peer_ip4:port was redirected, so getpeername must show 169.254.169.254:80.
+ * A record in socket storage decides when there is one (connects straight to the agent always have one).
+ * Without one, and with the origin taken from the task, every connection from a pod to the agent's node IP
+ * endpoint is a redirect, except the exempt cgroups' (the connect hook let those through untouched).
+ */
+static __always_inline int was_redirected(struct bpf_sock_addr *ctx, __u32 peer_ip4)
 {
     if (peer_ip4 != cfg_agent_ip4 || bpf_ntohs((__u16)ctx->user_port) != cfg_agent_port)
         return 0;
     struct podid_origin *o = bpf_sk_storage_get(&sk_origin, ctx->sk, 0, 0);
-    if (!o || !(o->flags & PODID_ORIGIN_REDIRECTED))
-        return 0;
-    return o;
+    if (o)
+        return (o->flags & PODID_ORIGIN_REDIRECTED) != 0;
+    return cfg_origin_from_task && !is_exempt(bpf_get_current_cgroup_id());
 }
 
 SEC("cgroup/getpeername4")
 int podid_getpeername4(struct bpf_sock_addr *ctx)
 {
-    struct podid_origin *o = redirected_origin(ctx, ctx->user_ip4);
-    if (o) {
-        ctx->user_ip4 = o->orig_dst_ip4;
-        ctx->user_port = o->orig_dst_port;
+    if (was_redirected(ctx, ctx->user_ip4)) {
+        ctx->user_ip4 = cfg_metadata_ip4;
+        ctx->user_port = bpf_htons(PODID_METADATA_PORT);
     }
     return 1;
 }
@@ -221,10 +241,9 @@ int podid_getpeername6(struct bpf_sock_addr *ctx)
 {
     if (!is_v4_mapped(ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2]))
         return 1;
-    struct podid_origin *o = redirected_origin(ctx, ctx->user_ip6[3]);
-    if (o) {
-        ctx->user_ip6[3] = o->orig_dst_ip4;
-        ctx->user_port = o->orig_dst_port;
+    if (was_redirected(ctx, ctx->user_ip6[3])) {
+        ctx->user_ip6[3] = cfg_metadata_ip4;
+        ctx->user_port = bpf_htons(PODID_METADATA_PORT);
     }
     return 1;
 }
@@ -235,6 +254,48 @@ int podid_getpeername6(struct bpf_sock_addr *ctx)
  */
 #define SKOPS_FIELD(skops, field) (*(volatile __u32 *)&(skops)->field)
 
+/*
+ * The 4-tuple of a connecting socket as the agent will see it after accept (peer = the pod's end, local =
+ * the agent's). Returns 1 for AF_INET, and for AF_INET6 when the remote end is v4-mapped (the only IPv6
+ * sockets podid redirects); 0 otherwise.
+ */
+static __always_inline int tuple_of(struct bpf_sock_ops *skops, struct podid_tuple *key)
+{
+    /* Every field is read unconditionally, straight from ctx: clang otherwise shares one computed
+     * ctx pointer between the branches, and the verifier refuses a modified ctx pointer. */
+    __u32 family = SKOPS_FIELD(skops, family);
+    __u32 local4 = SKOPS_FIELD(skops, local_ip4);
+    __u32 remote4 = SKOPS_FIELD(skops, remote_ip4);
+    __u32 local6 = SKOPS_FIELD(skops, local_ip6[3]);
+    __u32 remote6_0 = SKOPS_FIELD(skops, remote_ip6[0]);
+    __u32 remote6_1 = SKOPS_FIELD(skops, remote_ip6[1]);
+    __u32 remote6_2 = SKOPS_FIELD(skops, remote_ip6[2]);
+    __u32 remote6 = SKOPS_FIELD(skops, remote_ip6[3]);
+    __u32 local_port = SKOPS_FIELD(skops, local_port);
+    __u32 remote_port = SKOPS_FIELD(skops, remote_port);
+
+    if (family == PODID_AF_INET) {
+        key->peer_ip4 = local4;
+        key->local_ip4 = remote4;
+    } else if (family == PODID_AF_INET6 && is_v4_mapped(remote6_0, remote6_1, remote6_2)) {
+        key->peer_ip4 = local6;
+        key->local_ip4 = remote6;
+    } else {
+        return 0;
+    }
+    /* local_port is host order; remote_port holds the network-order port in its upper 16 bits
+     * on little-endian (the kernel shifts sk_dport left by 16). Normalise both to network order. */
+    key->peer_port = bpf_htons((__u16)local_port);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    key->local_port = (__u16)(remote_port >> 16);
+#else
+    key->local_port = (__u16)remote_port;
+#endif
+    key->pad = 0;
+    return 1;
+}
+
+/* Kernels without the task helpers in sockops (6.12 and older): copies the record the connect hook kept in socket storage. */
 SEC("sockops")
 int podid_sockops(struct bpf_sock_ops *skops)
 {
@@ -246,37 +307,55 @@ int podid_sockops(struct bpf_sock_ops *skops)
     struct podid_origin *o = bpf_sk_storage_get(&sk_origin, sk, 0, 0);
     if (!o)
         return 1;
-
-    /* Every field is read unconditionally, straight from ctx: clang otherwise shares one computed
-     * ctx pointer between the branches, and the verifier refuses a modified ctx pointer. */
-    __u32 family = SKOPS_FIELD(skops, family);
-    __u32 local4 = SKOPS_FIELD(skops, local_ip4);
-    __u32 remote4 = SKOPS_FIELD(skops, remote_ip4);
-    __u32 local6 = SKOPS_FIELD(skops, local_ip6[3]);
-    __u32 remote6 = SKOPS_FIELD(skops, remote_ip6[3]);
-    __u32 local_port = SKOPS_FIELD(skops, local_port);
-    __u32 remote_port = SKOPS_FIELD(skops, remote_port);
-
     struct podid_tuple key = {};
-    if (family == PODID_AF_INET) {
-        key.peer_ip4 = local4;
-        key.local_ip4 = remote4;
-    } else if (family == PODID_AF_INET6) {
-        /* Only v4-mapped sockets get an origin (see connect6). */
-        key.peer_ip4 = local6;
-        key.local_ip4 = remote6;
-    } else {
+    if (!tuple_of(skops, &key))
         return 1;
-    }
-    /* local_port is host order; remote_port holds the network-order port in its upper 16 bits
-     * on little-endian (the kernel shifts sk_dport left by 16). Normalise both to network order. */
-    key.peer_port = bpf_htons((__u16)local_port);
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    key.local_port = (__u16)(remote_port >> 16);
-#else
-    key.local_port = (__u16)remote_port;
-#endif
     bpf_map_update_elem(&conn_origin, &key, o, BPF_ANY);
+    return 1;
+}
+
+/*
+ * Kernels with bpf_get_current_cgroup_id/_pid_tgid/_comm in sockops (6.18; not 6.12): TCP_CONNECT_CB runs inside the connect() (or
+ * sendmsg(MSG_FASTOPEN)) call, so the current task is the one the connect hook saw. A connection to the
+ * agent's node-IP endpoint without a socket-storage record is a redirect (the connect hook keeps a record for
+ * every connect straight to the agent, and lets exempt cgroups through untouched).
+ */
+SEC("sockops")
+int podid_sockops_task(struct bpf_sock_ops *skops)
+{
+    if (skops->op != BPF_SOCK_OPS_TCP_CONNECT_CB)
+        return 1;
+    struct podid_tuple key = {};
+    if (!tuple_of(skops, &key))
+        return 1;
+    if (!is_agent_endpoint(key.local_ip4, bpf_ntohs(key.local_port)))
+        return 1;
+    struct bpf_sock *sk = skops->sk;
+    if (sk) {
+        struct podid_origin *o = bpf_sk_storage_get(&sk_origin, sk, 0, 0);
+        if (o) {
+            bpf_map_update_elem(&conn_origin, &key, o, BPF_ANY);
+            return 1;
+        }
+    }
+    if (key.local_ip4 != cfg_agent_ip4)
+        return 1; /* loopback: only connects straight to the agent go there, and they carry a record */
+    __u64 cgroup_id = bpf_get_current_cgroup_id();
+    if (is_exempt(cgroup_id))
+        return 1;
+
+    struct podid_origin o = {};
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    o.cgroup_id = cgroup_id;
+    o.connect_ns = bpf_ktime_get_ns();
+    o.tgid = pid_tgid >> 32;
+    o.pid = (__u32)pid_tgid;
+    bpf_get_current_comm(o.comm, sizeof(o.comm));
+    o.orig_dst_ip4 = cfg_metadata_ip4;
+    o.orig_dst_port = bpf_htons(PODID_METADATA_PORT);
+    o.flags = PODID_ORIGIN_REDIRECTED |
+              (SKOPS_FIELD(skops, family) == PODID_AF_INET6 ? PODID_ORIGIN_V4_MAPPED : 0);
+    bpf_map_update_elem(&conn_origin, &key, &o, BPF_ANY);
     return 1;
 }
 

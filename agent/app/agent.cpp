@@ -351,6 +351,9 @@ int run_agent(const AgentOptions& o) {
     }
     for (const auto& r : dp->report())
         log_info("program attached", kv("program", r.program) + kv("how", r.how) + kv("cgroup", cgroup_root));
+    // Task: sockops takes the origin from the connecting task (newer kernels, docs/kernels.md); socket storage: the
+    // connect hook keeps it.
+    log_info("origin recording", kv("from", origin_recording_name(dp->origin_recording())));
     if (own_id == 0) {
         auto discovered = own_cgroup_id_from_redirect(*dp, o.node_ip, o.port);
         if (!discovered) {

@@ -180,6 +180,7 @@ json Introspection::status() const {
         for (const auto& r : s_.datapath->report())
             programs.push_back(json{{"program", r.program}, {"how", r.how}});
         j["programs"] = programs;
+        j["origin_recording"] = origin_recording_name(s_.datapath->origin_recording());
         json exempt = json::array();
         for (uint64_t id : s_.datapath->exempt()) {
             json e{{"id", id}};

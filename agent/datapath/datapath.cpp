@@ -10,6 +10,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
@@ -17,9 +18,11 @@
 #include <cstring>
 #include <filesystem>
 #include <set>
+#include <string_view>
 
 #include "datapath/bpffs.h"
 #include "datapath/fd.h"
+#include "datapath/probe.h"
 #include "podid.skel.h"
 
 namespace podid {
@@ -28,18 +31,21 @@ namespace {
 
 struct ProgramSlot {
     const char* pin;  // link pin name under the pin directory
-    bpf_program* (*get)(podid_bpf*);
+    bpf_program* (*get)(podid_bpf*, bool origin_from_task);
 };
 
 // Order matters on a fresh attach: the egress filter and the sockops recorder go in before the
-// redirect, so no redirected connection ever exists without its origin being copied.
+// redirect, so no redirected connection ever exists without its origin being copied. The same order makes an
+// upgrade from socket-storage recording to task recording safe: the new sockops still copies the records the old
+// connect hooks keep, until the new connect hooks are in.
 const ProgramSlot kPrograms[] = {
-    {"link_egress", [](podid_bpf* s) { return s->progs.podid_egress; }},
-    {"link_sockops", [](podid_bpf* s) { return s->progs.podid_sockops; }},
-    {"link_getpeername4", [](podid_bpf* s) { return s->progs.podid_getpeername4; }},
-    {"link_getpeername6", [](podid_bpf* s) { return s->progs.podid_getpeername6; }},
-    {"link_connect4", [](podid_bpf* s) { return s->progs.podid_connect4; }},
-    {"link_connect6", [](podid_bpf* s) { return s->progs.podid_connect6; }},
+    {"link_egress", [](podid_bpf* s, bool) { return s->progs.podid_egress; }},
+    {"link_sockops",
+     [](podid_bpf* s, bool from_task) { return from_task ? s->progs.podid_sockops_task : s->progs.podid_sockops; }},
+    {"link_getpeername4", [](podid_bpf* s, bool) { return s->progs.podid_getpeername4; }},
+    {"link_getpeername6", [](podid_bpf* s, bool) { return s->progs.podid_getpeername6; }},
+    {"link_connect4", [](podid_bpf* s, bool) { return s->progs.podid_connect4; }},
+    {"link_connect6", [](podid_bpf* s, bool) { return s->progs.podid_connect6; }},
 };
 
 struct MapSlot {
@@ -126,6 +132,30 @@ Result<std::string> attach_or_update(bpf_program* prog, int cgroup_fd, uint64_t 
     return how;
 }
 
+// The kernel keeps the first BPF_OBJ_NAME_LEN - 1 characters of a program's name.
+std::string kernel_name(const bpf_program* prog) {
+    return std::string(bpf_program__name(prog)).substr(0, BPF_OBJ_NAME_LEN - 1);
+}
+
+// The name of the program a pinned link runs now, or "" (no pin, or unreadable).
+std::string pinned_program_name(const std::string& pin) {
+    Fd link(bpf_obj_get(pin.c_str()));
+    if (!link.valid())
+        return "";
+    bpf_link_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(link.get(), &info, &len) != 0)
+        return "";
+    Fd prog(bpf_prog_get_fd_by_id(info.prog_id));
+    if (!prog.valid())
+        return "";
+    bpf_prog_info pinfo{};
+    len = sizeof(pinfo);
+    if (bpf_obj_get_info_by_fd(prog.get(), &pinfo, &len) != 0)
+        return "";
+    return pinfo.name;
+}
+
 uint64_t inode_of(const std::string& path) {
     struct stat st {};
     return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
@@ -170,6 +200,15 @@ const char* counter_name(int slot) {
     }
 }
 
+const char* origin_recording_name(OriginRecording how) {
+    switch (how) {
+    case OriginRecording::task: return "task";
+    case OriginRecording::socket_storage: return "socket storage";
+    case OriginRecording::automatic: return "automatic";
+    }
+    return "?";
+}
+
 std::vector<std::string> datapath_pin_names() {
     std::vector<std::string> names;
     for (const auto& m : kMaps)
@@ -207,6 +246,19 @@ Result<Datapath> Datapath::install(const DatapathConfig& config) {
     skel->rodata->cfg_agent_ip4 = config.agent_ip4;
     skel->rodata->cfg_agent_port = config.agent_port;
 
+    const bool task_ok = sockops_reads_current_task();
+    if (config.origin == OriginRecording::task && !task_ok)
+        return make_error(
+            "origin recording from the task needs bpf_get_current_* in sockops programs (6.18 has it, 6.12 does not)",
+            ENOTSUP);
+    const bool from_task =
+        config.origin == OriginRecording::task || (config.origin == OriginRecording::automatic && task_ok);
+    dp.origin_ = from_task ? OriginRecording::task : OriginRecording::socket_storage;
+    skel->rodata->cfg_origin_from_task = from_task ? 1 : 0;
+    // Only the sockops variant in use is loaded: the other would not pass the verifier on every kernel.
+    bpf_program__set_autoload(skel->progs.podid_sockops, !from_task);
+    bpf_program__set_autoload(skel->progs.podid_sockops_task, from_task);
+
     for (const auto& m : kMaps) {
         std::string path = config.pin_dir + "/" + m.pin;
         drop_incompatible_pin(m.get(skel), path);
@@ -225,11 +277,24 @@ Result<Datapath> Datapath::install(const DatapathConfig& config) {
     if (auto r = dp.set_exempt(config.exempt_cgroups); !r)
         return r.error();
 
-    for (const auto& p : kPrograms) {
-        auto how = attach_or_update(p.get(skel), cgroup_fd.get(), dp.cgroup_root_id_, config.pin_dir + "/" + p.pin);
+    // Going from task recording back to socket storage (a downgrade) needs the other order: the connect hooks
+    // must keep records before the sockops program that only copies them goes in (the task variant copies
+    // records too, so it bridges the gap).
+    std::vector<const ProgramSlot*> order;
+    for (const auto& p : kPrograms)
+        order.push_back(&p);
+    if (!from_task &&
+        pinned_program_name(config.pin_dir + "/link_sockops") == kernel_name(skel->progs.podid_sockops_task))
+        std::stable_partition(order.begin(), order.end(),
+                              [](const ProgramSlot* p) { return std::string_view(p->pin) != "link_sockops"; });
+    for (const ProgramSlot* p : order) {
+        bpf_program* prog = p->get(skel, from_task);
+        auto how = attach_or_update(prog, cgroup_fd.get(), dp.cgroup_root_id_, config.pin_dir + "/" + p->pin);
         if (!how)
             return how.error();
-        dp.report_.push_back({bpf_program__name(p.get(skel)), *how});
+        dp.report_.push_back({bpf_program__name(prog), *how});
+        if (config.after_each_link)
+            config.after_each_link(bpf_program__name(prog));
     }
     dp.ncpus_ = libbpf_num_possible_cpus();
     if (dp.ncpus_ <= 0)
@@ -267,6 +332,22 @@ Result<void> Datapath::uninstall(const std::string& pin_dir) {
     if (::rmdir(pin_dir.c_str()) != 0 && errno != ENOENT)
         return errno_error("cannot remove " + pin_dir, errno);
     return {};
+}
+
+std::vector<ProgramRunStats> Datapath::run_stats() const {
+    std::vector<ProgramRunStats> rows;
+    for (const auto& p : kPrograms) {
+        bpf_program* prog = p.get(skel_.get(), origin_ == OriginRecording::task);
+        bpf_prog_info info{};
+        uint32_t len = sizeof(info);
+        ProgramRunStats row{bpf_program__name(prog)};
+        if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0) {
+            row.run_count = info.run_cnt;
+            row.run_time_ns = info.run_time_ns;
+        }
+        rows.push_back(std::move(row));
+    }
+    return rows;
 }
 
 int Datapath::conn_origin_fd() const { return bpf_map__fd(skel_->maps.conn_origin); }

@@ -11,6 +11,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -25,12 +26,21 @@ struct podid_bpf;
 
 namespace podid {
 
+// Where the origin of a redirected connection is recorded (bpf/podid.bpf.c). `automatic` picks from the task in
+// sockops when the kernel allows it (sockops_reads_current_task(): 6.18 yes, 6.12 no), else the connect hook's socket
+// storage. The other two force one, for tests and benchmarks; forcing `task` on a kernel without it is an error.
+enum class OriginRecording { automatic, task, socket_storage };
+
 struct DatapathConfig {
     std::string cgroup_root;  // absolute path of the cgroup the programs attach to (kubepods)
     std::string pin_dir = "/sys/fs/bpf/podid";
     uint32_t agent_ip4 = 0;  // network order: where pods are redirected (the node IP)
     uint16_t agent_port = PODID_DEFAULT_AGENT_PORT;
     std::vector<uint64_t> exempt_cgroups;  // besides the agent's own cgroup
+    OriginRecording origin = OriginRecording::automatic;
+    // Called after each program is attached or swapped in, with its name: lets tests check that connections
+    // made between two link updates are still redirected and attributed. Unset in the agent.
+    std::function<void(const std::string& program)> after_each_link;
 };
 
 // How each program ended up attached, for logs and `podidctl status`.
@@ -40,6 +50,14 @@ struct AttachReport {
 };
 
 using CgroupCounters = std::array<uint64_t, PODID_CTR_MAX>;
+
+// Cumulative run statistics of one loaded program (the kernel counts only while BPF stats are enabled:
+// sysctl kernel.bpf_stats_enabled=1, or an fd from bpf_enable_stats(BPF_STATS_RUN_TIME)).
+struct ProgramRunStats {
+    std::string program;
+    uint64_t run_count = 0;
+    uint64_t run_time_ns = 0;
+};
 
 class Datapath {
 public:
@@ -72,7 +90,11 @@ public:
     std::vector<uint64_t> exempt() const;
 
     const std::vector<AttachReport>& report() const { return report_; }
+    // One row per attached program, in attach order (benchmarks and profiling).
+    std::vector<ProgramRunStats> run_stats() const;
     const DatapathConfig& config() const { return config_; }
+    // How origins are recorded after `automatic` was resolved: task or socket_storage.
+    OriginRecording origin_recording() const { return origin_; }
     uint64_t cgroup_root_id() const { return cgroup_root_id_; }
     int conn_origin_fd() const;
 
@@ -83,7 +105,11 @@ private:
     uint64_t cgroup_root_id_ = 0;
     std::vector<AttachReport> report_;
     int ncpus_ = 1;
+    OriginRecording origin_ = OriginRecording::socket_storage;
 };
+
+// "task" (sockops reads the connecting task) or "socket storage" (the connect hook's record), for logs and status.
+const char* origin_recording_name(OriginRecording how);
 
 // Stable names of the counter slots (enum podid_counter), used as metric label values and in docs;
 // nullptr for a reserved or unused slot.

@@ -207,6 +207,28 @@ std::vector<FeatureResult> probe_kernel_features_report() {
     return results;
 }
 
+bool sockops_reads_current_task() {
+    // A program shaped like podid_sockops_task's use of the helpers, comm into a stack buffer included: libbpf's
+    // helper probe calls each helper with zero arguments and reads most refusals as "supported", and 6.12 allows
+    // the cgroup id and pid in sockops but refuses comm ("program of this type cannot use helper").
+    const auto call = [](int32_t helper) {
+        return bpf_insn{static_cast<uint8_t>(BPF_JMP | BPF_CALL), 0, 0, 0, helper};
+    };
+    const bpf_insn insns[] = {
+        call(BPF_FUNC_get_current_cgroup_id),
+        call(BPF_FUNC_get_current_pid_tgid),
+        bpf_insn{static_cast<uint8_t>(BPF_ALU64 | BPF_MOV | BPF_X), BPF_REG_1, BPF_REG_10, 0, 0},  // r1 = fp
+        bpf_insn{static_cast<uint8_t>(BPF_ALU64 | BPF_ADD | BPF_K), BPF_REG_1, 0, 0, -16},         // r1 -= 16
+        mov64_imm(BPF_REG_2, 16),
+        call(BPF_FUNC_get_current_comm),
+        mov64_imm(BPF_REG_0, 1),
+        exit_insn(),
+    };
+    Fd fd(
+        bpf_prog_load(BPF_PROG_TYPE_SOCK_OPS, "podid_probe", "GPL", insns, sizeof(insns) / sizeof(insns[0]), nullptr));
+    return fd.valid();
+}
+
 Result<void> probe_kernel_features() {
     std::string missing;
     for (const auto& r : probe_kernel_features_report()) {

@@ -51,6 +51,12 @@ std::string missing_feature_message(const FeatureRequirement& requirement);
 // Runs every probe (needs CAP_BPF, and CAP_SYS_ADMIN for the cgroup attach probes), for podidctl and docs.
 std::vector<FeatureResult> probe_kernel_features_report();
 
+// Not a requirement but a faster path: whether sockops programs may call bpf_get_current_cgroup_id,
+// _pid_tgid and _comm (6.18 can; 6.12 allows the first two but not comm). Then the origin of a redirected connection is
+// taken in sockops from the connecting task and the connect hook keeps no socket storage for it (bpf/podid.bpf.c,
+// podid_sockops_task).
+bool sockops_reads_current_task();
+
 // Ok when every probe passed; otherwise one error whose message lists each missing feature, "; "-separated.
 Result<void> probe_kernel_features();
 

@@ -1,11 +1,22 @@
 // (2) Connect path cost: connections/s from a pod to a trivial accept-and-close server on the node IP,
 // (a) directly, (b) to 169.254.169.254 redirected by podid's cgroup/connect4 program, (c) to
 // 169.254.169.254 redirected by an iptables DNAT rule in the node's nat PREROUTING, as NMI installs it.
+// For information, (b') the redirect as kernels up to at least 6.12 run it (origin kept in socket storage by the
+// connect hook), from a second datapath attached at a cgroup of its own; then, with BPF run-time stats on,
+// the BPF time each variant costs per connection, program by program (a separate phase: the stats cost
+// two clock reads per program run, which would tilt the rates).
 //
 // The podid datapath is loaded with Datapath::install from this process (no agent): the agent would
 // own node-ip:2579, where the redirect lands, and its HTTP work is not what is measured here. The DNAT
 // client runs in the pod's netns but in a cgroup outside kubepods, as on an NMI node, where no cgroup
 // program runs. The rule is in the test node's netns, so it goes away with it.
+#include <bpf/bpf.h>
+#include <linux/bpf.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <map>
+
 #include "accept_server.h"
 #include "bench.h"
 #include "datapath/datapath.h"
@@ -17,16 +28,40 @@ namespace podid::bench {
 
 namespace {
 
-constexpr uint16_t kAgentPort = 2579;   // where both redirects land
-constexpr uint16_t kDirectPort = 8080;  // a plain service on the node IP
+constexpr uint16_t kAgentPort = 2579;    // where the podid redirect lands
+constexpr uint16_t kStoragePort = 2580;  // where the socket-storage datapath's redirect lands
+constexpr uint16_t kDnatPort = 2581;     // where the DNAT rule sends connections
+constexpr uint16_t kDirectPort = 8080;   // a plain service on the node IP
 
 struct Variant {
     std::string key, label;
     std::string ip;
     uint16_t port;
-    bool in_pod_cgroup;
+    std::string cgroup;  // where the client runs
+    const Datapath* dp;  // whose programs run on its connections (nullptr: none)
     std::vector<double> rates;
 };
+
+// One connect-loop run of `seconds` from the variant's place; returns the parsed result.
+nlohmann::json connect_loop(test::TestNode& node, const test::Pod& pod, const Variant& v, const std::string& cgroup,
+                            const std::string& seconds, const std::string& threads) {
+    test::RunResult r = node.run({PODID_BENCH_CLIENT_BIN, "connect-loop", "--ip", v.ip, "--port",
+                                  std::to_string(v.port), "--seconds", seconds, "--threads", threads},
+                                 pod.netns, cgroup, std::chrono::seconds(60));
+    auto j = nlohmann::json::parse(r.out, nullptr, false);
+    if (r.exit_code != 0 || j.is_discarded())
+        throw std::runtime_error("connect loop (" + v.key + ") failed: " + r.out + r.err);
+    if (j.value("connections", 0.0) == 0)
+        throw std::runtime_error("connect loop (" + v.key + ") made no connection: " + r.out);
+    return j;
+}
+
+std::map<std::string, ProgramRunStats> stats_by_program(const Datapath& dp) {
+    std::map<std::string, ProgramRunStats> out;
+    for (auto& row : dp.run_stats())
+        out[row.program] = row;
+    return out;
+}
 
 void iptables(const test::TestNode& node, std::vector<std::string> args) {
     std::vector<std::string> argv = {"nsenter", "--net=/run/netns/" + node.node_netns(), "iptables", "-w", "-t", "nat"};
@@ -40,8 +75,6 @@ void bench_connect_path(const BenchOptions& options, Section& out) {
     auto node = test::TestNode::create();
     test::Pod& pod = node->add_pod({.name = "client"});
     const std::string outside = node->system_cgroup("bench-nmi-client");
-    AcceptCloseServer server(node->node_netns(), node->node_ip(), {kAgentPort, kDirectPort});
-
     DatapathConfig dc;
     dc.cgroup_root = node->kubepods_dir();
     dc.pin_dir = node->bpffs() + "/podid";
@@ -51,22 +84,82 @@ void bench_connect_path(const BenchOptions& options, Section& out) {
     if (!dp)
         throw std::runtime_error("cannot install the datapath: " + dp.error().message);
 
+    // The older kernels' recording, on a cgroup tree of its own (same programs, the other sockops variant); only where
+    // this kernel also has the newer one, else (a) already runs it.
+    std::optional<Datapath> storage_dp;
+    DatapathConfig sc = dc;
+    std::string storage_client;
+    if (dp->origin_recording() == OriginRecording::task) {
+        sc.cgroup_root = node->make_cgroup("bench-storage.slice");
+        sc.pin_dir = node->bpffs() + "/podid-storage";
+        sc.origin = OriginRecording::socket_storage;
+        sc.agent_port = kStoragePort;
+        auto installed = Datapath::install(sc);
+        if (!installed)
+            throw std::runtime_error("cannot install the socket-storage datapath: " + installed.error().message);
+        storage_dp.emplace(std::move(*installed));
+        storage_client = node->make_cgroup("bench-storage.slice/client.scope");
+    }
+
+    // The server on each podid port reads every connection's origin as the agent does on accept (one
+    // lookup-and-delete in the 4-tuple map). That keeps the map as empty as the agent keeps it; unread, it
+    // would fill and every connect would pay an LRU eviction that no agent-served node pays.
+    std::atomic<uint64_t> origins_read{0}, origins_missing{0};
+    auto reader = [&](const Datapath* from) {
+        return [from, &origins_read, &origins_missing](const sockaddr_storage& peer, const sockaddr_storage& local) {
+            ++(from->origin_of(peer, local) ? origins_read : origins_missing);
+        };
+    };
+    std::map<uint16_t, AcceptCloseServer::OnAccept> hooks = {{kAgentPort, reader(&*dp)}};
+    if (storage_dp)
+        hooks[kStoragePort] = reader(&*storage_dp);
+    AcceptCloseServer server(node->node_netns(), node->node_ip(), {kAgentPort, kStoragePort, kDnatPort, kDirectPort},
+                             std::move(hooks));
+
     // NMI's rule shape: a chain jumped to from PREROUTING, DNAT of tcp to 169.254.169.254:80 from
-    // anything but loopback to node-ip:2579. Installed before any trial, so conntrack is active in the
-    // node netns for all three variants alike (as on a real node, where kube-proxy needs it anyway).
+    // anything but loopback to the node IP (NMI's port 2579 is podid's here, hence another). Installed before any
+    // trial, so conntrack is active in the node netns for all variants alike (as on a real node, where kube-proxy needs
+    // it anyway).
     iptables(*node, {"-N", "aad-metadata"});
     iptables(*node,
              {"-A", "aad-metadata", "!", "-s", "127.0.0.1/32", "-d", "169.254.169.254/32", "-p", "tcp", "--dport", "80",
-              "-j", "DNAT", "--to-destination", node->node_ip() + ":" + std::to_string(kAgentPort)});
+              "-j", "DNAT", "--to-destination", node->node_ip() + ":" + std::to_string(kDnatPort)});
     iptables(*node, {"-A", "aad-metadata", "-j", "RETURN"});
     iptables(*node, {"-I", "PREROUTING", "1", "-j", "aad-metadata"});
 
+    const std::string recording = origin_recording_name(dp->origin_recording());
     std::vector<Variant> variants = {
-        {"direct", "direct to node IP (pod cgroup, hooks attached)", node->node_ip(), kDirectPort, true, {}},
-        {"podid", "169.254.169.254 via podid connect4 redirect", "169.254.169.254", 80, true, {}},
-        {"dnat", "169.254.169.254 via iptables DNAT (NMI)", "169.254.169.254", 80, false, {}},
-        {"direct_nohooks", "direct to node IP (no cgroup programs)", node->node_ip(), kDirectPort, false, {}},
+        {"direct",
+         "direct to node IP (pod cgroup, hooks attached)",
+         node->node_ip(),
+         kDirectPort,
+         pod.cgroup_dir,
+         &*dp,
+         {}},
+        {"podid",
+         "169.254.169.254 via podid redirect (origin: " + recording + ")",
+         "169.254.169.254",
+         80,
+         pod.cgroup_dir,
+         &*dp,
+         {}},
+        {"dnat", "169.254.169.254 via iptables DNAT (NMI)", "169.254.169.254", 80, outside, nullptr, {}},
+        {"direct_nohooks",
+         "direct to node IP (no cgroup programs)",
+         node->node_ip(),
+         kDirectPort,
+         outside,
+         nullptr,
+         {}},
     };
+    if (storage_dp)
+        variants.push_back({"podid_storage",
+                            "169.254.169.254 via podid redirect (origin: socket storage, <= 6.12)",
+                            "169.254.169.254",
+                            80,
+                            storage_client,
+                            &*storage_dp,
+                            {}});
     const int trials = options.quick ? 1 : 5;
     const std::string seconds = options.quick ? "0.5" : "3";
     long errors = 0;
@@ -74,18 +167,9 @@ void bench_connect_path(const BenchOptions& options, Section& out) {
         for (size_t i = 0; i < variants.size(); ++i) {
             // Rotate the order each trial so no variant always runs first or last.
             Variant& v = variants[(i + static_cast<size_t>(t)) % variants.size()];
-            test::RunResult r =
-                node->run({PODID_BENCH_CLIENT_BIN, "connect-loop", "--ip", v.ip, "--port", std::to_string(v.port),
-                           "--seconds", seconds, "--threads", "2"},
-                          pod.netns, v.in_pod_cgroup ? pod.cgroup_dir : outside, std::chrono::seconds(60));
-            auto j = nlohmann::json::parse(r.out, nullptr, false);
-            if (r.exit_code != 0 || j.is_discarded())
-                throw std::runtime_error("connect loop (" + v.key + ") failed: " + r.out + r.err);
-            double conns = j.value("connections", 0.0);
+            auto j = connect_loop(*node, pod, v, v.cgroup, seconds, "2");
             errors += j.value("errors", 0L);
-            if (conns == 0)
-                throw std::runtime_error("connect loop (" + v.key + ") made no connection: " + r.out);
-            v.rates.push_back(conns / j.value("seconds", 1.0));
+            v.rates.push_back(j.value("connections", 0.0) / j.value("seconds", 1.0));
         }
     }
     auto redirects = dp->counters_of(pod.cgroup_id);
@@ -99,14 +183,56 @@ void bench_connect_path(const BenchOptions& options, Section& out) {
         out.figure(v.key + "_cps", v.label, median(v.rates), "conn/s");
     out.figure("podid_vs_direct", "podid redirect / direct", rate("podid") / rate("direct"), "x");
     out.figure("podid_vs_dnat", "podid redirect / iptables DNAT", rate("podid") / rate("dnat"), "x");
+    if (storage_dp)
+        out.figure("podid_storage_vs_direct", "podid redirect, socket-storage origin / direct",
+                   rate("podid_storage") / rate("direct"), "x");
     out.figure("bpf_redirects", "redirects counted by the BPF program (pod cgroup)",
                redirects ? static_cast<double>((*redirects)[PODID_CTR_REDIRECT4]) : 0, "");
     out.figure("connect_errors", "failed connects (all variants, all trials)", static_cast<double>(errors), "");
+    out.figure("origins_read", "origins the server read (one per redirected connection)",
+               static_cast<double>(origins_read.load()), "");
+    out.figure("origins_missing", "redirected connections the server found no origin for",
+               static_cast<double>(origins_missing.load()), "");
+
+    // BPF time per connection, with run-time stats on only for this phase (the fd keeps them on).
+    int stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+    if (stats_fd < 0) {
+        out.notes.push_back("BPF run-time stats unavailable (bpf_enable_stats): no per-program times");
+    } else {
+        for (const auto& v : variants) {
+            if (!v.dp)
+                continue;
+            auto before = stats_by_program(*v.dp);
+            auto j = connect_loop(*node, pod, v, v.cgroup, options.quick ? "0.3" : "2", "1");
+            auto after = stats_by_program(*v.dp);
+            double conns = j.value("connections", 0.0);
+            double total = 0;
+            std::string detail;
+            for (const auto& [name, row] : after) {
+                double ns = static_cast<double>(row.run_time_ns - before[name].run_time_ns) / conns;
+                double runs = static_cast<double>(row.run_count - before[name].run_count) / conns;
+                total += ns;
+                if (runs > 0) {
+                    char cell[96];
+                    std::snprintf(cell, sizeof(cell), "%s %.0f ns (%.1f runs)", name.c_str(), ns, runs);
+                    detail += (detail.empty() ? "" : ", ") + std::string(cell);
+                }
+            }
+            out.figure(v.key + "_bpf_ns", "BPF time per connection: " + v.label, total, "ns");
+            out.notes.push_back("BPF per connection, " + v.key + ": " + detail);
+        }
+        ::close(stats_fd);
+    }
+
     out.target("redirect conn/s >= 0.95 x direct", rate("podid") / rate("direct"), ">=", 0.95);
     out.target("redirect conn/s >= iptables DNAT", rate("podid") / rate("dnat"), ">=", 1.0);
     out.notes.push_back("2 client threads, " + std::to_string(trials) + " rotating trials x " + seconds +
                         " s; each connection: connect, wait for the server's FIN, close with SO_LINGER 0 (RST): "
                         "no TIME_WAIT on either side, so ports never run out");
+    if (storage_dp) {
+        storage_dp.reset();
+        Datapath::uninstall(sc.pin_dir);
+    }
     Datapath::uninstall(dc.pin_dir);
 }
 

@@ -22,6 +22,7 @@
 
 #include "datapath/datapath.h"
 #include "datapath/fd.h"
+#include "datapath/probe.h"
 #include "support/netns.h"
 #include "support/test_node.h"
 
@@ -158,8 +159,12 @@ protected:
         }
     }
 
+    // How origins are recorded; the parameterised tests below run both ways where the kernel has both.
+    virtual OriginRecording recording() const { return OriginRecording::automatic; }
+
     DatapathConfig config() const {
         DatapathConfig c;
+        c.origin = recording();
         c.cgroup_root = node_->kubepods_dir();
         c.pin_dir = node_->bpffs() + "/podid";
         c.agent_ip4 = *parse_ip4(kNodeIp);
@@ -193,8 +198,28 @@ protected:
     std::unique_ptr<FakeAgent> agent_;
 };
 
+// The origin of a redirected connection is recorded in one of two ways (bpf/podid.bpf.c): from the connecting task
+// in sockops (newer kernels), or by the connect hook in socket storage (older kernels). Both run here when the kernel
+// has both; the kernel matrix (kernel_matrix_test) runs whichever each older kernel picks.
+class DatapathRecordingTest : public DatapathTest, public ::testing::WithParamInterface<OriginRecording> {
+protected:
+    void SetUp() override {
+        if (GetParam() == OriginRecording::task && !sockops_reads_current_task())
+            GTEST_SKIP() << "this kernel has no bpf_get_current_* in sockops (6.18 has them, 6.12 not)";
+        DatapathTest::SetUp();
+    }
+    OriginRecording recording() const override { return GetParam(); }
+};
+
+INSTANTIATE_TEST_SUITE_P(Recording, DatapathRecordingTest,
+                         ::testing::Values(OriginRecording::task, OriginRecording::socket_storage),
+                         [](const ::testing::TestParamInfo<OriginRecording>& info) {
+                             return info.param == OriginRecording::task ? std::string("task")
+                                                                        : std::string("socket_storage");
+                         });
+
 // 1. A pod's HTTP request to 169.254.169.254 reaches the agent, with the kernel's record of who sent it.
-TEST_F(DatapathTest, PodRequestIsRedirectedToAgentWithOrigin) {
+TEST_P(DatapathRecordingTest, PodRequestIsRedirectedToAgentWithOrigin) {
     const Pod& a = node_->pod("a");
     auto r = probe("a", {"http", kMetadataIp, "80", "/metadata/identity/oauth2/token?resource=x"});
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
@@ -211,10 +236,11 @@ TEST_F(DatapathTest, PodRequestIsRedirectedToAgentWithOrigin) {
     EXPECT_TRUE(accepted[0].origin->redirected);
     EXPECT_EQ(accepted[0].peer_ip, a.ip);
     EXPECT_EQ(counter(a.cgroup_id, PODID_CTR_REDIRECT4), 1u);
+    EXPECT_EQ(dp_->origin_recording(), GetParam());
 }
 
 // The pid in the record is the connecting process's own.
-TEST_F(DatapathTest, OriginPidIsTheConnectingProcess) {
+TEST_P(DatapathRecordingTest, OriginPidIsTheConnectingProcess) {
     auto r = probe("a", {"tcp", kMetadataIp, "80"});
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
     auto pos = r.out.find("pid=");
@@ -228,14 +254,14 @@ TEST_F(DatapathTest, OriginPidIsTheConnectingProcess) {
 }
 
 // 2. The application still sees 169.254.169.254:80 as its peer.
-TEST_F(DatapathTest, GetpeernameShowsMetadataAddress) {
+TEST_P(DatapathRecordingTest, GetpeernameShowsMetadataAddress) {
     auto r = probe("a", {"tcp", kMetadataIp, "80"});
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
     EXPECT_NE(r.out.find("peer=169.254.169.254:80"), std::string::npos) << r.out;
 }
 
 // 3. IPv4-mapped IPv6 on a dual-stack socket goes through connect6: redirected too, peer rewritten too.
-TEST_F(DatapathTest, V4MappedIpv6IsRedirected) {
+TEST_P(DatapathRecordingTest, V4MappedIpv6IsRedirected) {
     const Pod& b = node_->pod("b");
     auto r = probe("b", {"tcp", kMetadataIp, "80", "--v6mapped"});
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
@@ -298,7 +324,7 @@ TEST_F(DatapathTest, NodeProcessesAndExemptCgroupReachImds) {
 }
 
 // 6. Two pods, hundreds of connections at once: every record names the pod that connected.
-TEST_F(DatapathTest, ConcurrentPodsNeverMixUpOrigins) {
+TEST_P(DatapathRecordingTest, ConcurrentPodsNeverMixUpOrigins) {
     const Pod& a = node_->pod("a");
     const Pod& b = node_->pod("b");
     constexpr int kPerPod = 300;
@@ -330,7 +356,7 @@ TEST_F(DatapathTest, ConcurrentPodsNeverMixUpOrigins) {
 
 // 8. Swapping the programs (a second install takes the pinned links over) while a pod connects in a
 // loop: every connection still lands on the agent, none on the stand-in.
-TEST_F(DatapathTest, ProgramSwapUnderLoadLosesNoRedirect) {
+TEST_P(DatapathRecordingTest, ProgramSwapUnderLoadLosesNoRedirect) {
     constexpr int kCount = 400;
     auto loop = node_->spawn_in_pod("a", {PODID_PROBE_BIN, "loop", kMetadataIp, "80", "/", std::to_string(kCount)});
     for (int i = 0; i < 5; ++i) {
@@ -349,7 +375,85 @@ TEST_F(DatapathTest, ProgramSwapUnderLoadLosesNoRedirect) {
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
     EXPECT_EQ(drain_accepts(imds_.get()), 0u);
     std::this_thread::sleep_for(200ms);
-    EXPECT_EQ(agent_->take().size(), static_cast<size_t>(kCount));
+    auto accepted = agent_->take();
+    EXPECT_EQ(accepted.size(), static_cast<size_t>(kCount));
+    size_t without_origin = 0;
+    for (const auto& a : accepted)
+        without_origin += a.origin ? 0 : 1;
+    EXPECT_EQ(without_origin, 0u) << "connections made while the programs were swapped lost their origin";
+}
+
+// A connect straight to the agent's endpoint is recorded as direct, and its peer is not disguised.
+TEST_P(DatapathRecordingTest, DirectConnectToAgentIsRecordedAndNotRewritten) {
+    const Pod& a = node_->pod("a");
+    auto r = probe("a", {"tcp", kNodeIp, std::to_string(kAgentPort)});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("peer=" + std::string(kNodeIp) + ":" + std::to_string(kAgentPort)), std::string::npos)
+        << r.out;
+    std::this_thread::sleep_for(100ms);
+    auto accepted = agent_->take();
+    ASSERT_EQ(accepted.size(), 1u);
+    ASSERT_TRUE(accepted[0].origin) << "no origin record for a direct connect";
+    EXPECT_EQ(accepted[0].origin->cgroup_id, a.cgroup_id);
+    EXPECT_FALSE(accepted[0].origin->redirected);
+    EXPECT_EQ(accepted[0].origin->orig_dst, std::string(kNodeIp) + ":" + std::to_string(kAgentPort));
+    EXPECT_EQ(counter(a.cgroup_id, PODID_CTR_AGENT_DIRECT), 1u);
+    EXPECT_EQ(counter(a.cgroup_id, PODID_CTR_REDIRECT4), 0u);
+}
+
+// The exempt cgroup (the agent's own) reaching the agent endpoint is neither recorded nor disguised: nothing
+// was redirected, so nothing may claim it was.
+TEST_P(DatapathRecordingTest, ExemptCgroupAtTheAgentEndpointGetsNoRecord) {
+    auto r = node_->run_in_node({PODID_PROBE_BIN, "tcp", kNodeIp, std::to_string(kAgentPort)}, agent_cgroup_);
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("peer=" + std::string(kNodeIp) + ":" + std::to_string(kAgentPort)), std::string::npos)
+        << r.out;
+    std::this_thread::sleep_for(100ms);
+    auto accepted = agent_->take();
+    ASSERT_EQ(accepted.size(), 1u);
+    EXPECT_FALSE(accepted[0].origin) << "an exempt connection got an origin record";
+}
+
+// Switching how origins are recorded (an upgrade from a kernel-agnostic agent, or back): between any two link
+// updates a pod's connection is still redirected and attributed. The program that bridges both ways (the task
+// sockops also copies socket-storage records) goes in first on the way up and last on the way down.
+TEST_F(DatapathTest, SwitchingOriginRecordingLeavesNoWindowWithoutOrigin) {
+    if (!sockops_reads_current_task())
+        GTEST_SKIP() << "this kernel has no bpf_get_current_* in sockops (6.18 has them, 6.12 not)";
+    for (auto [from, to] : {std::pair{OriginRecording::socket_storage, OriginRecording::task},
+                            std::pair{OriginRecording::task, OriginRecording::socket_storage}}) {
+        DatapathConfig first = config();
+        first.origin = from;
+        auto before = Datapath::install(first);
+        ASSERT_TRUE(before.ok()) << before.error().message;
+        dp_ = std::make_unique<Datapath>(std::move(*before));
+        dp_ptr_ = dp_.get();
+        agent_->take();
+
+        DatapathConfig next = config();
+        next.origin = to;
+        std::vector<std::string> missing;
+        int steps = 0;
+        next.after_each_link = [&](const std::string& program) {
+            ++steps;
+            auto r = probe("a", {"tcp", kMetadataIp, "80"});
+            std::this_thread::sleep_for(50ms);
+            auto accepted = agent_->take();
+            if (r.exit_code != 0 || accepted.size() != 1 || !accepted[0].origin)
+                missing.push_back(program + " (exit " + std::to_string(r.exit_code) + ", " +
+                                  std::to_string(accepted.size()) + " accepted)");
+        };
+        auto after = Datapath::install(next);
+        ASSERT_TRUE(after.ok()) << after.error().message;
+        EXPECT_EQ(after->origin_recording(), to);
+        EXPECT_EQ(steps, 6);
+        EXPECT_TRUE(missing.empty()) << origin_recording_name(from) << " -> " << origin_recording_name(to)
+                                     << ": no origin for a connection made right after swapping in "
+                                     << ::testing::PrintToString(missing);
+        dp_ = std::make_unique<Datapath>(std::move(*after));
+        dp_ptr_ = dp_.get();
+    }
+    EXPECT_EQ(drain_accepts(imds_.get()), 0u);
 }
 
 // Pins outlive the loader: with no loader process holding anything, pods are still redirected.

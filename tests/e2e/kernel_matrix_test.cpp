@@ -79,6 +79,7 @@ Transcript run_command(const std::string& command) {
 // Everything the guest check must report, whatever the kernel; a check that never printed is a failure too.
 const char* const kRequiredChecks[] = {
     "install",
+    "origin-recording",
     "connect4-client",
     "connect4-getpeername",
     "connect4-redirect",
@@ -106,6 +107,9 @@ void expect_all_pass(const Transcript& t, const std::string& where) {
         EXPECT_TRUE(t.checks.count(name)) << where << ": no result for " << name << "; console:\n" << t.text;
     for (const auto& r : kernel_requirements())
         EXPECT_TRUE(t.checks.count("probe:" + kernel_check::one_token(r.what))) << where << ": probe " << r.what;
+    // Which recording each kernel picked is worth seeing in the log (docs/kernels.md lists it).
+    if (auto it = t.checks.find("origin-recording"); it != t.checks.end())
+        std::printf("%s: origin recorded from %s\n", where.c_str(), it->second.detail.c_str());
 }
 
 bool is_root() { return geteuid() == 0; }

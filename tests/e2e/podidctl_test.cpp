@@ -6,8 +6,10 @@
 #include <sys/stat.h>
 
 #include <map>
+#include <sstream>
 #include <thread>
 
+#include "datapath/probe.h"
 #include "support/kube_apiserver.h"
 #include "support/kube_node.h"
 #include "support/podid_node.h"
@@ -89,6 +91,7 @@ TEST_F(PodidctlTest, StandaloneStatusPodsExplainConns) {
     EXPECT_EQ(agent.value("mode", ""), "standalone");
     EXPECT_EQ(agent.value("node_ip", ""), pn_->node().node_ip());
     EXPECT_EQ(agent["programs"].size(), 6u);
+    EXPECT_EQ(agent.value("origin_recording", ""), sockops_reads_current_task() ? "task" : "socket storage");
     EXPECT_EQ(agent["token_cache"].value("entries", 0), 1);
     EXPECT_EQ(agent["bindings"].value("file_entries", 0), 1);
     const json& dp = status["datapath"];
@@ -109,6 +112,15 @@ TEST_F(PodidctlTest, StandaloneStatusPodsExplainConns) {
     EXPECT_NE(table.out.find("running, ready"), std::string::npos) << table.out;
     EXPECT_NE(table.out.find("link_connect4"), std::string::npos) << table.out;
     EXPECT_NE(table.out.find("cgroup/connect4"), std::string::npos) << table.out;
+    EXPECT_NE(table.out.find("origin recorded from: "), std::string::npos) << table.out;
+    // Every link row says how this start took it, the sockops link too (its program has a variant's name).
+    std::istringstream rows(table.out);
+    for (std::string row; std::getline(rows, row);) {
+        if (row.rfind("link_", 0) == 0) {
+            size_t last = row.find_last_not_of(' ');
+            EXPECT_FALSE(last != std::string::npos && last > 0 && row.compare(last - 1, 2, " -") == 0) << row;
+        }
+    }
 
     // pods: both pods by UID (standalone has no names), a bound and b not, with their kernel counters.
     json pods = ctl_json({"pods"});

@@ -383,6 +383,12 @@ void check_datapath(Reporter& rep, const GuestCheckOptions& o, const std::string
         return;
     for (const auto& a : dp->report())
         rep.check("attach:" + a.program, true, a.how);
+    // Which way origins are recorded follows from the probe alone (docs/kernels.md lists what each kernel picks).
+    const OriginRecording expected =
+        sockops_reads_current_task() ? OriginRecording::task : OriginRecording::socket_storage;
+    rep.check("origin-recording", dp->origin_recording() == expected,
+              std::string(origin_recording_name(dp->origin_recording())) + " (probe says " +
+                  origin_recording_name(expected) + ")");
 
     check_redirect(rep, *dp, o, pod, pod_cgroup, pod_id, agent.get(), imds.get(), false);
     check_redirect(rep, *dp, o, pod, pod_cgroup, pod_id, agent.get(), imds.get(), true);

@@ -195,7 +195,12 @@ std::string render_status(const json& agent, const json& pins) {
                 cgroup = "DETACHED (cgroup removed)";
             // The agent reports links by program name; its report says how this start took them over.
             // The agent names programs podid_<x> for the pin link_<x>.
+            // A program with variants (podid_sockops_task for link_sockops) reports under its longer name.
             auto h_it = how.find("podid_" + name.substr(5));
+            if (h_it == how.end())
+                h_it = std::find_if(how.begin(), how.end(), [&](const auto& kv) {
+                    return kv.first.rfind("podid_" + name.substr(5) + "_", 0) == 0;
+                });
             std::string h = h_it == how.end() ? "-" : h_it->second;
             links.push_back({name, str(p, "attach_type"), cgroup, str(prog, "name"), str(prog, "id"), h});
         } else {
@@ -203,6 +208,8 @@ std::string render_status(const json& agent, const json& pins) {
         }
     }
     out << format_table({"LINK", "ATTACH", "CGROUP", "PROGRAM", "PROG ID", "THIS START"}, links);
+    if (reachable && agent.contains("origin_recording"))
+        out << "origin recorded from: " << str(agent, "origin_recording") << "\n";
     out << "\nMAPS\n" << format_table({"MAP", "TYPE", "ENTRIES", "MAX"}, maps);
     if (pins.contains("counters")) {
         const json& c = pins["counters"];
