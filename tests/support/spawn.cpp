@@ -1,6 +1,7 @@
 #include "spawn.h"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -87,6 +88,9 @@ void child_write_all(int fd, const char* s) {
     int devnull = ::open("/dev/null", O_RDONLY);
     if (devnull < 0 || ::dup2(devnull, 0) < 0 || ::dup2(out_fd, 1) < 0 || ::dup2(err_fd, 2) < 0)
         child_fail_setup(status_fd, 3, errno);
+    // Nothing but stdio crosses exec: a descriptor the test process opened without O_CLOEXEC (a server's
+    // accepted socket, between accept and fcntl) would keep that connection alive in the child.
+    ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
 
     ::execvpe(argv[0], argv, envp);
     int err = errno;
