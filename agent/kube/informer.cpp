@@ -67,9 +67,22 @@ void InformerBase::nudge(std::string why) {
 
 void InformerBase::nudge_on_strand(const std::string& why) {
     const auto now = std::chrono::steady_clock::now();
-    if (stopped_ || (last_nudge_ && now - *last_nudge_ < options_.min_nudge_interval))
+    if (stopped_)
         return;
+    if (last_nudge_) {
+        // Fruitless nudges (no event since the last one) are spaced out; one that brought events resets it.
+        const bool fruitless = events_.load() == events_at_last_nudge_;
+        const auto required = fruitless ? std::min(std::max(nudge_interval_ * 2, options_.min_nudge_interval),
+                                                   options_.max_nudge_interval)
+                                        : options_.min_nudge_interval;
+        if (now - *last_nudge_ < required)
+            return;
+        nudge_interval_ = required;
+    } else {
+        nudge_interval_ = options_.min_nudge_interval;
+    }
     last_nudge_ = now;
+    events_at_last_nudge_ = events_.load();
     ++nudges_;
     if (watching_) {
         log_info("kube: " + resource_.name + " informer reconnecting its watch", kv("why", why));

@@ -41,6 +41,10 @@ struct InformerOptions {
     std::chrono::milliseconds backoff_max{30'000};
     std::chrono::milliseconds min_healthy_watch{1'000};   // a shorter watch without events counts as a failure
     std::chrono::milliseconds min_nudge_interval{1'000};  // nudge(): at most one reconnection per interval
+    // A nudge after which the watch delivered nothing found the watch healthy (the object just does not exist:
+    // a cgroup whose pod the API server never had). The interval doubles after each such nudge up to this, so
+    // a persistent unknown caller costs the API server one re-watch a minute per node, not one a second.
+    std::chrono::milliseconds max_nudge_interval{60'000};
     // While the informer cannot reach the API server, its warning is repeated this often (with how long it has
     // been disconnected) even when the error stays the same.
     std::chrono::milliseconds repeat_warning{60'000};
@@ -116,6 +120,8 @@ private:
     // read was cancelled by one (then its end is no failure).
     WatchStream* watching_ = nullptr;
     std::optional<std::chrono::steady_clock::time_point> last_nudge_;
+    std::chrono::milliseconds nudge_interval_{0};  // current spacing (min..max_nudge_interval)
+    uint64_t events_at_last_nudge_ = 0;
     bool nudged_ = false;
 
     std::atomic<bool> stopped_{false};

@@ -441,6 +441,53 @@ TEST(KubeState, NudgesAreRateLimitedAndNeverBeforeNudgeAfter) {
     EXPECT_EQ(pod_informer(f.state).nudges, 1u);
 }
 
+// A caller whose pod the API server never had (a cgroup with no pod object) keeps asking: each nudge finds nothing,
+// so they are spaced out (min, 2 x min, 4 x min, ... up to max_nudge_interval) instead of one re-watch per interval.
+TEST(KubeState, FruitlessNudgesBackOffAndAnEventResetsThem) {
+    KubeStateOptions options = fast();
+    options.nudge_after = 1ms;
+    options.informer.min_nudge_interval = 100ms;
+    options.informer.max_nudge_interval = 400ms;
+    Fixture f(options);
+    f.start_synced();
+    // One request every 5 ms for 1.6 s from a pod that never appears.
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<std::chrono::steady_clock::duration> nudged_at;
+    uint64_t seen = pod_informer(f.state).nudges;
+    while (std::chrono::steady_clock::now() - start < 1600ms) {
+        f.wait("uid-ghost", 2ms);
+        run_until(
+            f.io, [] { return false; }, 5ms);
+        if (uint64_t n = pod_informer(f.state).nudges; n != seen) {
+            seen = n;
+            nudged_at.push_back(std::chrono::steady_clock::now() - start);
+        }
+    }
+    // Intervals 100, 200, 400, 400, ... ms: at most 6 nudges in 1.6 s (one per 100 ms interval would make 16).
+    ASSERT_GE(nudged_at.size(), 4u);
+    EXPECT_LE(nudged_at.size(), 6u);
+    for (size_t i = 2; i < nudged_at.size(); ++i)
+        EXPECT_GE(nudged_at[i] - nudged_at[i - 1], 190ms) << "nudge " << i;
+
+    // An event after a nudge shows the watch was worth reconnecting: the spacing starts over (100 ms, then 200 ms
+    // for the next fruitless one, where it would have stayed at 400 ms).
+    f.api->push(kPods, WatchEvent::Type::added, pod("shop", "other", "uid-other"));
+    ASSERT_TRUE(run_until(f.io, [&] { return f.state.pod_by_uid("uid-other").has_value(); }));
+    run_until(
+        f.io, [] { return false; }, 420ms);  // past the longest spacing since the last nudge
+    const uint64_t before = pod_informer(f.state).nudges;
+    f.wait("uid-ghost", 2ms);
+    ASSERT_TRUE(run_until(
+        f.io, [&] { return pod_informer(f.state).nudges == before + 1; }, 1s));
+    const auto reset_at = std::chrono::steady_clock::now();
+    while (pod_informer(f.state).nudges == before + 1 && std::chrono::steady_clock::now() - reset_at < 800ms) {
+        f.wait("uid-ghost", 2ms);
+        run_until(
+            f.io, [] { return false; }, 5ms);
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - reset_at, 300ms) << "the next nudge waited for the backed-off spacing";
+}
+
 TEST(KubeState, MissingCrdsStillSync) {
     Fixture f;
     f.api->lists.erase(kIdentities);
