@@ -425,14 +425,17 @@ asio::awaitable<HttpResponse> Server::handle(const HttpRequest& req, const std::
     record.resource = what.resource;
     record.requested_identity = what.requested_identity;
 
-    // Probes (no Metadata header) never wait for the pod directory; identity requests may.
+    // Probes (no Metadata header) never wait for the pod directory; identity requests may. So may host-token
+    // requests: the caller's pod decides whether it may ask, and one that arrives before the watch has delivered
+    // that pod (just after the agent starts) must wait for it rather than be refused.
     const bool wants_identity = what.kind == RequestKind::token && what.path == kTokenPath && req["Metadata"] == "true";
+    const bool wants_pod = wants_identity || (what.kind == RequestKind::host_token && loopback);
     // Once per connection: resolving reads cgroupfs (a stat() to validate the cached path), which a keep-alive
     // client would otherwise pay on every request.
     if (session_caller)
-        session_caller = co_await deps_.callers->refresh(std::move(*session_caller), wants_identity);
+        session_caller = co_await deps_.callers->refresh(std::move(*session_caller), wants_pod);
     else
-        session_caller = co_await deps_.callers->resolve(origin, wants_identity);
+        session_caller = co_await deps_.callers->resolve(origin, wants_pod);
     const Caller& caller = *session_caller;
 
     Binding binding;
