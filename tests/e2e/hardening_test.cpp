@@ -737,7 +737,9 @@ TEST_F(HardeningTest, IdleConnectionFloodStopsAtThePerPodCap) {
               << " kB during the flood\n";
     EXPECT_EQ(t.status, 200) << "another pod was starved: " << t.body << t.err;
     EXPECT_EQ(field(out, "kept"), 1000) << out;
-#ifndef __SANITIZE_ADDRESS__
+#ifdef __SANITIZE_ADDRESS__
+    std::cout << "[hardening] memory bound not checked: ASan's shadow memory and quarantine inflate the RSS\n";
+#else
     EXPECT_LT(rss_during - rss_before, 64 * 1024) << "1,000 idle connections cost more than 64 MB";
 #endif
     flood.wait(30s);
@@ -767,7 +769,9 @@ TEST_F(HardeningTest, NoisyPodDoesNotStarveAQuietOne) {
     EXPECT_LE(loaded_p99, std::max(10 * quiet_p99, 5.0)) << loaded.out;
     EXPECT_LT(loaded_p99, 50.0) << loaded.out;
     EXPECT_GT(field(hammer.out, "throttled"), 0) << "the noisy pod was never held to its rate: " << hammer.out;
-#ifndef __SANITIZE_ADDRESS__  // ASan's quarantine holds up to 256 MB of freed memory by design
+#ifdef __SANITIZE_ADDRESS__  // ASan's quarantine holds up to 256 MB of freed memory by design
+    std::cout << "[hardening] memory bound not checked: ASan's quarantine holds freed memory\n";
+#else
     EXPECT_LT(rss_during - rss_before, 64 * 1024) << "memory grew under load";
 #endif
 }
