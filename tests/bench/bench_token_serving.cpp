@@ -29,14 +29,6 @@ struct Series {
     }
 };
 
-std::vector<double> ratios(const std::vector<double>& a, const std::vector<double>& b) {
-    std::vector<double> r;
-    for (size_t i = 0; i < a.size() && i < b.size(); ++i)
-        if (b[i] > 0)
-            r.push_back(a[i] / b[i]);
-    return r;
-}
-
 WrkResult must_run(test::TestNode& node, const WrkLoad& load, const std::string& what) {
     WrkResult w = run_wrk(node, "load", load);
     if (!w.ok)

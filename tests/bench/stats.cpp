@@ -18,4 +18,12 @@ double percentile(std::vector<double> values, double p) {
     return values[std::clamp<size_t>(rank, 1, values.size()) - 1];
 }
 
+std::vector<double> ratios(const std::vector<double>& a, const std::vector<double>& b) {
+    std::vector<double> r;
+    for (size_t i = 0; i < a.size() && i < b.size(); ++i)
+        if (b[i] > 0)
+            r.push_back(a[i] / b[i]);
+    return r;
+}
+
 }  // namespace podid::bench

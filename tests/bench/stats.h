@@ -9,4 +9,8 @@ namespace podid::bench {
 double percentile(std::vector<double> values, double p);
 inline double median(const std::vector<double>& values) { return percentile(values, 50); }
 
+// a[i] / b[i] for trials run side by side (pairs where b[i] is 0 are skipped): the median of these cancels
+// drift over a run (other load on the machine) that the ratio of two medians keeps.
+std::vector<double> ratios(const std::vector<double>& a, const std::vector<double>& b);
+
 }  // namespace podid::bench
