@@ -535,7 +535,7 @@ int run_agent(const AgentOptions& o) {
             p.kube_watches = [state = kube_state.get()] {
                 std::map<std::string, WatchCounters> out;
                 for (const auto& [resource, st] : state->informer_stats())
-                    out[resource] = WatchCounters{st.watches > 0 ? st.watches - 1 : 0, st.events};
+                    out[resource] = WatchCounters{st.watches > 0 ? st.watches - 1 : 0, st.events, st.nudges};
                 return out;
             };
         }

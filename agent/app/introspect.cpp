@@ -253,8 +253,9 @@ json Introspection::status() const {
     if (s_.kube) {
         json watches = json::object();
         for (const auto& [resource, st] : s_.kube->informer_stats())
-            watches[resource] = json{{"synced", st.synced},   {"lists", st.lists},   {"relists", st.relists},
-                                     {"watches", st.watches}, {"events", st.events}, {"errors", st.errors}};
+            watches[resource] =
+                json{{"synced", st.synced}, {"lists", st.lists},   {"relists", st.relists}, {"watches", st.watches},
+                     {"events", st.events}, {"errors", st.errors}, {"nudges", st.nudges}};
         j["kubernetes"] = json{{"pods", s_.kube->pods_count()}, {"synced", s_.kube->synced()}, {"watches", watches}};
     }
     return j;

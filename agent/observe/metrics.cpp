@@ -101,12 +101,19 @@ public:
                                    pm::MetricType::Counter);
             auto events = family("podid_kube_watch_events_total", "Kubernetes watch events applied, by resource.",
                                  pm::MetricType::Counter);
+            auto nudges =
+                family("podid_kube_watch_nudges_total",
+                       "Watch reconnections (or backoffs cut short) asked for by a pod still unknown after its "
+                       "request, by resource: a rising rate means watches go silent.",
+                       pm::MetricType::Counter);
             for (const auto& [resource, c] : p_.kube_watches()) {
                 add_sample(restarts, {{"resource", resource}}, static_cast<double>(c.restarts));
                 add_sample(events, {{"resource", resource}}, static_cast<double>(c.events));
+                add_sample(nudges, {{"resource", resource}}, static_cast<double>(c.nudges));
             }
             out.push_back(std::move(restarts));
             out.push_back(std::move(events));
+            out.push_back(std::move(nudges));
         }
         if (p_.bpf_programs_attached) {
             auto f = family("podid_bpf_programs_attached", "BPF programs the agent attached or took over.",

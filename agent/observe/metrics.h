@@ -47,6 +47,7 @@ inline constexpr const char* kNodePodLabel = "_node";
 struct WatchCounters {
     uint64_t restarts = 0;  // watch re-established (error, timeout, 410 Gone relist)
     uint64_t events = 0;    // ADDED/MODIFIED/DELETED events applied
+    uint64_t nudges = 0;    // reconnections a pod's request asked for (it came before its watch event)
 };
 
 // The interface guard's node-wide state (datapath/guard.h).

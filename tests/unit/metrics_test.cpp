@@ -327,7 +327,7 @@ TEST(Metrics, ScrapeTimeProvidersAndTheirAbsence) {
     p.pods_tracked = [] { return size_t{17}; };
     p.cgroups_tracked = [] { return size_t{31}; };
     p.kube_watches = [] {
-        return std::map<std::string, WatchCounters>{{"pods", {2, 150}}, {"azureidentities", {0, 3}}};
+        return std::map<std::string, WatchCounters>{{"pods", {2, 150, 4}}, {"azureidentities", {0, 3}}};
     };
     p.bpf_programs_attached = [] { return size_t{6}; };
     bool ready = false;
@@ -344,6 +344,8 @@ TEST(Metrics, ScrapeTimeProvidersAndTheirAbsence) {
     EXPECT_EQ(sample(s, "podid_cgroups_tracked"), 31);
     EXPECT_EQ(sample(s, R"(podid_kube_watch_restarts_total{resource="pods"})"), 2);
     EXPECT_EQ(sample(s, R"(podid_kube_watch_events_total{resource="azureidentities"})"), 3);
+    EXPECT_EQ(sample(s, R"(podid_kube_watch_nudges_total{resource="pods"})"), 4);
+    EXPECT_EQ(sample(s, R"(podid_kube_watch_nudges_total{resource="azureidentities"})"), 0);
     EXPECT_EQ(sample(s, "podid_bpf_programs_attached"), 6);
     EXPECT_EQ(sample(s, "podid_ready"), 0);
     ready = true;
