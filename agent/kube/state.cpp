@@ -26,7 +26,7 @@ namespace {
 // kubectl apply stores the whole object again in this annotation; nothing podid reads is in it.
 constexpr const char* kLastApplied = "kubectl.kubernetes.io/last-applied-configuration";
 
-std::string lower(std::string_view text) {
+std::string lower_copy(std::string_view text) {
     std::string out(text);
     std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
     return out;
@@ -46,7 +46,7 @@ std::optional<Pod> keep_pod(const json& object, const std::string& node_name) {
     if (pod.meta.uid.empty() || (!node_name.empty() && pod.node_name != node_name))
         return std::nullopt;
     pod.meta.annotations.clear();
-    pod.meta.uid = lower(pod.meta.uid);
+    pod.meta.uid = lower_copy(pod.meta.uid);
     return pod;
 }
 
@@ -259,7 +259,7 @@ void KubeState::stop() {
     });
 }
 
-std::optional<PodInfo> KubeState::pod_by_uid(std::string_view uid) const { return impl_->lookup(lower(uid)); }
+std::optional<PodInfo> KubeState::pod_by_uid(std::string_view uid) const { return impl_->lookup(lower_copy(uid)); }
 
 std::optional<PodInfo> KubeState::pod_by_name(std::string_view ns, std::string_view name) const {
     std::shared_lock lock(impl_->pods_mu);
@@ -274,7 +274,7 @@ std::optional<PodInfo> KubeState::pod_by_name(std::string_view ns, std::string_v
 
 std::optional<Pod> KubeState::pod(std::string_view uid) const {
     std::shared_lock lock(impl_->pods_mu);
-    auto it = impl_->by_uid.find(lower(uid));
+    auto it = impl_->by_uid.find(lower_copy(uid));
     if (it == impl_->by_uid.end())
         return std::nullopt;
     return it->second;
@@ -310,7 +310,7 @@ bool KubeState::synced() const {
 }
 
 asio::awaitable<std::optional<PodInfo>> KubeState::wait_for_pod(std::string uid, std::chrono::milliseconds max) {
-    uid = lower(uid);
+    uid = lower_copy(uid);
     if (auto found = impl_->lookup(uid))
         co_return found;
     if (!impl_->strand)

@@ -380,7 +380,7 @@ bool is_guid(std::string_view s) {
     return true;
 }
 
-std::string lower(std::string s) {
+std::string ascii_lower(std::string s) {
     for (auto& c : s)
         c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return s;
@@ -388,7 +388,7 @@ std::string lower(std::string s) {
 
 // "/subscriptions/<sub>/resourcegroups/<rg>/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>"
 bool is_user_assigned_identity_id(std::string_view s) {
-    std::string l = lower(std::string(s));
+    std::string l = ascii_lower(std::string(s));
     if (l.rfind("/subscriptions/", 0) != 0)
         return false;
     for (char c : l)
@@ -500,7 +500,7 @@ private:
             if (key == "client_id" || key == "object_id") {
                 if (!is_guid(s))
                     return error_at(key_offset, what + key + " \"" + s + "\" is not a GUID");
-                (key == "client_id" ? id.client_id : id.object_id) = lower(s);
+                (key == "client_id" ? id.client_id : id.object_id) = ascii_lower(s);
             } else if (key == "resource_id" || key == "msi_res_id") {
                 if (!id.resource_id.empty())
                     return error_at(key_offset, what + "give resource_id or msi_res_id, not both");
