@@ -6,9 +6,9 @@
 #     tests that drive the agent binary, with the agent, emulator and probe instrumented too;
 #   - a TSan build (tests/sanitize/run.sh thread): the unit tests of the concurrent parts, and end-to-end runs
 #     of the multi-threaded agent (kube informer, metrics and admin servers, audit writer, token cache).
-# The two sanitizer builds compile at nice 19 while ctest runs: the end-to-end tests mostly wait on the
-# network and timers, so the builds use cores that would idle (CI time, see README). PODID_SKIP_SANITIZERS=1
-# skips the stage.
+# The two sanitizer builds, then the fuzz build and runs, go at nice 19 while ctest runs: the end-to-end tests
+# mostly wait on the network and timers, so they use cores that would idle (CI time, see README).
+# PODID_SKIP_SANITIZERS=1 skips the stage.
 # Run as root: the end-to-end tests load BPF programs and build network namespaces and cgroups.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -48,29 +48,44 @@ asan=$build/asan
 tsan=$build/tsan
 skip_san=${PODID_SKIP_SANITIZERS:-0}
 if [[ $skip_san != 1 ]]; then
-  # Both sanitizer builds in the background, lowest priority, one after the other; each one's row goes to a
-  # file of its own (a subshell's rows would be lost), so the ASan runs can start while TSan still builds.
-  # ccache shares their objects between runs.
-  rm -f "$build"/sanitize-build-*.row
+  # In the background at lowest priority, one after the other: the ASan build and its unit tests (no
+  # privileges, loopback only), the TSan build, then the fuzz build and runs. The TSan unit tests stay in the
+  # foreground: their timing (kube_state_test's nudge spacing) is the most sensitive to a busy machine.
+  # Each step's row goes to a file of its own (a subshell's rows would be lost), so the end-to-end runs of a
+  # sanitizer start as soon as its build is done. ccache shares their objects between runs.
+  rm -f "$build"/background-*.row
   # shellcheck disable=SC2030,SC2031  # the subshell's rows are meant to stay there
   (
-    for mode in address thread; do
+    # background_step <row file name> <stage args...>
+    background_step() {
+      local file=$1
+      shift
       rows=()
-      stage "${mode:0:1}san build (background)" --note "$build/${mode:0:1}san/sanitize-logs/build.summary" \
-        env BUILD_DIR="$build/${mode:0:1}san" nice -n 19 "$sanitize" "$mode" build
-      printf '%s\n' "${rows[@]}" >"$build/sanitize-build-$mode.row"
-    done
-  ) >"$build/sanitize-builds.log" 2>&1 &
-  builds=$!
+      stage "$@"
+      printf '%s\n' "${rows[@]}" >"$build/background-$file.row"
+    }
+    background_step address "asan build (background)" --note "$asan/sanitize-logs/build.summary" \
+      env BUILD_DIR="$asan" nice -n 19 "$sanitize" address build
+    if [[ ${rows[-1]} != *FAIL* ]]; then
+      background_step asan-unit "asan unit (background)" --note "$asan/sanitize-logs/unit.summary" \
+        env BUILD_DIR="$asan" nice -n 19 "$sanitize" address unit
+    fi
+    background_step thread "tsan build (background)" --note "$tsan/sanitize-logs/build.summary" \
+      env BUILD_DIR="$tsan" nice -n 19 "$sanitize" thread build
+    background_step fuzz "fuzz (${PODID_FUZZ_SECONDS:-3} s/target, bg)" \
+      env BUILD_DIR="$build/fuzz" nice -n 19 "$root/tests/fuzz/run.sh" "${PODID_FUZZ_SECONDS:-3}"
+  ) >"$build/background.log" 2>&1 &
+  background=$!
 fi
 
-# wait_build <mode>: waits until the background build of <mode> is over, then adds its row to the table.
-wait_build() {
-  while [[ ! -f $build/sanitize-build-$1.row ]] && kill -0 "$builds" 2>/dev/null; do sleep 2; done
-  if [[ -f $build/sanitize-build-$1.row ]]; then
-    mapfile -t -O ${#rows[@]} rows <"$build/sanitize-build-$1.row"
+# wait_background <address|asan-unit|thread|fuzz>: waits until that background step is over, then
+# adds its row.
+wait_background() {
+  while [[ ! -f $build/background-$1.row ]] && kill -0 "$background" 2>/dev/null; do sleep 2; done
+  if [[ -f $build/background-$1.row ]]; then
+    mapfile -t -O ${#rows[@]} rows <"$build/background-$1.row"
   else
-    rows+=("$(printf '%-26s %-14s' "$1 build" 'FAIL (gone)')")
+    rows+=("$(printf '%-26s %-14s' "$1 (background)" 'FAIL (gone)')")
   fi
   [[ ${rows[-1]} == *FAIL* ]] && failed=1
   return 0
@@ -90,16 +105,14 @@ if [[ $skip_san == 1 ]]; then
   # shellcheck disable=SC2031
   rows+=("$(printf '%-26s %-14s' sanitizers 'skipped (PODID_SKIP_SANITIZERS=1)')")
 else
-  stage "fuzz (${PODID_FUZZ_SECONDS:-3} s/target)" \
-    env BUILD_DIR="$build/fuzz" "$root/tests/fuzz/run.sh" "${PODID_FUZZ_SECONDS:-3}"
-  wait_build address
-  stage "asan unit" --note "$asan/sanitize-logs/unit.summary" env BUILD_DIR="$asan" "$sanitize" address unit
+  wait_background address
   stage "asan e2e" --note "$asan/sanitize-logs/e2e.summary" env BUILD_DIR="$asan" "$sanitize" address e2e
-  wait_build thread
-  wait "$builds" || true
-  sed 's/^/  /' "$build/sanitize-builds.log"
+  wait_background thread
   stage "tsan unit" --note "$tsan/sanitize-logs/unit.summary" env BUILD_DIR="$tsan" "$sanitize" thread unit
   stage "tsan e2e" --note "$tsan/sanitize-logs/e2e.summary" env BUILD_DIR="$tsan" "$sanitize" thread e2e
+  for step in asan-unit fuzz; do wait_background "$step"; done
+  wait "$background" || true
+  sed 's/^/  /' "$build/background.log"
 fi
 
 printf '\n%-26s %-14s %6s  %s\n' step result time tests
