@@ -114,6 +114,21 @@ static __always_inline int is_agent_endpoint(__u32 ip4, __u16 port_host)
     return ip4 == cfg_agent_ip4 || (bpf_ntohl(ip4) >> 24) == 127;
 }
 
+/* The record of who connected, taken where "current" is the connecting task. dst_port is network order. */
+static __always_inline void fill_origin(struct podid_origin *o, __u64 cgroup_id, __u32 dst_ip4, __u16 dst_port,
+                                        __u16 flags)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    o->cgroup_id = cgroup_id;
+    o->connect_ns = bpf_ktime_get_ns();
+    o->tgid = pid_tgid >> 32;
+    o->pid = (__u32)pid_tgid;
+    bpf_get_current_comm(o->comm, sizeof(o->comm));
+    o->orig_dst_ip4 = dst_ip4;
+    o->orig_dst_port = dst_port;
+    o->flags = flags;
+}
+
 /*
  * Common connect decision. Returns 1 to allow, 0 to refuse (EPERM). On a redirect, *rewrite is set
  * and the caller writes the agent's address in its own family's fields.
@@ -137,29 +152,17 @@ static __always_inline int on_connect(struct bpf_sock_addr *ctx, __u32 dst_ip4, 
         return 0;
     }
 
-    if (to_metadata && cfg_origin_from_task) {
-        /* podid_sockops_task records it at TCP connect, from this same task. */
-        *rewrite = 1;
-        count(cgroup_id, (flags & PODID_ORIGIN_V4_MAPPED) ? PODID_CTR_REDIRECT6 : PODID_CTR_REDIRECT4);
-        return 1;
+    /* With task recording, podid_sockops_task records a redirect at TCP connect, from this same task. */
+    if (!to_metadata || !cfg_origin_from_task) {
+        struct podid_origin *o = bpf_sk_storage_get(&sk_origin, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+        if (!o) {
+            /* Without a record the agent could not attribute the connection: refuse rather than guess. */
+            count(cgroup_id, PODID_CTR_NO_STORAGE);
+            return 0;
+        }
+        fill_origin(o, cgroup_id, dst_ip4, (__u16)user_port,
+                    flags | (to_metadata ? PODID_ORIGIN_REDIRECTED : PODID_ORIGIN_DIRECT));
     }
-
-    struct podid_origin *o = bpf_sk_storage_get(&sk_origin, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-    if (!o) {
-        /* Without a record the agent could not attribute the connection: refuse rather than guess. */
-        count(cgroup_id, PODID_CTR_NO_STORAGE);
-        return 0;
-    }
-
-    __u64 pid_tgid = bpf_get_current_pid_tgid();
-    o->cgroup_id = cgroup_id;
-    o->connect_ns = bpf_ktime_get_ns();
-    o->tgid = pid_tgid >> 32;
-    o->pid = (__u32)pid_tgid;
-    bpf_get_current_comm(o->comm, sizeof(o->comm));
-    o->orig_dst_ip4 = dst_ip4;
-    o->orig_dst_port = (__u16)user_port;
-    o->flags = flags | (to_metadata ? PODID_ORIGIN_REDIRECTED : PODID_ORIGIN_DIRECT);
 
     if (to_metadata) {
         *rewrite = 1;
@@ -257,7 +260,7 @@ int podid_getpeername6(struct bpf_sock_addr *ctx)
 /*
  * The 4-tuple of a connecting socket as the agent will see it after accept (peer = the pod's end, local =
  * the agent's). Returns 1 for AF_INET, and for AF_INET6 when the remote end is v4-mapped (the only IPv6
- * sockets podid redirects); 0 otherwise.
+ * sockets podid redirects); 0 otherwise. The caller zeroes the key (its padding is part of the hash key).
  */
 static __always_inline int tuple_of(struct bpf_sock_ops *skops, struct podid_tuple *key)
 {
@@ -291,11 +294,11 @@ static __always_inline int tuple_of(struct bpf_sock_ops *skops, struct podid_tup
 #else
     key->local_port = (__u16)remote_port;
 #endif
-    key->pad = 0;
     return 1;
 }
 
-/* Kernels without the task helpers in sockops (6.12 and older): copies the record the connect hook kept in socket storage. */
+/* Kernels without the task helpers in sockops (6.12 and older): copies the record the connect hook kept in
+ * socket storage. */
 SEC("sockops")
 int podid_sockops(struct bpf_sock_ops *skops)
 {
@@ -315,10 +318,10 @@ int podid_sockops(struct bpf_sock_ops *skops)
 }
 
 /*
- * Kernels with bpf_get_current_cgroup_id/_pid_tgid/_comm in sockops (6.18; not 6.12): TCP_CONNECT_CB runs inside the connect() (or
- * sendmsg(MSG_FASTOPEN)) call, so the current task is the one the connect hook saw. A connection to the
- * agent's node-IP endpoint without a socket-storage record is a redirect (the connect hook keeps a record for
- * every connect straight to the agent, and lets exempt cgroups through untouched).
+ * Kernels with bpf_get_current_cgroup_id/_pid_tgid/_comm in sockops (6.18; not 6.12): TCP_CONNECT_CB runs
+ * inside the connect() (or sendmsg(MSG_FASTOPEN)) call, so the current task is the one the connect hook saw.
+ * A connection to the agent's node-IP endpoint without a socket-storage record is a redirect (the connect hook
+ * keeps a record for every connect straight to the agent, and lets exempt cgroups through untouched).
  */
 SEC("sockops")
 int podid_sockops_task(struct bpf_sock_ops *skops)
@@ -345,16 +348,9 @@ int podid_sockops_task(struct bpf_sock_ops *skops)
         return 1;
 
     struct podid_origin o = {};
-    __u64 pid_tgid = bpf_get_current_pid_tgid();
-    o.cgroup_id = cgroup_id;
-    o.connect_ns = bpf_ktime_get_ns();
-    o.tgid = pid_tgid >> 32;
-    o.pid = (__u32)pid_tgid;
-    bpf_get_current_comm(o.comm, sizeof(o.comm));
-    o.orig_dst_ip4 = cfg_metadata_ip4;
-    o.orig_dst_port = bpf_htons(PODID_METADATA_PORT);
-    o.flags = PODID_ORIGIN_REDIRECTED |
-              (SKOPS_FIELD(skops, family) == PODID_AF_INET6 ? PODID_ORIGIN_V4_MAPPED : 0);
+    fill_origin(&o, cgroup_id, cfg_metadata_ip4, bpf_htons(PODID_METADATA_PORT),
+                PODID_ORIGIN_REDIRECTED |
+                    (SKOPS_FIELD(skops, family) == PODID_AF_INET6 ? PODID_ORIGIN_V4_MAPPED : 0));
     bpf_map_update_elem(&conn_origin, &key, &o, BPF_ANY);
     return 1;
 }

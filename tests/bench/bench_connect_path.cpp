@@ -106,15 +106,15 @@ void bench_connect_path(const BenchOptions& options, Section& out) {
     // nearly empty. Nobody reads here (the agent's per-connection read is its accept cost, benchmark 1 measures
     // it), and a full LRU map would make every connect pay an eviction no agent-served node pays. So a thread
     // empties it in batches every 2 ms, off the connections' path; its CPU time counts like everything else.
-    std::atomic<bool> draining{true};
     std::atomic<uint64_t> drained{0};
     std::vector<int> origin_maps = {dp->conn_origin_fd()};
     if (storage_dp)
         origin_maps.push_back(storage_dp->conn_origin_fd());
-    std::thread drainer([&] {
+    // A jthread: also stopped and joined if a trial throws, before the datapaths declared above go.
+    std::jthread drainer([&](std::stop_token stop) {
         std::vector<podid_tuple> keys(4096);
         std::vector<podid_origin> values(keys.size());
-        while (draining) {
+        while (!stop.stop_requested()) {
             for (int fd : origin_maps) {
                 podid_tuple out{};
                 void* in = nullptr;
@@ -130,14 +130,6 @@ void bench_connect_path(const BenchOptions& options, Section& out) {
             std::this_thread::sleep_for(std::chrono::milliseconds(2));
         }
     });
-    struct StopDrainer {
-        std::atomic<bool>& flag;
-        std::thread& thread;
-        ~StopDrainer() {
-            flag = false;
-            thread.join();
-        }
-    } stop_drainer{draining, drainer};
     AcceptCloseServer server(node->node_netns(), node->node_ip(), {kAgentPort, kStoragePort, kDnatPort, kDirectPort});
 
     // NMI's rule shape: a chain jumped to from PREROUTING, DNAT of tcp to 169.254.169.254:80 from
@@ -255,6 +247,8 @@ void bench_connect_path(const BenchOptions& options, Section& out) {
     out.notes.push_back("2 client threads, " + std::to_string(trials) + " rotating trials x " + seconds +
                         " s; each connection: connect, wait for the server's FIN, close with SO_LINGER 0 (RST): "
                         "no TIME_WAIT on either side, so ports never run out");
+    drainer.request_stop();  // before the maps it reads go
+    drainer.join();
     if (storage_dp) {
         storage_dp.reset();
         Datapath::uninstall(sc.pin_dir);

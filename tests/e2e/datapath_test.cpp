@@ -34,6 +34,7 @@ using namespace std::chrono_literals;
 constexpr const char* kNodeIp = "10.77.0.1";
 constexpr const char* kMetadataIp = "169.254.169.254";
 constexpr uint16_t kAgentPort = 2579;
+const std::string kAgentEndpoint = std::string(kNodeIp) + ":" + std::to_string(kAgentPort);
 
 Fd listen_in(const std::string& netns, const char* ip, uint16_t port, int type = SOCK_STREAM) {
     return Fd(listen_in_netns(netns, ip, port, type));
@@ -388,15 +389,14 @@ TEST_P(DatapathRecordingTest, DirectConnectToAgentIsRecordedAndNotRewritten) {
     const Pod& a = node_->pod("a");
     auto r = probe("a", {"tcp", kNodeIp, std::to_string(kAgentPort)});
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-    EXPECT_NE(r.out.find("peer=" + std::string(kNodeIp) + ":" + std::to_string(kAgentPort)), std::string::npos)
-        << r.out;
+    EXPECT_NE(r.out.find("peer=" + kAgentEndpoint), std::string::npos) << r.out;
     std::this_thread::sleep_for(100ms);
     auto accepted = agent_->take();
     ASSERT_EQ(accepted.size(), 1u);
     ASSERT_TRUE(accepted[0].origin) << "no origin record for a direct connect";
     EXPECT_EQ(accepted[0].origin->cgroup_id, a.cgroup_id);
     EXPECT_FALSE(accepted[0].origin->redirected);
-    EXPECT_EQ(accepted[0].origin->orig_dst, std::string(kNodeIp) + ":" + std::to_string(kAgentPort));
+    EXPECT_EQ(accepted[0].origin->orig_dst, kAgentEndpoint);
     EXPECT_EQ(counter(a.cgroup_id, PODID_CTR_AGENT_DIRECT), 1u);
     EXPECT_EQ(counter(a.cgroup_id, PODID_CTR_REDIRECT4), 0u);
 }
@@ -406,8 +406,7 @@ TEST_P(DatapathRecordingTest, DirectConnectToAgentIsRecordedAndNotRewritten) {
 TEST_P(DatapathRecordingTest, ExemptCgroupAtTheAgentEndpointGetsNoRecord) {
     auto r = node_->run_in_node({PODID_PROBE_BIN, "tcp", kNodeIp, std::to_string(kAgentPort)}, agent_cgroup_);
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-    EXPECT_NE(r.out.find("peer=" + std::string(kNodeIp) + ":" + std::to_string(kAgentPort)), std::string::npos)
-        << r.out;
+    EXPECT_NE(r.out.find("peer=" + kAgentEndpoint), std::string::npos) << r.out;
     std::this_thread::sleep_for(100ms);
     auto accepted = agent_->take();
     ASSERT_EQ(accepted.size(), 1u);

@@ -289,17 +289,11 @@ TEST_P(KubeModeTest, PodCreatedDuringSilentOutageIsServedSoonAfterRecovery) {
         << "no log line says the API server is unreachable";
 
     ASSERT_TRUE(api_->start().ok());
-    const Clock::time_point recovered = Clock::now();
-    int status = 0;
-    while (status != 200 && Clock::now() - recovered < 60s) {
-        status = pn_->curl("during", kVault).status;
-        if (status != 200)
-            std::this_thread::sleep_for(100ms);
-    }
-    const double seconds = std::chrono::duration<double>(Clock::now() - recovered).count();
-    RecordProperty("served_after_recovery_s", std::to_string(seconds));
-    EXPECT_EQ(status, 200) << "the pod created during the outage was never served";
-    EXPECT_LE(seconds, 10.0) << "the pod created during the outage was served " << seconds << " s after recovery";
+    const auto served = pn_->curl_until_ok("during", kVault, 60s);
+    RecordProperty("served_after_recovery_s", std::to_string(served.seconds));
+    EXPECT_EQ(served.status, 200) << "the pod created during the outage was never served";
+    EXPECT_LE(served.seconds, 10.0) << "the pod created during the outage was served " << served.seconds
+                                    << " s after recovery";
     EXPECT_TRUE(log_has("kube: pods informer recovered", 2s));
     EXPECT_EQ(pn_->curl("vote", kVault).status, 200);
     api_->release_silenced();

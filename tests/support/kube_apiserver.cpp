@@ -318,32 +318,23 @@ Result<uint16_t> KubeApiServer::open_listener(int fd) {
     return bound;
 }
 
-void KubeApiServer::stop() {
-    on_io([this] {
+void KubeApiServer::stop() { stop_serving(false); }
+
+void KubeApiServer::stop_silently() { stop_serving(true); }
+
+void KubeApiServer::stop_serving(bool keep_open) {
+    on_io([this, keep_open] {
         if (acceptor_) {
             boost::system::error_code ec;
             acceptor_->close(ec);
             acceptor_.reset();
         }
         auto connections = connections_;  // close() makes sessions unregister themselves
-        for (auto& [id, conn] : connections)
-            conn->close();
-        return 0;
-    });
-}
-
-void KubeApiServer::stop_silently() {
-    on_io([this] {
-        if (acceptor_) {
-            boost::system::error_code ec;
-            acceptor_->close(ec);
-            acceptor_.reset();
-        }
-        auto connections = connections_;
         for (auto& [id, conn] : connections) {
             // The duplicate keeps the socket open in the kernel once the session has closed its own descriptor.
-            if (int copy = ::fcntl(conn->fd, F_DUPFD_CLOEXEC, 0); copy >= 0)
-                silenced_.push_back(copy);
+            if (keep_open)
+                if (int copy = ::fcntl(conn->fd, F_DUPFD_CLOEXEC, 0); copy >= 0)
+                    silenced_.push_back(copy);
             conn->close();
         }
         return 0;

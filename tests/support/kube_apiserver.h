@@ -133,6 +133,9 @@ public:
 private:
     struct Connection;
     boost::asio::awaitable<void> accept_loop(std::shared_ptr<boost::asio::ip::tcp::acceptor> acceptor);
+    // stop() and stop_silently(): no more accepts, every session closed; `keep_open` keeps a duplicate of each
+    // socket in silenced_ so that no FIN goes out.
+    void stop_serving(bool keep_open);
     boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);
     Result<uint16_t> open_listener(int fd);
     std::string authenticate(const std::string& authorization, void* ssl) const;

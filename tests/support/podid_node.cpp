@@ -161,6 +161,19 @@ PodidNode::HttpResult PodidNode::run_curl(const std::vector<std::string>& argv, 
     return h;
 }
 
+PodidNode::FirstOk PodidNode::curl_until_ok(const std::string& pod, const std::string& path_and_query,
+                                            std::chrono::seconds limit) {
+    const auto start = std::chrono::steady_clock::now();
+    FirstOk r;
+    while (r.status != 200 && std::chrono::steady_clock::now() - start < limit) {
+        r.status = curl(pod, path_and_query).status;
+        if (r.status != 200)
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return r;
+}
+
 PodidNode::HttpResult PodidNode::curl(const std::string& pod, const std::string& path_and_query, bool metadata_header,
                                       const std::vector<std::string>& extra_headers) {
     std::vector<std::string> argv = {"curl", "-sS", "-m", "20", "-w", "\n%{http_code}"};

@@ -64,6 +64,13 @@ public:
     HttpResult curl(const std::string& pod, const std::string& path_and_query, bool metadata_header = true,
                     const std::vector<std::string>& extra_headers = {});
     HttpResult curl_in_node(const std::string& url, const std::vector<std::string>& headers, const std::string& cgroup);
+    // Asks again every 100 ms, as an SDK retries, until the pod gets a 200 or `limit` has passed: the last status
+    // and the seconds from the call until that answer (how long a recovery took, seen from the pod).
+    struct FirstOk {
+        int status = 0;
+        double seconds = 0;
+    };
+    FirstOk curl_until_ok(const std::string& pod, const std::string& path_and_query, std::chrono::seconds limit);
 
     // Every line of the audit log, once the agent's batched writes have settled (the file stopped growing).
     std::vector<nlohmann::json> audit_lines();
