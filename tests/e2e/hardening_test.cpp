@@ -418,6 +418,17 @@ double field(const std::string& out, const std::string& key) {
     return at == std::string::npos ? -1 : std::atof(out.c_str() + at + key.size() + 2);
 }
 
+// The absolute latency target (other pods p99 under 50 ms) is a property of the product build. Under a sanitizer
+// the agent runs at -O0 with instrumentation, beside the other sanitizer build: the bound is reported, not
+// checked (the relative bounds and the failure counts still are).
+void expect_p99_within_target(double p99_ms, const std::string& out) {
+#ifdef PODID_SANITIZER_BUILD
+    std::cout << "[hardening] p99 " << p99_ms << " ms: the 50 ms bound is not checked in a sanitizer build\n";
+#else
+    EXPECT_LT(p99_ms, 50.0) << out;
+#endif
+}
+
 std::string relative(const TestNode& node, const std::string& abs) { return abs.substr(node.cgroup2_mount().size()); }
 
 std::string guid(int i) {
@@ -719,7 +730,7 @@ TEST_F(HardeningTest, SlowlorisConnectionsAreClosedAtTheRequestTimeout) {
     EXPECT_EQ(field(r.out, "closed"), 300) << r.out;
     EXPECT_LE(field(r.out, "last_close_s"), 4.0) << r.out;
     EXPECT_EQ(field(quiet.out, "failures"), 0) << quiet.out;
-    EXPECT_LT(field(quiet.out, "p99"), 50.0) << quiet.out;
+    expect_p99_within_target(field(quiet.out, "p99"), quiet.out);
 }
 
 // An idle-connection flood from one pod stops at its per-caller share (1,000 of the 10,000 connections);
@@ -767,7 +778,7 @@ TEST_F(HardeningTest, NoisyPodDoesNotStarveAQuietOne) {
     ASSERT_GT(quiet_p99, 0) << base.out << base.err;
     EXPECT_EQ(field(loaded.out, "failures"), 0) << loaded.out;
     EXPECT_LE(loaded_p99, std::max(10 * quiet_p99, 5.0)) << loaded.out;
-    EXPECT_LT(loaded_p99, 50.0) << loaded.out;
+    expect_p99_within_target(loaded_p99, loaded.out);
     EXPECT_GT(field(hammer.out, "throttled"), 0) << "the noisy pod was never held to its rate: " << hammer.out;
 #ifdef __SANITIZE_ADDRESS__  // ASan's quarantine holds up to 256 MB of freed memory by design
     std::cout << "[hardening] memory bound not checked: ASan's quarantine holds freed memory\n";
