@@ -17,9 +17,23 @@ if [[ $(id -u) -ne 0 ]]; then
   exit 1
 fi
 "$root/tools/install-deps.sh"
+build=${BUILD_DIR:-$root/build}
+# Disk: a cold run writes about 6 GiB under the build directory (main build 2.1, ASan 1.6, TSan 0.9, fuzz
+# 0.1, plus ccache). Without the room, a compiler dies mid-build with a message buried in the log, so say it
+# first. What the build directory already holds counts as room (a warm run rewrites it in place).
+# PODID_DISK_GIB overrides the estimate (0 skips the check).
+need_kib=$((${PODID_DISK_GIB:-8} * 1024 * 1024))
+mkdir -p "$build"
+avail_kib=$(df -Pk "$build" | awk 'NR == 2 { print $4 }')
+have_kib=$((avail_kib + $(du -sk "$build" | cut -f1)))
+if ((have_kib < need_kib)); then
+  echo "podid tests: $((avail_kib / 1024)) MiB free on $(df -P "$build" | awk 'NR == 2 { print $6 }')" \
+    "for $build, which needs $((need_kib / 1024)) MiB (cold run: builds, sanitizer builds, fuzz, ccache);" \
+    "free space (old build directories, ~/.cache/ccache) or set BUILD_DIR elsewhere" >&2
+  exit 1
+fi
 t0=$(date +%s)
 "$root/tools/build.sh"
-build=${BUILD_DIR:-$root/build}
 rows=()
 failed=0
 # stage <name> [--note FILE] <command...>: runs one step, records its verdict, wall time and the one-line note

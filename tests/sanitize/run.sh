@@ -29,7 +29,8 @@ case "$mode" in
 address)
     build=${BUILD_DIR:-$repo/../build-asan}
     unit=$(cd "$repo/tests/unit" && ls -- *_test.cpp | sed 's/\.cpp$//')
-    e2e="agent_test hardening_test faults_test kube_mode_test observability_test datapath_test"
+    e2e="agent_test hardening_test faults_test kube_mode_test observability_test datapath_test metrics_test"
+    e2e+=" podidctl_test guard_test"
     # LeakSanitizer: the agent exits through its drain path and must not leak. Stack-use-after-return
     # detection is off: Asio's coroutine frames make it report false positives and slow every call.
     export ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=0:strict_string_checks=1
@@ -68,8 +69,13 @@ do_build() {
     cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPODID_SANITIZE="$mode" \
         "${launcher[@]}" >"$logs/configure.log" 2>&1 || { cat "$logs/configure.log"; return 2; }
     # Only what the runs need (the test targets depend on the agent, emulator, probe and podidctl).
-    cmake --build "$build" -j"$jobs" --target "${targets[@]}" >"$logs/build.log" 2>&1 ||
-        { tail -40 "$logs/build.log"; return 2; }
+    if ! cmake --build "$build" -j"$jobs" --target "${targets[@]}" >"$logs/build.log" 2>&1; then
+        tail -40 "$logs/build.log"
+        # The first compiler or linker complaint, for the summary row (the log's tail may be cut off).
+        { grep -m1 -E 'error|No space left|Killed|internal compiler' "$logs/build.log" || echo "see $logs/build.log"; } |
+            cut -c1-200 >"$logs/build.summary"
+        return 2
+    fi
     echo "${#targets[@]} test executables built in $((SECONDS - start)) s" | tee "$logs/build.summary"
 }
 
