@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <cstring>
 #include <thread>
 
 #include "datapath/fd.h"
@@ -54,11 +55,12 @@ public:
                 ssize_t n = ::recv(fd.get(), buf, sizeof(buf), 0);
                 if (n < static_cast<ssize_t>(ETH_HLEN + sizeof(iphdr)))
                     continue;
-                const auto* ip = reinterpret_cast<const iphdr*>(buf + ETH_HLEN);
-                if (ip->protocol != IPPROTO_TCP)
+                iphdr ip;  // copied out: at offset 14 of the frame it is not 4-byte aligned
+                std::memcpy(&ip, buf + ETH_HLEN, sizeof(ip));
+                if (ip.protocol != IPPROTO_TCP)
                     continue;
                 std::lock_guard lock(mu_);
-                ++seen_[ip->daddr];
+                ++seen_[ip.daddr];
             }
         });
         while (!ready)

@@ -188,7 +188,11 @@ int packet_syn(const char* ip, int port, const char* iface) {
     unsigned ifindex = if_nametoindex(iface);
     if (ifindex == 0)
         return fail("if_nametoindex");
-    uint8_t frame[ETH_HLEN + sizeof(iphdr) + sizeof(tcphdr)]{};
+    // Two bytes in front of the 14-byte Ethernet header put the IP and TCP headers on 4-byte boundaries, where
+    // their struct types may be written (UBSan's misaligned-access check caught the unpadded frame).
+    alignas(4) uint8_t buffer[2 + ETH_HLEN + sizeof(iphdr) + sizeof(tcphdr)]{};
+    uint8_t* frame = buffer + 2;
+    const size_t frame_len = sizeof(buffer) - 2;
     auto* eth = reinterpret_cast<ethhdr*>(frame);
     std::memset(eth->h_dest, 0xff, ETH_ALEN);
     const uint8_t src_mac[ETH_ALEN] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x42};
@@ -225,7 +229,7 @@ int packet_syn(const char* ip, int port, const char* iface) {
     to.sll_ifindex = static_cast<int>(ifindex);
     to.sll_halen = ETH_ALEN;
     std::memset(to.sll_addr, 0xff, ETH_ALEN);
-    if (sendto(fd, frame, sizeof(frame), 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)) < 0)
+    if (sendto(fd, frame, frame_len, 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)) < 0)
         return fail("sendto");
     std::printf("ok op=packet-syn\n");
     return 0;
