@@ -369,36 +369,47 @@ static __always_inline __u32 drop_slot_for(__u8 protocol)
     }
 }
 
-/* cgroup_skb data starts at the network header. */
+/*
+ * cgroup_skb data starts at the network header. This runs for every packet every pod sends, so the common case
+ * (any other destination) is one direct read of the destination address; the header is copied out only when
+ * it is not in the linear part (never seen for locally generated IPv4 headers, handled all the same).
+ */
 SEC("cgroup_skb/egress")
 int podid_egress(struct __sk_buff *skb)
 {
     if (skb->protocol == bpf_htons(ETH_P_IP)) {
-        struct iphdr ip;
-        if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
-            return 1;
-        if (ip.daddr == cfg_metadata_ip4) {
+        struct iphdr copy;
+        struct iphdr *ip = (void *)(long)skb->data;
+        if ((void *)(ip + 1) > (void *)(long)skb->data_end) {
+            if (bpf_skb_load_bytes(skb, 0, &copy, sizeof(copy)))
+                return 1;
+            ip = &copy;
+        }
+        __u32 daddr = ip->daddr;
+        if (daddr == cfg_metadata_ip4) {
             /* A TCP connect to :80 was rewritten, so anything still addressed here slipped past. */
             __u64 cgroup_id = bpf_skb_cgroup_id(skb);
             if (is_exempt(cgroup_id))
                 return 1;
-            count(cgroup_id, drop_slot_for(ip.protocol));
+            count(cgroup_id, drop_slot_for(ip->protocol));
             return 0;
         }
-        if (ip.daddr == cfg_agent_ip4 && ip.protocol == IPPROTO_TCP) {
+        if (daddr == cfg_agent_ip4 && ip->protocol == IPPROTO_TCP) {
             /* Hand-made TCP to the agent (raw socket, spoofed tuple) must not reach it: only real
-             * stream sockets, whose connect hook recorded an origin, may talk to the agent. */
-            struct tcphdr tcp;
-            __u32 off = (__u32)ip.ihl * 4;
-            if (bpf_skb_load_bytes(skb, off, &tcp, sizeof(tcp)))
-                return 1;
-            if (bpf_ntohs(tcp.dest) != cfg_agent_port)
-                return 1;
+             * stream sockets, whose connect hook recorded an origin, may talk to the agent. A stream
+             * socket's packets (every packet of a redirected connection) are let through first, without
+             * reading the TCP header. */
             struct bpf_sock *sk = skb->sk;
             if (!sk)
                 return 1;
             sk = bpf_sk_fullsock(sk);
             if (!sk || sk->type == PODID_SOCK_STREAM)
+                return 1;
+            struct tcphdr tcp;
+            __u32 off = (__u32)ip->ihl * 4;
+            if (bpf_skb_load_bytes(skb, off, &tcp, sizeof(tcp)))
+                return 1;
+            if (bpf_ntohs(tcp.dest) != cfg_agent_port)
                 return 1;
             __u64 cgroup_id = bpf_skb_cgroup_id(skb);
             if (is_exempt(cgroup_id))
@@ -409,12 +420,16 @@ int podid_egress(struct __sk_buff *skb)
         return 1;
     }
     if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
-        struct ipv6hdr ip6;
-        if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
-            return 1;
-        if (is_v4_mapped(ip6.daddr.in6_u.u6_addr32[0], ip6.daddr.in6_u.u6_addr32[1],
-                         ip6.daddr.in6_u.u6_addr32[2]) &&
-            ip6.daddr.in6_u.u6_addr32[3] == cfg_metadata_ip4) {
+        struct ipv6hdr copy;
+        struct ipv6hdr *ip6 = (void *)(long)skb->data;
+        if ((void *)(ip6 + 1) > (void *)(long)skb->data_end) {
+            if (bpf_skb_load_bytes(skb, 0, &copy, sizeof(copy)))
+                return 1;
+            ip6 = &copy;
+        }
+        if (is_v4_mapped(ip6->daddr.in6_u.u6_addr32[0], ip6->daddr.in6_u.u6_addr32[1],
+                         ip6->daddr.in6_u.u6_addr32[2]) &&
+            ip6->daddr.in6_u.u6_addr32[3] == cfg_metadata_ip4) {
             __u64 cgroup_id = bpf_skb_cgroup_id(skb);
             if (is_exempt(cgroup_id))
                 return 1;
