@@ -15,6 +15,7 @@ struct Origin {
     std::string comm;         // its command name (16 bytes max)
     std::string orig_dst;     // "169.254.169.254:80" as the application asked
     bool redirected = false;  // true when the hook rewrote the destination
+    uint64_t connect_ns = 0;  // CLOCK_MONOTONIC when the process called connect() (bpf_ktime_get_ns); 0: unknown
 };
 
 // A kubelet-created cgroup path, parsed (agent/caller/kubelet_cgroup.h).
@@ -37,10 +38,10 @@ struct PodInfo {
 };
 
 struct Caller {
-    std::optional<Origin> origin;  // empty: no kernel record, always denied
-    std::string cgroup_path;       // relative to the cgroup2 mount, "/..."; empty when unknown
-    std::optional<PodRef> pod_ref; // set when cgroup_path has a kubelet shape
-    std::optional<PodInfo> pod;    // set when the pod is known to the pod directory
+    std::optional<Origin> origin;   // empty: no kernel record, always denied
+    std::string cgroup_path;        // relative to the cgroup2 mount, "/..."; empty when unknown
+    std::optional<PodRef> pod_ref;  // set when cgroup_path has a kubelet shape
+    std::optional<PodInfo> pod;     // set when the pod is known to the pod directory
 };
 
 }  // namespace podid

@@ -420,6 +420,7 @@ std::optional<Origin> Datapath::origin_of(const sockaddr_storage& peer, const so
                   strnlen(reinterpret_cast<const char*>(value.comm), PODID_COMM_LEN));
     o.orig_dst = format_ip4(value.orig_dst_ip4) + ":" + std::to_string(ntohs(value.orig_dst_port));
     o.redirected = (value.flags & PODID_ORIGIN_REDIRECTED) != 0;
+    o.connect_ns = value.connect_ns;
     return o;
 }
 

@@ -21,11 +21,13 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <variant>
 
 namespace podid {
@@ -357,6 +359,15 @@ asio::awaitable<void> Server::accept_loop(std::shared_ptr<tcp::acceptor> accepto
         sockaddr_storage peer_end{};
         std::memcpy(&peer_end, peer.data(), peer.size());
         std::optional<Origin> origin = deps_.origins->origin_of(peer_end, local_end(socket, bound));
+        if (origin && origin->connect_ns != 0) {
+            timespec now{};
+            ::clock_gettime(CLOCK_MONOTONIC, &now);  // bpf_ktime_get_ns() is this clock
+            const auto now_ns = static_cast<uint64_t>(now.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(now.tv_nsec);
+            const double waited =
+                now_ns > origin->connect_ns ? static_cast<double>(now_ns - origin->connect_ns) / 1e9 : 0;
+            for (RequestSink* sink : deps_.sinks)
+                sink->on_accept_wait(waited);
+        }
         const uint64_t caller_key = origin ? origin->cgroup_id : 0;
         if (!caller_limits_.try_open(caller_key, std::chrono::steady_clock::now())) {
             socket.close(ec);  // this caller already holds its share of connections

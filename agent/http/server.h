@@ -72,6 +72,9 @@ public:
     virtual void on_request_begin() {}  // a request was read; on_request follows when it is answered
     virtual void on_request(const AuditRecord& record) = 0;
     virtual void on_connection(int delta) {}
+    // A connection was accepted `seconds` after its process called connect() (the kernel's record of the
+    // connect time): the wait in the SYN and accept queues, which grows when the agent falls behind.
+    virtual void on_accept_wait(double seconds) {}
 };
 
 struct ServerLimits {

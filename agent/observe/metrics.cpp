@@ -74,6 +74,14 @@ const std::vector<double>& request_duration_buckets() {
     return b;
 }
 
+const std::vector<double>& accept_wait_buckets() {
+    // A loopback or veth handshake and an idle agent: tens of microseconds. Milliseconds mean a busy agent;
+    // a second means a SYN was retransmitted (the accept queue overflowed).
+    static const std::vector<double> b{0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                       0.01,    0.025,    0.05,    0.1,    0.25,    0.5,    1,     5};
+    return b;
+}
+
 // Values owned by other parts of the agent, turned into families when Prometheus scrapes.
 class Metrics::ScrapeTimeCollector : public pm::Collectable {
 public:
@@ -194,6 +202,12 @@ Metrics::Metrics(std::string version, MetricsProviders providers)
                             .Help("Client connections open to the agent.")
                             .Register(*registry_)
                             .Add({})),
+      accept_wait_(pm::BuildHistogram()
+                       .Name("podid_accept_wait_seconds")
+                       .Help("Time from a pod's connect() to the agent's accept of that connection (SYN and accept "
+                             "queues): grows when the agent falls behind its callers.")
+                       .Register(*registry_)
+                       .Add({}, accept_wait_buckets())),
       upstream_requests_(pm::BuildCounter()
                              .Name("podid_upstream_requests_total")
                              .Help("Attempts to fetch a token from the node's IMDS, by HTTP status (0 = no answer).")
@@ -296,6 +310,8 @@ void Metrics::count_token_request(std::string_view ns, std::string_view pod, con
 }
 
 void Metrics::on_connection(int delta) { connections_open_.Increment(delta); }
+
+void Metrics::on_accept_wait(double seconds) { accept_wait_.Observe(seconds); }
 
 void Metrics::on_request_begin() {
     ++in_flight_count_;

@@ -78,6 +78,7 @@ public:
     // RequestSink: every finished request (from the server's sinks list) and connection open/close.
     void on_request(const AuditRecord& record) override;
     void on_connection(int delta) override;
+    void on_accept_wait(double seconds) override;
     // A request has been read and is being handled; on_request() ends it. Servers that never call this
     // leave podid_requests_in_flight at 0 (on_request never takes it below zero).
     void on_request_begin();
@@ -148,6 +149,7 @@ private:
     prometheus::Family<prometheus::Histogram>& request_duration_;
     prometheus::Gauge& in_flight_;
     prometheus::Gauge& connections_open_;
+    prometheus::Histogram& accept_wait_;
     prometheus::Family<prometheus::Counter>& upstream_requests_;
     prometheus::Histogram& upstream_duration_;
     prometheus::Family<prometheus::Counter>& denials_;
@@ -168,5 +170,8 @@ std::string code_class(unsigned status);
 
 // The request-duration buckets: 100 µs to 10 s.
 const std::vector<double>& request_duration_buckets();
+
+// The accept-wait buckets: 10 µs to 5 s.
+const std::vector<double>& accept_wait_buckets();
 
 }  // namespace podid

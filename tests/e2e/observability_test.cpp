@@ -91,6 +91,20 @@ TEST_F(ObservabilityE2E, PrometheusReadsPerPodSeriesAndDeletedPodsDisappear) {
         ASSERT_EQ(pn_->curl("vote", kToken).status, 200);
     ASSERT_EQ(pn_->curl("plain", kToken).status, 400);
 
+    // Each of those connections was accepted after the time the kernel recorded at its connect(): the accept wait.
+    {
+        const std::string scrape = metrics();
+        auto value = [&](const std::string& series) {
+            auto at = scrape.find("\n" + series + " ");
+            return at == std::string::npos ? -1.0 : std::stod(scrape.substr(at + series.size() + 2));
+        };
+        const double count = value("podid_accept_wait_seconds_count");
+        const double sum = value("podid_accept_wait_seconds_sum");
+        EXPECT_GE(count, 4) << "one per redirected connection (the self-check's too)";
+        EXPECT_GT(sum, 0);
+        EXPECT_LT(sum / count, 1.0) << "a mean of a second or more means retransmitted SYNs";
+    }
+
     // The agent's own scrape passes promtool's lint.
     const std::string scrape_url = "http://" + pn_->node().node_ip() + ":9090/metrics";
     RunResult lint = pn_->node().run_in_node({"sh", "-c", "curl -sf " + scrape_url + " | promtool check metrics"});

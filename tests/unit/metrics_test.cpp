@@ -169,6 +169,20 @@ TEST(Metrics, ConnectionsInFlightAndUpstream) {
     EXPECT_EQ(sample(s, R"(podid_upstream_request_duration_seconds_bucket{le="0.005"})"), 3);
 }
 
+TEST(Metrics, AcceptWaitIsAHistogramOfTheQueueTime) {
+    Metrics m("t");
+    m.on_accept_wait(0.00004);
+    m.on_accept_wait(0.002);
+    m.on_accept_wait(1.2);  // a retransmitted SYN
+    auto s = m.scrape();
+    EXPECT_EQ(sample(s, "podid_accept_wait_seconds_count"), 3);
+    EXPECT_NEAR(sample(s, "podid_accept_wait_seconds_sum"), 1.20204, 1e-9);
+    EXPECT_EQ(sample(s, R"(podid_accept_wait_seconds_bucket{le="5e-05"})"), 1);
+    EXPECT_EQ(sample(s, R"(podid_accept_wait_seconds_bucket{le="0.0025"})"), 2);
+    EXPECT_EQ(sample(s, R"(podid_accept_wait_seconds_bucket{le="1"})"), 2);
+    EXPECT_EQ(sample(s, R"(podid_accept_wait_seconds_bucket{le="5"})"), 3);
+}
+
 // Every kind and status class lands in its own series, labelled as the record says; a kind that is not a
 // RequestKind name (the slow path) too.
 TEST(Metrics, DurationSeriesByKindAndCodeClass) {
