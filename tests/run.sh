@@ -16,7 +16,9 @@ if [[ $(id -u) -ne 0 ]]; then
   echo "podid tests: run as root (sudo $0): the end-to-end tests load BPF programs" >&2
   exit 1
 fi
+started=$(date +%s)
 "$root/tools/install-deps.sh"
+deps_seconds=$(($(date +%s) - started))
 build=${BUILD_DIR:-$root/build}
 # Disk: a cold run writes about 6 GiB under the build directory (main build 2.1, ASan 1.6, TSan 0.9, fuzz
 # 0.1, plus ccache). Without the room, a compiler dies mid-build with a message buried in the log, so say it
@@ -130,5 +132,8 @@ else
 fi
 
 printf '\n%-26s %-14s %6s  %s\n' step result time tests
+printf '%-26s %-14s %5ss\n' dependencies done "$deps_seconds"
 printf '%s\n' "${rows[@]}"
+printf '%-26s %-14s %5ss  (wall clock, dependencies included)\n' total "$( ((failed)) && echo FAIL || echo pass)" \
+  $(($(date +%s) - started))
 exit $failed
