@@ -119,11 +119,14 @@ private:
             timeval tv{2, 0};
             setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
             recv(c, buf, sizeof(buf), 0);
+            {
+                // Recorded before the answer goes out: a test reads take() as soon as its client has the answer.
+                std::lock_guard lock(mu_);
+                accepted_.push_back(std::move(a));
+            }
             const char res[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nagent";
             send(c, res, sizeof(res) - 1, MSG_NOSIGNAL);
             close(c);
-            std::lock_guard lock(mu_);
-            accepted_.push_back(std::move(a));
         }
     }
     int fd_;
