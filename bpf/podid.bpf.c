@@ -41,7 +41,7 @@
 #define PODID_AF_INET6 10
 #define PODID_SOCK_STREAM 1
 
-const volatile __u32 cfg_agent_ip4 = 0;   /* network order: the node IP the agent listens on */
+const volatile __u32 cfg_agent_ip4 = 0;                         /* network order: the node IP the agent listens on */
 const volatile __u16 cfg_agent_port = PODID_DEFAULT_AGENT_PORT; /* host order */
 const volatile __u32 cfg_metadata_ip4 = __bpf_constant_htonl(PODID_METADATA_IP4_HOST);
 /* 1: podid_sockops_task is loaded and records redirected connections, so the connect hooks keep no
@@ -349,8 +349,7 @@ int podid_sockops_task(struct bpf_sock_ops *skops)
 
     struct podid_origin o = {};
     fill_origin(&o, cgroup_id, cfg_metadata_ip4, bpf_htons(PODID_METADATA_PORT),
-                PODID_ORIGIN_REDIRECTED |
-                    (SKOPS_FIELD(skops, family) == PODID_AF_INET6 ? PODID_ORIGIN_V4_MAPPED : 0));
+                PODID_ORIGIN_REDIRECTED | (SKOPS_FIELD(skops, family) == PODID_AF_INET6 ? PODID_ORIGIN_V4_MAPPED : 0));
     bpf_map_update_elem(&conn_origin, &key, &o, BPF_ANY);
     return 1;
 }
@@ -370,21 +369,26 @@ static __always_inline __u32 drop_slot_for(__u8 protocol)
 }
 
 /*
- * cgroup_skb data starts at the network header. This runs for every packet every pod sends, so the common case
- * (any other destination) is one direct read of the destination address; the header is copied out only when
- * it is not in the linear part (never seen for locally generated IPv4 headers, handled all the same).
+ * The network header (cgroup_skb data starts there) read in place, or copied to `copy` when it is not in the
+ * linear part (never seen for locally generated headers, handled all the same); NULL for a shorter packet.
  */
+static __always_inline void *network_header(struct __sk_buff *skb, void *copy, __u32 len)
+{
+    void *data = (void *)(long)skb->data;
+    if (data + len <= (void *)(long)skb->data_end)
+        return data;
+    return bpf_skb_load_bytes(skb, 0, copy, len) ? 0 : copy;
+}
+
+/* Runs for every packet every pod sends: the common case (any other destination) is one in-place read. */
 SEC("cgroup_skb/egress")
 int podid_egress(struct __sk_buff *skb)
 {
     if (skb->protocol == bpf_htons(ETH_P_IP)) {
         struct iphdr copy;
-        struct iphdr *ip = (void *)(long)skb->data;
-        if ((void *)(ip + 1) > (void *)(long)skb->data_end) {
-            if (bpf_skb_load_bytes(skb, 0, &copy, sizeof(copy)))
-                return 1;
-            ip = &copy;
-        }
+        struct iphdr *ip = network_header(skb, &copy, sizeof(copy));
+        if (!ip)
+            return 1;
         __u32 daddr = ip->daddr;
         if (daddr == cfg_metadata_ip4) {
             /* A TCP connect to :80 was rewritten, so anything still addressed here slipped past. */
@@ -421,14 +425,10 @@ int podid_egress(struct __sk_buff *skb)
     }
     if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
         struct ipv6hdr copy;
-        struct ipv6hdr *ip6 = (void *)(long)skb->data;
-        if ((void *)(ip6 + 1) > (void *)(long)skb->data_end) {
-            if (bpf_skb_load_bytes(skb, 0, &copy, sizeof(copy)))
-                return 1;
-            ip6 = &copy;
-        }
-        if (is_v4_mapped(ip6->daddr.in6_u.u6_addr32[0], ip6->daddr.in6_u.u6_addr32[1],
-                         ip6->daddr.in6_u.u6_addr32[2]) &&
+        struct ipv6hdr *ip6 = network_header(skb, &copy, sizeof(copy));
+        if (!ip6)
+            return 1;
+        if (is_v4_mapped(ip6->daddr.in6_u.u6_addr32[0], ip6->daddr.in6_u.u6_addr32[1], ip6->daddr.in6_u.u6_addr32[2]) &&
             ip6->daddr.in6_u.u6_addr32[3] == cfg_metadata_ip4) {
             __u64 cgroup_id = bpf_skb_cgroup_id(skb);
             if (is_exempt(cgroup_id))

@@ -26,7 +26,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <ctime>
 #include <variant>
 
 namespace podid {
@@ -358,17 +357,18 @@ asio::awaitable<void> Server::accept_loop(std::shared_ptr<tcp::acceptor> accepto
         sockaddr_storage peer_end{};
         std::memcpy(&peer_end, peer.data(), peer.size());
         std::optional<Origin> origin = deps_.origins->origin_of(peer_end, local_end(socket, bound));
+        const auto accepted_at = std::chrono::steady_clock::now();
         if (origin && origin->connect_ns != 0) {
-            timespec now{};
-            ::clock_gettime(CLOCK_MONOTONIC, &now);  // bpf_ktime_get_ns() is this clock
-            const auto now_ns = static_cast<uint64_t>(now.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(now.tv_nsec);
+            // libstdc++'s steady_clock reads CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns().
+            const auto now_ns = static_cast<uint64_t>(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(accepted_at.time_since_epoch()).count());
             const double waited =
                 now_ns > origin->connect_ns ? static_cast<double>(now_ns - origin->connect_ns) / 1e9 : 0;
             for (RequestSink* sink : deps_.sinks)
                 sink->on_accept_wait(waited);
         }
         const uint64_t caller_key = origin ? origin->cgroup_id : 0;
-        if (!caller_limits_.try_open(caller_key, std::chrono::steady_clock::now())) {
+        if (!caller_limits_.try_open(caller_key, accepted_at)) {
             socket.close(ec);  // this caller already holds its share of connections
             continue;
         }

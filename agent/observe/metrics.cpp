@@ -31,6 +31,14 @@ void add_sample(pm::MetricFamily& f, std::vector<pm::ClientMetric::Label> labels
     f.metric.push_back(std::move(m));
 }
 
+const std::vector<double>& accept_wait_buckets() {
+    // A loopback or veth handshake and an idle agent: tens of microseconds. Milliseconds mean a busy agent;
+    // a second means a SYN was retransmitted (the accept queue overflowed).
+    static const std::vector<double> b{0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                       0.01,    0.025,    0.05,    0.1,    0.25,    0.5,    1,     5};
+    return b;
+}
+
 const std::vector<double>& upstream_duration_buckets() {
     // IMDS answers in milliseconds when healthy; retries with backoff stretch a miss to tens of seconds.
     static const std::vector<double> b{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20};
@@ -71,14 +79,6 @@ std::string code_class(unsigned status) {
 const std::vector<double>& request_duration_buckets() {
     static const std::vector<double> b{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                        0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
-    return b;
-}
-
-const std::vector<double>& accept_wait_buckets() {
-    // A loopback or veth handshake and an idle agent: tens of microseconds. Milliseconds mean a busy agent;
-    // a second means a SYN was retransmitted (the accept queue overflowed).
-    static const std::vector<double> b{0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                       0.01,    0.025,    0.05,    0.1,    0.25,    0.5,    1,     5};
     return b;
 }
 

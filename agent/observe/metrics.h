@@ -171,7 +171,4 @@ std::string code_class(unsigned status);
 // The request-duration buckets: 100 µs to 10 s.
 const std::vector<double>& request_duration_buckets();
 
-// The accept-wait buckets: 10 µs to 5 s.
-const std::vector<double>& accept_wait_buckets();
-
 }  // namespace podid
