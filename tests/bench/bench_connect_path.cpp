@@ -14,7 +14,9 @@
 #include <linux/bpf.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <iostream>
 #include <map>
 #include <thread>
 
@@ -41,6 +43,7 @@ struct Variant {
     std::string cgroup;  // where the client runs
     const Datapath* dp;  // whose programs run on its connections (nullptr: none)
     std::vector<double> rates;
+    std::vector<double> cpu_us;  // machine CPU time per connection, per round (empty without cpuidle)
 };
 
 // One connect-loop run of `seconds` from the variant's place; returns the parsed result.
@@ -68,6 +71,20 @@ void iptables(const test::TestNode& node, std::vector<std::string> args) {
     std::vector<std::string> argv = {"nsenter", "--net=/run/netns/" + node.node_netns(), "iptables", "-w", "-t", "nat"};
     argv.insert(argv.end(), args.begin(), args.end());
     test::run_checked(argv);
+}
+
+// --hold: the command that runs the connect loop of each variant from its place, for perf and bpftool while the
+// setup is live.
+void hold_for_inspection(const test::TestNode& node, const test::Pod& pod, const std::vector<Variant>& variants) {
+    std::cerr << "\npodid-bench --hold: the node is up (node netns " << node.node_netns() << ", pod netns " << pod.netns
+              << ").\n";
+    for (const auto& v : variants)
+        std::cerr << "  " << v.key << ": sh -c 'echo $$ > " << v.cgroup
+                  << "/cgroup.procs; exec nsenter --net=/run/netns/" << pod.netns << " " << PODID_BENCH_CLIENT_BIN
+                  << " connect-loop --ip " << v.ip << " --port " << v.port << " --seconds 10 --threads 2'\n";
+    std::cerr << "Press Enter to run the benchmark and tear the node down.\n";
+    std::string line;
+    std::getline(std::cin, line);
 }
 
 }  // namespace
@@ -105,12 +122,13 @@ void bench_connect_path(const BenchOptions& options, Section& out) {
     // The 4-tuple map holds each origin from connect until the agent reads it at accept, so on a node it stays
     // nearly empty. Nobody reads here (the agent's per-connection read is its accept cost, benchmark 1 measures
     // it), and a full LRU map would make every connect pay an eviction no agent-served node pays. So a thread
-    // empties it in batches every 2 ms, off the connections' path; its CPU time counts like everything else.
+    // empties it in batches every 10 ms (~250 records at this rate; scanning the 65,536 buckets every 2 ms
+    // took 2.3 % of the machine, by perf), off the connections' path; its CPU time counts like everything else.
     std::atomic<uint64_t> drained{0};
     std::vector<int> origin_maps = {dp->conn_origin_fd()};
     if (storage_dp)
         origin_maps.push_back(storage_dp->conn_origin_fd());
-    // A jthread: also stopped and joined if a trial throws, before the datapaths declared above go.
+    // A jthread: also stopped and joined if a run throws, before the datapaths declared above go.
     std::jthread drainer([&](std::stop_token stop) {
         std::vector<podid_tuple> keys(4096);
         std::vector<podid_origin> values(keys.size());
@@ -127,7 +145,7 @@ void bench_connect_path(const BenchOptions& options, Section& out) {
                     in = &out;
                 }
             }
-            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
     });
     AcceptCloseServer server(node->node_netns(), node->node_ip(), {kAgentPort, kStoragePort, kDnatPort, kDirectPort});
@@ -151,6 +169,7 @@ void bench_connect_path(const BenchOptions& options, Section& out) {
          kDirectPort,
          pod.cgroup_dir,
          &*dp,
+         {},
          {}},
         {"podid",
          "169.254.169.254 via podid redirect (origin: " + recording + ")",
@@ -158,14 +177,16 @@ void bench_connect_path(const BenchOptions& options, Section& out) {
          80,
          pod.cgroup_dir,
          &*dp,
+         {},
          {}},
-        {"dnat", "169.254.169.254 via iptables DNAT (NMI)", "169.254.169.254", 80, outside, nullptr, {}},
+        {"dnat", "169.254.169.254 via iptables DNAT (NMI)", "169.254.169.254", 80, outside, nullptr, {}, {}},
         {"direct_nohooks",
          "direct to node IP (no cgroup programs)",
          node->node_ip(),
          kDirectPort,
          outside,
          nullptr,
+         {},
          {}},
     };
     if (storage_dp)
@@ -175,20 +196,34 @@ void bench_connect_path(const BenchOptions& options, Section& out) {
                             80,
                             storage_client,
                             &*storage_dp,
+                            {},
                             {}});
-    // The variants run in the order listed, which puts the redirect between the two it is compared with (direct,
-    // DNAT), and every other trial in reverse: each pair of a target runs back to back, each side first as often
-    // as second, so drift over a trial (other load on the machine) cancels out of the per-trial ratios.
-    const int trials = options.quick ? 1 : 16;
-    const std::string seconds = options.quick ? "0.5" : "2";
-    long errors = 0;
-    for (int t = 0; t < trials; ++t) {
-        for (size_t i = 0; i < variants.size(); ++i) {
-            Variant& v = variants[t % 2 == 0 ? i : variants.size() - 1 - i];
-            auto j = connect_loop(*node, pod, v, v.cgroup, seconds, "2");
-            errors += j.value("errors", 0L);
-            v.rates.push_back(j.value("connections", 0.0) / j.value("seconds", 1.0));
-        }
+    if (options.hold)
+        hold_for_inspection(*node, pod, variants);
+    // One connect-alternate run measures every variant in blocks of 0.1 s, round after round, each from a worker
+    // process that stays in the variant's cgroup (a socket's cgroup programs are those of the cgroup its creator was
+    // in; moving one process between cgroups before each block slowed the block after a move by 1-2 %). The rounds
+    // rotate the order, so each variant runs in each position and beside each other one equally often. Drift of the
+    // machine's speed (other tenants, frequency) over seconds is shared by the variants of a round and cancels out of
+    // per-round ratios; with 16 trials of 2 s it did not (per-trial ratios spread ±5 %).
+    const int rounds = options.connect_rounds > 0 ? options.connect_rounds : options.quick ? 4 : 320;
+    const double block = 0.1;
+    std::string targets;
+    for (const auto& v : variants)
+        targets += (targets.empty() ? "" : ",") + v.ip + ":" + std::to_string(v.port) + "@" + v.cgroup;
+    test::RunResult run =
+        node->run({PODID_BENCH_CLIENT_BIN, "connect-alternate", "--targets", targets, "--block-seconds",
+                   std::to_string(block), "--rounds", std::to_string(rounds), "--threads", "2"},
+                  pod.netns, pod.cgroup_dir, std::chrono::seconds(60 + 3 * rounds));
+    auto alternate = nlohmann::json::parse(run.out, nullptr, false);
+    if (run.exit_code != 0 || alternate.is_discarded() || alternate["rates"].size() != variants.size())
+        throw std::runtime_error("connect-alternate failed: " + run.out + run.err);
+    const long errors = alternate.value("errors", 0L);
+    for (size_t k = 0; k < variants.size(); ++k) {
+        variants[k].rates = alternate["rates"][k].get<std::vector<double>>();
+        variants[k].cpu_us = alternate["cpu_us_per_connection"][k].get<std::vector<double>>();
+        if (median(variants[k].rates) == 0)
+            throw std::runtime_error("connect-alternate: no connection to " + variants[k].key + ": " + run.out);
     }
     auto redirects = dp->counters_of(pod.cgroup_id);
     auto rates_of = [&](const std::string& key) -> const std::vector<double>& {
@@ -197,20 +232,23 @@ void bench_connect_path(const BenchOptions& options, Section& out) {
                 return v.rates;
         throw std::logic_error("no variant " + key);
     };
-    // Medians of per-trial ratios: each trial runs every variant back to back, so slow drift cancels out.
+    // Medians of per-round ratios: each round runs every variant back to back, so slow drift cancels out.
     auto ratio = [&](const std::string& a, const std::string& b) { return median(ratios(rates_of(a), rates_of(b))); };
     for (auto& v : variants)
         out.figure(v.key + "_cps", v.label, median(v.rates), "conn/s");
-    out.figure("podid_vs_direct", "podid redirect / direct (median of per-trial ratios)", ratio("podid", "direct"),
+    for (auto& v : variants)
+        if (!v.cpu_us.empty())
+            out.figure(v.key + "_cpu_us", "CPU per connection (whole machine): " + v.label, median(v.cpu_us), "us");
+    out.figure("podid_vs_direct", "podid redirect / direct (median of per-round ratios)", ratio("podid", "direct"),
                "x");
-    out.figure("podid_vs_dnat", "podid redirect / iptables DNAT (median of per-trial ratios)", ratio("podid", "dnat"),
+    out.figure("podid_vs_dnat", "podid redirect / iptables DNAT (median of per-round ratios)", ratio("podid", "dnat"),
                "x");
     if (storage_dp)
         out.figure("podid_storage_vs_direct", "podid redirect, socket-storage origin / direct",
                    ratio("podid_storage", "direct"), "x");
     out.figure("bpf_redirects", "redirects counted by the BPF program (pod cgroup)",
                redirects ? static_cast<double>((*redirects)[PODID_CTR_REDIRECT4]) : 0, "");
-    out.figure("connect_errors", "failed connects (all variants, all trials)", static_cast<double>(errors), "");
+    out.figure("connect_errors", "failed connects (all variants, all rounds)", static_cast<double>(errors), "");
     out.figure("origins_drained", "origin records drained from the 4-tuple maps (one per redirected connection)",
                static_cast<double>(drained.load()), "");
 
@@ -246,20 +284,55 @@ void bench_connect_path(const BenchOptions& options, Section& out) {
 
     out.target("redirect conn/s >= 0.95 x direct", ratio("podid", "direct"), ">=", 0.95);
     out.target("redirect conn/s >= iptables DNAT", ratio("podid", "dnat"), ">=", 1.0);
+    // How far each median ratio can be trusted: the per-round ratios spread several percent, so a median within
+    // its interval of 1.0 is parity at this run's resolution, not a measured difference.
     for (const char* other : {"direct", "dnat"}) {
-        auto r = ratios(rates_of("podid"), rates_of(other));
+        Interval ci = median_ci95(ratios(rates_of("podid"), rates_of(other)));
+        out.figure(std::string("podid_vs_") + other + "_ci95_low",
+                   std::string("podid / ") + other + ": 95 % interval of the median, low", ci.low, "x");
+        out.figure(std::string("podid_vs_") + other + "_ci95_high",
+                   std::string("podid / ") + other + ": 95 % interval of the median, high", ci.high, "x");
+    }
+    // Per-round quartiles of each pair the targets use, and of every variant against no hooks at all (what the
+    // cgroup programs, the NAT rule or the redirect cost in this run).
+    std::vector<std::pair<std::string, std::string>> pairs = {{"podid", "direct"}, {"podid", "dnat"}};
+    for (const auto& v : variants)
+        if (v.key != "direct_nohooks")
+            pairs.emplace_back(v.key, "direct_nohooks");
+    for (const auto& [a, b] : pairs) {
+        auto r = ratios(rates_of(a), rates_of(b));
         size_t wins = 0;
         for (double x : r)
             wins += x >= 1.0;
-        char line[200];
+        Interval ci = median_ci95(r);
+        char line[240];
         std::snprintf(line, sizeof(line),
-                      "podid / %s per trial: quartiles %.3f / %.3f / %.3f; podid ahead in %zu of %zu trials", other,
-                      percentile(r, 25), percentile(r, 50), percentile(r, 75), wins, r.size());
+                      "%s / %s per round: quartiles %.3f / %.3f / %.3f, median 95 %% interval %.3f-%.3f; %s ahead in "
+                      "%zu of %zu rounds",
+                      a.c_str(), b.c_str(), percentile(r, 25), percentile(r, 50), percentile(r, 75), ci.low, ci.high,
+                      a.c_str(), wins, r.size());
         out.notes.push_back(line);
     }
-    out.notes.push_back("2 client threads, " + std::to_string(trials) + " trials (order reversed every other) x " +
-                        seconds +
-                        " s; each connection: connect, wait for the server's FIN, close with SO_LINGER 0 (RST): "
+    // The same pairs in CPU time per connection (lower is cheaper): busy time of all CPUs over a block (cpuidle
+    // residency) divided by its connections. It counts what a connection costs wherever it runs, and does not move
+    // with how the scheduler happens to overlap the client's and the server's waits.
+    for (const auto& [a, b] : pairs) {
+        const auto& va = *std::find_if(variants.begin(), variants.end(), [&](const Variant& v) { return v.key == a; });
+        const auto& vb = *std::find_if(variants.begin(), variants.end(), [&](const Variant& v) { return v.key == b; });
+        if (va.cpu_us.empty() || vb.cpu_us.size() != va.cpu_us.size())
+            continue;
+        auto r = ratios(va.cpu_us, vb.cpu_us);
+        Interval ci = median_ci95(r);
+        char line[240];
+        std::snprintf(line, sizeof(line),
+                      "CPU per connection, %s / %s per round: median %.3f (95 %% interval %.3f-%.3f); %.2f vs %.2f us",
+                      a.c_str(), b.c_str(), median(r), ci.low, ci.high, median(va.cpu_us), median(vb.cpu_us));
+        out.notes.push_back(line);
+    }
+    out.notes.push_back("2 client threads, " + std::to_string(rounds) +
+                        " rounds (rotating order) of a 0.1 s block per variant, one resident client process per "
+                        "variant; each connection: connect, "
+                        "wait for the server's FIN, close with SO_LINGER 0 (RST): "
                         "no TIME_WAIT on either side, so ports never run out");
     drainer.request_stop();  // before the maps it reads go
     drainer.join();

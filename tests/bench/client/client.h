@@ -31,6 +31,7 @@ int64_t monotonic_ns();
 
 // Sub-commands (argv excludes the program name and the sub-command). Each prints one JSON line.
 int run_connect_loop(const std::vector<std::string>& args);
+int run_connect_alternate(const std::vector<std::string>& args);
 int run_burst(const std::vector<std::string>& args);
 int run_touch(const std::vector<std::string>& args);
 int run_first_token(const std::vector<std::string>& args);

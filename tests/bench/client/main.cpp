@@ -1,4 +1,4 @@
-// podid-bench-client <connect-loop|burst|touch|first-token> --name value ...  (see client.h)
+// podid-bench-client <connect-loop|connect-alternate|burst|touch|first-token> --name value ...  (see client.h)
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -23,13 +23,17 @@ std::vector<std::string> read_lines(const std::string& path) {
 
 int main(int argc, char** argv) {
     if (argc < 2) {
-        std::fprintf(stderr, "usage: podid-bench-client connect-loop|burst|touch|first-token --name value ...\n");
+        std::fprintf(
+            stderr,
+            "usage: podid-bench-client connect-loop|connect-alternate|burst|touch|first-token --name value ...\n");
         return 2;
     }
     std::string command = argv[1];
     std::vector<std::string> args(argv + 2, argv + argc);
     if (command == "connect-loop")
         return podid::bench::run_connect_loop(args);
+    if (command == "connect-alternate")
+        return podid::bench::run_connect_alternate(args);
     if (command == "burst")
         return podid::bench::run_burst(args);
     if (command == "touch")
