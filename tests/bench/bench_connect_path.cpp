@@ -14,7 +14,6 @@
 #include <linux/bpf.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <atomic>
 #include <iostream>
 #include <map>
@@ -79,9 +78,8 @@ void hold_for_inspection(const test::TestNode& node, const test::Pod& pod, const
     std::cerr << "\npodid-bench --hold: the node is up (node netns " << node.node_netns() << ", pod netns " << pod.netns
               << ").\n";
     for (const auto& v : variants)
-        std::cerr << "  " << v.key << ": sh -c 'echo $$ > " << v.cgroup
-                  << "/cgroup.procs; exec nsenter --net=/run/netns/" << pod.netns << " " << PODID_BENCH_CLIENT_BIN
-                  << " connect-loop --ip " << v.ip << " --port " << v.port << " --seconds 10 --threads 2'\n";
+        std::cerr << "  " << v.key << ": " << shell_entering(v.cgroup, pod.netns) << " " << PODID_BENCH_CLIENT_BIN
+                  << " connect-loop --ip " << v.ip << " --port " << v.port << " --seconds 10 --threads 2\n";
     std::cerr << "Press Enter to run the benchmark and tear the node down.\n";
     std::string line;
     std::getline(std::cin, line);
@@ -226,12 +224,13 @@ void bench_connect_path(const BenchOptions& options, Section& out) {
             throw std::runtime_error("connect-alternate: no connection to " + variants[k].key + ": " + run.out);
     }
     auto redirects = dp->counters_of(pod.cgroup_id);
-    auto rates_of = [&](const std::string& key) -> const std::vector<double>& {
+    auto variant = [&](const std::string& key) -> const Variant& {
         for (auto& v : variants)
             if (v.key == key)
-                return v.rates;
+                return v;
         throw std::logic_error("no variant " + key);
     };
+    auto rates_of = [&](const std::string& key) -> const std::vector<double>& { return variant(key).rates; };
     // Medians of per-round ratios: each round runs every variant back to back, so slow drift cancels out.
     auto ratio = [&](const std::string& a, const std::string& b) { return median(ratios(rates_of(a), rates_of(b))); };
     for (auto& v : variants)
@@ -317,8 +316,8 @@ void bench_connect_path(const BenchOptions& options, Section& out) {
     // residency) divided by its connections. It counts what a connection costs wherever it runs, and does not move
     // with how the scheduler happens to overlap the client's and the server's waits.
     for (const auto& [a, b] : pairs) {
-        const auto& va = *std::find_if(variants.begin(), variants.end(), [&](const Variant& v) { return v.key == a; });
-        const auto& vb = *std::find_if(variants.begin(), variants.end(), [&](const Variant& v) { return v.key == b; });
+        const Variant& va = variant(a);
+        const Variant& vb = variant(b);
         if (va.cpu_us.empty() || vb.cpu_us.size() != va.cpu_us.size())
             continue;
         auto r = ratios(va.cpu_us, vb.cpu_us);

@@ -42,8 +42,7 @@ WrkResult must_run(test::TestNode& node, const WrkLoad& load, const std::string&
 void hold_for_inspection(test::PodidNode& pn, const NginxServer& nginx) {
     test::TestNode& node = pn.node();
     const test::Pod& pod = node.pod("load");
-    const std::string in_pod = "sh -c 'echo $$ > " + pod.cgroup_dir + "/cgroup.procs; exec nsenter --net=/run/netns/" +
-                               pod.netns + " \"$@\"' sh";
+    const std::string in_pod = shell_entering(pod.cgroup_dir, pod.netns);
     std::cerr << "\npodid-bench --hold: the node is up.\n"
               << "  node netns   " << node.node_netns() << "\n"
               << "  pod netns    " << pod.netns << "\n"

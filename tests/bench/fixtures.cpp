@@ -103,4 +103,8 @@ std::string KubeNode::scrape() {
 
 double KubeNode::metric(const std::string& sample) { return prometheus_value(scrape(), sample); }
 
+std::string shell_entering(const std::string& cgroup_dir, const std::string& netns) {
+    return "sh -c 'echo $$ > " + cgroup_dir + "/cgroup.procs; exec nsenter --net=/run/netns/" + netns + " \"$@\"' sh";
+}
+
 }  // namespace podid::bench

@@ -35,6 +35,10 @@ CgroupPod add_cgroup_pod(test::TestNode& node, int index);
 // Standalone mode: every pod under the node's kubepods cgroup is bound to kIdentity.
 std::unique_ptr<test::PodidNode> standalone_node();
 
+// A shell prefix that runs the command after it in `cgroup_dir` (absolute) and the netns `netns`, for the commands
+// --hold prints. The cgroup first: `ip netns exec` would remount /sys.
+std::string shell_entering(const std::string& cgroup_dir, const std::string& netns);
+
 class KubeNode {
 public:
     // The test node, the API-server double on the node IP:6443 with an AzureIdentity for kIdentity and a

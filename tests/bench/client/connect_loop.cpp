@@ -141,24 +141,11 @@ struct Worker {
     int go = -1, done = -1;
 };
 
-bool write_all(int fd, const void* data, size_t size) {
-    const char* p = static_cast<const char*>(data);
+// Runs `io` (::read or ::write) until `size` bytes have moved; false on end of file or an error.
+template <typename Io, typename Byte>
+bool io_all(Io io, int fd, Byte* p, size_t size) {
     while (size > 0) {
-        ssize_t n = ::write(fd, p, size);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        p += n;
-        size -= static_cast<size_t>(n);
-    }
-    return true;
-}
-
-bool read_all(int fd, void* data, size_t size) {
-    char* p = static_cast<char*>(data);
-    while (size > 0) {
-        ssize_t n = ::read(fd, p, size);
+        ssize_t n = io(fd, p, size);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -194,9 +181,9 @@ Worker start_worker(const Target& target, double block, long threads, const std:
             ::_exit(1);
         }
         char command;
-        while (read_all(go[0], &command, 1)) {
+        while (io_all(::read, go[0], &command, 1)) {
             BlockResult r = connect_block(target.ip, target.port, block, threads);
-            if (!write_all(done[1], &r, sizeof(r)))
+            if (!io_all(::write, done[1], reinterpret_cast<const char*>(&r), sizeof(r)))
                 break;
         }
         ::_exit(0);  // the coordinator closed `go`: the run is over
@@ -257,7 +244,8 @@ int run_connect_alternate(const std::vector<std::string>& argv) {
         for (size_t i = 0; i < n && !failed; ++i) {
             size_t k = (static_cast<size_t>(round) + (reversed ? n - 1 - i : i)) % n;
             BlockResult r;
-            if (!write_all(workers[k].go, "g", 1) || !read_all(workers[k].done, &r, sizeof(r))) {
+            if (!io_all(::write, workers[k].go, "g", 1) ||
+                !io_all(::read, workers[k].done, reinterpret_cast<char*>(&r), sizeof(r))) {
                 std::fprintf(stderr, "connect-alternate: the worker for %s:%u@%s exited\n", targets[k].ip.c_str(),
                              targets[k].port, targets[k].cgroup.c_str());
                 failed = true;
