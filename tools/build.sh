@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Configures and builds podid into ${BUILD_DIR:-build} (RelWithDebInfo, warnings as errors).
+# Configures and builds podid into ${BUILD_DIR:-build} (RelWithDebInfo; warnings are errors here, the project's own
+# build: PODID_WERROR=OFF to turn that off).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build}
@@ -10,5 +11,5 @@ if command -v ccache >/dev/null; then
   launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
   export CCACHE_BASEDIR=$root
 fi
-cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo} "${launcher[@]}" >/dev/null
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo} -DPODID_WERROR=${PODID_WERROR:-ON} "${launcher[@]}" >/dev/null
 cmake --build "$build" -j"$(nproc)"

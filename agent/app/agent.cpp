@@ -1,44 +1,41 @@
 #include "app/agent.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <thread>
 
-#include "app/introspect.h"
+#include "admin/introspect.h"
 #include "caller/cgroup_paths.h"
 #include "caller/local_caller_resolver.h"
+#include "caller/own_cgroup.h"
+#include "common/log.h"
 #include "datapath/datapath.h"
-#include "datapath/fd.h"
 #include "datapath/guard.h"
 #include "datapath/probe.h"
+#include "http/imds_forwarder.h"
 #include "http/server.h"
 #include "kube/config.h"
+#include "kube/kube_caller_resolver.h"
 #include "kube/state.h"
-#include "observe/admin_http.h"
-#include "observe/admin_socket.h"
+#include "admin/admin_http.h"
+#include "admin/admin_socket.h"
 #include "observe/audit.h"
 #include "observe/audit_metrics.h"
+#include "observe/audit_sink.h"
 #include "observe/bpf_collector.h"
 #include "observe/health.h"
-#include "observe/log.h"
 #include "observe/metrics.h"
 #include "observe/recent_conns.h"
 #include "observe/selfcheck.h"
+#include "policy/chained_bindings.h"
 #include "policy/host_token_policy.h"
 #include "policy/kube_bindings.h"
+#include "policy/kube_host_tokens.h"
 #include "policy/static_bindings.h"
 #include "token/imds_client.h"
 #include "token/imds_token_upstream.h"
@@ -50,235 +47,9 @@ namespace asio = boost::asio;
 
 namespace {
 
-std::string sockaddr_text(const sockaddr_storage& ss) {
-    char host[INET6_ADDRSTRLEN] = "?";
-    uint16_t port = 0;
-    if (ss.ss_family == AF_INET) {
-        const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
-        return format_ip4(a->sin_addr.s_addr) + ":" + std::to_string(ntohs(a->sin_port));
-    } else if (ss.ss_family == AF_INET6) {
-        const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
-        ::inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-        port = ntohs(a->sin6_port);
-    }
-    return std::string(host) + ":" + std::to_string(port);
-}
-
-// The kernel's origin record for each accepted connection; a copy goes to the ring `podidctl conns` reads
-// (the lookup deletes the record from the BPF map, so nothing else could show it later).
-class DatapathOrigins : public OriginSource {
-public:
-    DatapathOrigins(const Datapath& dp, RecentConnections& recent) : dp_(dp), recent_(recent) {}
-    std::optional<Origin> origin_of(const sockaddr_storage& peer, const sockaddr_storage& local) const override {
-        // The same addresses serve both the kernel lookup and the ring.
-        const bool known = peer.ss_family != AF_UNSPEC && local.ss_family != AF_UNSPEC;
-        std::optional<Origin> origin = known ? dp_.origin_of(peer, local) : std::nullopt;
-        ConnRecord r;
-        r.time_ms =
-            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-                .count();
-        if (known)
-            r.peer = sockaddr_text(peer);
-        const bool loopback = known && local.ss_family == AF_INET &&
-                              (ntohl(reinterpret_cast<const sockaddr_in*>(&local)->sin_addr.s_addr) >> 24) == 127;
-        r.listener = loopback ? "loopback" : "node";
-        r.origin = origin;
-        recent_.record(std::move(r));
-        return origin;
-    }
-
-private:
-    const Datapath& dp_;
-    RecentConnections& recent_;
-};
-
-// Without --bindings nobody is bound: every token request gets IMDS's "Identity not found".
-class NoBindings : public BindingSource {
-public:
-    Binding bindings_for(const Caller&) const override { return {}; }
-    bool ready() const override { return true; }
-};
-
-class ClientForwarder : public Forwarder {
-public:
-    explicit ClientForwarder(ImdsClient& client) : client_(client) {}
-    asio::awaitable<HttpResponse> forward(const HttpRequest& req) override {
-        auto res = co_await client_.forward(req);
-        if (res)
-            co_return std::move(*res);
-        log_warn("forwarding to IMDS failed", kv("path", std::string(req.target())) + kv("error", res.error().message));
-        co_return imds_error(req, 502, "bad_gateway", "IMDS did not answer");
-    }
-
-private:
-    ImdsClient& client_;
-};
-
-// Kubernetes mode: the local resolution plus the pod object from the node-scoped watch. A token
-// request from a pod the watch has not delivered yet waits for its ADDED event (bounded by --pod-wait).
-class KubeCallerResolver : public CallerResolver {
-public:
-    KubeCallerResolver(CgroupPathResolver& paths, std::string kubepods_root, kube::KubeState& state,
-                       std::chrono::milliseconds pod_wait)
-        : paths_(paths), kubepods_root_(std::move(kubepods_root)), state_(state), pod_wait_(pod_wait) {}
-
-    asio::awaitable<Caller> resolve(std::optional<Origin> origin, bool may_wait) override {
-        Caller caller = resolve_local(paths_, kubepods_root_, std::move(origin));
-        if (!caller.pod_ref)
-            co_return caller;
-        auto deadline = std::chrono::steady_clock::now() + pod_wait_;
-        // Right after start the pod list may be in while the CRD lists are not: a binding decided on a
-        // half-synced view would wrongly say "Identity not found". Only until the first lists complete.
-        if (may_wait && !state_.synced()) {
-            asio::steady_timer timer(co_await asio::this_coro::executor);
-            while (!state_.synced() && std::chrono::steady_clock::now() < deadline) {
-                timer.expires_after(std::chrono::milliseconds(20));
-                co_await timer.async_wait(asio::use_awaitable);
-            }
-        }
-        caller.pod = state_.pod_by_uid(caller.pod_ref->uid);
-        if (!caller.pod && may_wait)
-            caller.pod = co_await state_.wait_for_pod(
-                caller.pod_ref->uid,
-                std::chrono::duration_cast<std::chrono::milliseconds>(std::max(
-                    deadline - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration::zero())));
-        co_return caller;
-    }
-
-    // Later requests on the same connection: the cgroup and its kubelet shape cannot change, the pod object can
-    // (labels, or it arrives late), so only the pod is read again, from memory.
-    asio::awaitable<Caller> refresh(Caller cached, bool may_wait) override {
-        if (!cached.pod_ref)
-            co_return cached;
-        cached.pod = state_.pod_by_uid(cached.pod_ref->uid);
-        if (!cached.pod && may_wait)
-            cached.pod = co_await state_.wait_for_pod(cached.pod_ref->uid, pod_wait_);
-        co_return cached;
-    }
-
-private:
-    CgroupPathResolver& paths_;
-    std::string kubepods_root_;
-    kube::KubeState& state_;
-    std::chrono::milliseconds pod_wait_;
-};
-
-// Static file first (an operator's explicit entry wins), then the Kubernetes bindings.
-class ChainedBindings : public BindingSource {
-public:
-    ChainedBindings(const BindingSource& first, const BindingSource& second) : first_(first), second_(second) {}
-    Binding bindings_for(const Caller& caller) const override {
-        Binding b = first_.bindings_for(caller);
-        return b.kind != BindingKind::none ? b : second_.bindings_for(caller);
-    }
-    bool ready() const override { return first_.ready() && second_.ready(); }
-
-private:
-    const BindingSource& first_;
-    const BindingSource& second_;
-};
-
-// /host/token for the Secrets Store CSI driver: only callers allowed by --host-token-callers, and the
-// named pod's own bindings.
-class KubeHostTokens : public HostTokenAuthority {
-public:
-    KubeHostTokens(HostTokenPolicy policy, kube::KubeState& state) : policy_(std::move(policy)), state_(state) {}
-    bool authorised(const Caller& caller) const override { return policy_.allows(caller); }
-    asio::awaitable<std::optional<Binding>> binding_of(const std::string& ns, const std::string& name) override {
-        auto pod = state_.pod_by_name(ns, name);
-        if (!pod)
-            co_return std::nullopt;
-        co_return resolve_kube_binding(*pod, *state_.snapshot());
-    }
-
-private:
-    HostTokenPolicy policy_;
-    kube::KubeState& state_;
-};
-
-class AuditSink : public RequestSink {
-public:
-    explicit AuditSink(AuditLog& log) : log_(log) {}
-    void on_request(const AuditRecord& r) override {
-        // Every identity request is audited; other paths only when something was denied.
-        if (r.kind == "token" || r.kind == "host_token" || is_denial(r.reason))
-            log_.write(r);
-    }
-
-private:
-    AuditLog& log_;
-};
-
 int64_t now_epoch() {
     return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
         .count();
-}
-
-// The cgroups named with --exempt-cgroup.
-Result<std::vector<uint64_t>> configured_exempt_ids(const AgentOptions& o, CgroupPathResolver& paths) {
-    std::vector<uint64_t> ids;
-    for (const auto& p : o.exempt_cgroups) {
-        uint64_t id = paths.id_of(p);
-        if (id == 0)
-            return make_error("--exempt-cgroup: " + p + " does not exist under " + paths.mount(), ENOENT);
-        ids.push_back(id);
-    }
-    return ids;
-}
-
-// The agent's own cgroup id from /proc/self/cgroup, or 0 when that names the cgroup namespace root
-// ("0::/"): containerd and CRI-O give non-privileged containers on cgroup v2 a cgroup namespace of
-// their own, so the path says nothing about where the agent sits in the host's hierarchy.
-uint64_t own_cgroup_id_from_proc(CgroupPathResolver& paths) {
-    std::string own = own_cgroup_path();
-    if (own.empty() || own == "/")
-        return 0;
-    return paths.id_of(own);
-}
-
-// Asks the kernel instead: connect to 169.254.169.254:80 from this process before it is exempt. If the
-// agent sits under the cgroup root the connect is redirected to node-ip:port, and the origin record
-// names the agent's cgroup exactly as the programs see it. If it is not redirected, the agent is
-// outside the cgroup root and needs no exemption (the connection is closed without sending anything).
-Result<uint64_t> own_cgroup_id_from_redirect(const Datapath& dp, const std::string& node_ip, uint16_t port) {
-    Fd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    int one = 1;
-    ::setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sockaddr_in local{};
-    local.sin_family = AF_INET;
-    local.sin_port = htons(port);
-    local.sin_addr.s_addr = *parse_ip4(node_ip);
-    if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0 ||
-        ::listen(listener.get(), 16) != 0)
-        return make_error("cannot listen on " + node_ip + ":" + std::to_string(port) + ": " + std::strerror(errno),
-                          errno);
-    Fd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    sockaddr_in imds{};
-    imds.sin_family = AF_INET;
-    imds.sin_port = htons(80);
-    imds.sin_addr.s_addr = htonl(PODID_METADATA_IP4_HOST);
-    ::connect(client.get(), reinterpret_cast<sockaddr*>(&imds), sizeof(imds));  // EINPROGRESS
-    // A pod may connect at the same moment; keep accepting until our own connection shows up.
-    sockaddr_in client_addr{};
-    socklen_t len = sizeof(client_addr);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-    while (std::chrono::steady_clock::now() < deadline) {
-        pollfd p{listener.get(), POLLIN, 0};
-        if (::poll(&p, 1, 100) <= 0)
-            continue;
-        Fd conn(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
-        if (!conn.valid())
-            continue;
-        sockaddr_in peer{};
-        socklen_t plen = sizeof(peer);
-        ::getpeername(conn.get(), reinterpret_cast<sockaddr*>(&peer), &plen);
-        ::getsockname(client.get(), reinterpret_cast<sockaddr*>(&client_addr), &len);
-        auto origin = dp.origin_of(conn.get());
-        // Matched by port, not pid: in a container the kernel's pid (init namespace) differs from getpid().
-        if (peer.sin_port == client_addr.sin_port && origin)
-            return origin->cgroup_id;
-    }
-    return uint64_t{0};
 }
 
 }  // namespace
@@ -315,7 +86,7 @@ int run_agent(const AgentOptions& o) {
         return 1;
     }
     const std::string kubepods_rel = cgroup_root.size() == mount->size() ? "/" : cgroup_root.substr(mount->size());
-    auto exempt = configured_exempt_ids(o, **paths);
+    auto exempt = exempt_cgroup_ids(o.exempt_cgroups, **paths);
     if (!exempt) {
         log_error("cannot build the exempt cgroup set", kv("reason", exempt.error().message));
         return 1;
@@ -496,8 +267,8 @@ int run_agent(const AgentOptions& o) {
     }
 
     RecentConnections recent_conns(1024);
-    DatapathOrigins origins(*dp, recent_conns);
-    ClientForwarder forwarder(imds);
+    RecordedOrigins origins(*dp, recent_conns);
+    ImdsForwarder forwarder(imds);
     AuditSink audit_sink(**audit);
 
     // Readiness: programs attached, the self-check (a process in a probe cgroup under the cgroup root

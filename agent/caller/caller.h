@@ -1,4 +1,4 @@
-// Who is calling: what the kernel recorded about a connection, and what podid derived from it.
+// Who is calling: the kernel's origin record of a connection (datapath/origin.h), and what podid derived from it.
 #pragma once
 
 #include <cstdint>
@@ -6,17 +6,9 @@
 #include <optional>
 #include <string>
 
-namespace podid {
+#include "datapath/origin.h"
 
-// The origin record the connect hook stored for a connection (see include/podid/abi.h).
-struct Origin {
-    uint64_t cgroup_id = 0;
-    uint32_t pid = 0;         // tgid of the connecting process
-    std::string comm;         // its command name (16 bytes max)
-    std::string orig_dst;     // "169.254.169.254:80" as the application asked
-    bool redirected = false;  // true when the hook rewrote the destination
-    uint64_t connect_ns = 0;  // CLOCK_MONOTONIC when the process called connect() (bpf_ktime_get_ns); 0: unknown
-};
+namespace podid {
 
 // A kubelet-created cgroup path, parsed (agent/caller/kubelet_cgroup.h).
 struct PodRef {

@@ -3,7 +3,7 @@
 #pragma once
 
 #include "caller/cgroup_paths.h"
-#include "http/server.h"
+#include "caller/caller_resolver.h"
 
 namespace podid {
 

@@ -21,7 +21,7 @@
 #include <string_view>
 
 #include "datapath/bpffs.h"
-#include "datapath/fd.h"
+#include "common/fd.h"
 #include "datapath/probe.h"
 #include "podid.skel.h"
 
@@ -162,26 +162,6 @@ uint64_t inode_of(const std::string& path) {
 }
 
 }  // namespace
-
-Result<uint32_t> parse_ip4(const std::string& text) {
-    in_addr addr{};
-    if (::inet_pton(AF_INET, text.c_str(), &addr) != 1)
-        return make_error("'" + text + "' is not an IPv4 address", EINVAL);
-    return addr.s_addr;
-}
-
-std::string format_ip4(uint32_t network_order) {
-    // Every accepted connection formats one or two of these: glibc's inet_ntop goes through sprintf.
-    const auto* bytes = reinterpret_cast<const unsigned char*>(&network_order);
-    char buf[INET_ADDRSTRLEN];
-    char* p = buf;
-    for (int i = 0; i < 4; ++i) {
-        if (i > 0)
-            *p++ = '.';
-        p = std::to_chars(p, buf + sizeof(buf), static_cast<unsigned>(bytes[i])).ptr;
-    }
-    return std::string(buf, p);
-}
 
 const char* counter_name(int slot) {
     switch (slot) {

@@ -18,8 +18,10 @@
 #include <string>
 #include <vector>
 
-#include "caller/caller.h"
+#include "common/ip_text.h"
 #include "common/result.h"
+#include "datapath/origin.h"
+#include "datapath/origin_source.h"
 #include "podid/abi.h"
 
 struct podid_bpf;
@@ -59,9 +61,9 @@ struct ProgramRunStats {
     uint64_t run_time_ns = 0;
 };
 
-class Datapath {
+class Datapath : public OriginSource {
 public:
-    ~Datapath();
+    ~Datapath() override;
     Datapath(Datapath&&) noexcept;
     Datapath& operator=(Datapath&&) noexcept;
 
@@ -76,7 +78,7 @@ public:
     // when the kernel recorded none (the connection did not come through the hooks).
     std::optional<Origin> origin_of(int accepted_fd) const;
     // The same for a connection whose addresses the caller already has (getpeername/getsockname).
-    std::optional<Origin> origin_of(const sockaddr_storage& peer, const sockaddr_storage& local) const;
+    std::optional<Origin> origin_of(const sockaddr_storage& peer, const sockaddr_storage& local) const override;
 
     // Per-cgroup decision counters summed over CPUs.
     std::map<uint64_t, CgroupCounters> counters() const;
@@ -117,9 +119,5 @@ const char* counter_name(int slot);
 
 // Names of the pins under the pin directory (maps and links), shared with `podidctl` and the tests.
 std::vector<std::string> datapath_pin_names();
-
-// Converts "a.b.c.d" to network order; error on anything else.
-Result<uint32_t> parse_ip4(const std::string& text);
-std::string format_ip4(uint32_t network_order);
 
 }  // namespace podid

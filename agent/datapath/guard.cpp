@@ -17,8 +17,8 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 
 #include "datapath/bpffs.h"
-#include "datapath/fd.h"
-#include "observe/log.h"
+#include "common/fd.h"
+#include "common/log.h"
 #include "podid_guard.skel.h"
 
 namespace podid {

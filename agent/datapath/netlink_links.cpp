@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "datapath/fd.h"
+#include "common/fd.h"
 
 namespace podid {
 

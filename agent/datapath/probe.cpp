@@ -12,8 +12,8 @@
 #include <cstddef>
 #include <cstring>
 
-#include "caller/cgroup_paths.h"
-#include "datapath/fd.h"
+#include "common/cgroupfs.h"
+#include "common/fd.h"
 
 namespace podid {
 namespace {

@@ -7,8 +7,9 @@
 #include <boost/beast/http/verb.hpp>
 #include <nlohmann/json.hpp>
 
+#include "http/selfcheck_route.h"
 #include "http/target.h"
-#include "policy/identity_select.h"
+#include "token/identity_select.h"
 #include "token/token_body.h"
 
 namespace podid {
@@ -110,6 +111,10 @@ Plan plan_token(const HttpRequest& req, const Classified& what, const Caller& ca
     }
     std::optional<Identity> identity = select_identity(binding, query->selector);
     if (!identity) {
+        // Selected by an AzureIdentityBinding whose identities this agent cannot serve (service principal types):
+        // the client sees IMDS's "Identity not found", the audit log and the operator see why.
+        if (binding.kind == BindingKind::aad_pod_identity && binding.identities.empty())
+            return deny(req, 400, kIdentityNotFound, Reason::deny_unsupported_identity);
         return deny(req, 400, kIdentityNotFound,
                     query->selector.kind == IdentitySelector::Kind::none ? Reason::deny_no_binding
                                                                          : Reason::deny_identity_not_bound);
@@ -121,11 +126,20 @@ Plan plan_token(const HttpRequest& req, const Classified& what, const Caller& ca
     return FetchToken{std::move(*key), std::move(*identity), query->bypass_cache, false, Reason::ok_bound_identity};
 }
 
-// `binding` is the named pod's: the session has resolved it and authorised the caller.
+// `binding` is the named pod's, looked up only when the caller is allowed to ask.
 Plan plan_host_token(const HttpRequest& req, const Classified& what, const Binding& binding,
                      const HandlerOptions& options) {
     if (!options.loopback_listener) {
         return deny(req, 404, "Not found", Reason::deny_path);
+    }
+    switch (options.host_token_access) {
+    case HostTokenAccess::not_served:
+        return Reply{imds_error(req, 404, "not_found", "/host/token is served only in Kubernetes mode"),
+                     Reason::deny_path};
+    case HostTokenAccess::refused:
+        return Reply{imds_error(req, 403, "forbidden", "caller is not allowed to request tokens for other pods"),
+                     Reason::deny_host_token_caller};
+    case HostTokenAccess::allowed: break;
     }
     if (has_forwarded_for(req)) {
         return deny(req, 400, "X-Forwarded-For header is not allowed", Reason::deny_forwarded_for);
@@ -205,20 +219,37 @@ std::string token_body(const FetchToken& plan, const Token& token, int64_t now) 
 
 }  // namespace
 
-const char* to_string(RequestKind kind) {
-    switch (kind) {
-    case RequestKind::token: return "token";
-    case RequestKind::probe: return "probe";
-    case RequestKind::host_token: return "host_token";
-    case RequestKind::instance_metadata: return "instance_metadata";
-    case RequestKind::other_metadata: return "other_metadata";
-    case RequestKind::health: return "health";
-    case RequestKind::unknown: return "unknown";
+Lookups lookups_for(const HttpRequest& req, const Classified& what, bool loopback_listener) {
+    Lookups l;
+    switch (what.kind) {
+    case RequestKind::selfcheck: l.resolve_caller = false; break;
+    // Probes (no Metadata header) never wait for the pod directory; identity requests may.
+    case RequestKind::token:
+        if (what.path == kTokenPath && req["Metadata"] == "true") {
+            l.may_wait = true;
+            l.binding = BindingNeeded::caller;
+        }
+        break;
+    // So may host-token requests: the caller's pod decides whether it may ask, and one that arrives before the watch
+    // has delivered that pod (just after the agent starts) must wait for it rather than be refused.
+    case RequestKind::host_token:
+        if (loopback_listener) {
+            l.may_wait = true;
+            l.binding = BindingNeeded::named_pod;
+        }
+        break;
+    default: break;
     }
-    return "unknown";
+    return l;
 }
 
 Classified classify(const HttpRequest& req) {
+    if (req.target() == kSelfCheckTarget) {
+        Classified out;
+        out.kind = RequestKind::selfcheck;
+        out.path = std::string(kSelfCheckTarget);
+        return out;
+    }
     SplitTarget target = split_target(req.target());
     RoutedPath routed = route_path(target.path);
     Classified out;
@@ -257,6 +288,14 @@ Plan plan_request(const HttpRequest& req, const Classified& what, const Caller& 
     case RequestKind::health:
         // Liveness only: a session that knows readiness answers /readyz itself before asking here.
         return Reply{make_response(req, 200, "text/plain; charset=utf-8", "ok\n"), Reason::ok_probe};
+    case RequestKind::selfcheck: {
+        HttpResponse res{http::status::ok, req.version()};
+        res.set(http::field::server, "podid");
+        res.set(http::field::content_type, "text/plain");
+        res.body() = selfcheck_body(caller.origin ? caller.origin->cgroup_id : 0);
+        res.prepare_payload();
+        return Reply{std::move(res), Reason::ok_probe};
+    }
     case RequestKind::unknown: break;
     }
     return Reply{imds_error(req, 404, "not_found", "Not found"), Reason::deny_path};

@@ -8,28 +8,28 @@
 #include <string>
 #include <variant>
 
-#include <boost/beast/http/message.hpp>
-#include <boost/beast/http/string_body.hpp>
-
 #include "caller/caller.h"
+#include "http/request_record.h"
 #include "http/target.h"
-#include "observe/reason.h"
+#include "common/reason.h"
 #include "policy/binding.h"
 #include "token/token.h"
 
 namespace podid {
 
-using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
-using HttpResponse = boost::beast::http::response<boost::beast::http::string_body>;
+
+// Whether the caller of a /host/token request may name another pod (the binding stage's answer).
+enum class HostTokenAccess {
+    not_served,  // no /host/token authority (standalone mode)
+    refused,     // no kernel origin, or not among --host-token-callers
+    allowed,
+};
 
 struct HandlerOptions {
     bool block_instance_metadata = false;  // --block-instance-metadata
     bool loopback_listener = false;        // request arrived on 127.0.0.1 (only there /host/token lives)
+    HostTokenAccess host_token_access = HostTokenAccess::not_served;
 };
-
-// What the request is, for metrics and the audit log.
-enum class RequestKind { token, probe, host_token, instance_metadata, other_metadata, health, unknown };
-const char* to_string(RequestKind kind);
 
 // Answer now (errors, probes, blocked paths).
 struct Reply {
@@ -66,8 +66,19 @@ struct Classified {
 // Looks at method, target and headers only.
 Classified classify(const HttpRequest& req);
 
-// The decision for an IMDS token request (or any other path) from `caller` bound as `binding`.
-// `binding` is ignored for paths that need no identity.
+// What the session must look up before plan_request can decide: the caller (always, except for the agent's own
+// self-check, which carries its answer in the kernel's origin record), whether that lookup may wait for the pod
+// directory (identity requests, never probes), and whose binding the decision needs.
+enum class BindingNeeded { none, caller, named_pod };
+struct Lookups {
+    bool resolve_caller = true;
+    bool may_wait = false;
+    BindingNeeded binding = BindingNeeded::none;
+};
+Lookups lookups_for(const HttpRequest& req, const Classified& what, bool loopback_listener);
+
+// The decision for an IMDS token request (or any other path) from `caller` bound as `binding` (the caller's own, or
+// for /host/token the named pod's). `binding` is ignored for paths that need no identity.
 Plan plan_request(const HttpRequest& req, const Classified& what, const Caller& caller, const Binding& binding,
                   const HandlerOptions& options);
 

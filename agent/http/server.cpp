@@ -1,9 +1,8 @@
 #include "http/server.h"
 
 #include "common/listen.h"
+#include "common/log.h"
 #include "http/target.h"
-#include "observe/log.h"
-#include "observe/selfcheck.h"
 #include "token/token_body.h"
 #include "token/token_fingerprint.h"
 
@@ -196,7 +195,7 @@ HttpResponse Server::Session::throttled(const HttpRequest& req, AuditRecord& rec
     const Classified what = classify(req);
     record.method = std::string(req.method_string());
     record.path = what.path;
-    record.kind = to_string(what.kind);
+    record.kind = what.kind;
     record.resource = what.resource;
     record.requested_identity = what.requested_identity;
     record.caller.origin = origin_;
@@ -416,75 +415,53 @@ void Server::shutdown() {
 
 asio::awaitable<HttpResponse> Server::handle(const HttpRequest& req, const std::optional<Origin>& origin, bool loopback,
                                              AuditRecord& record, std::optional<Caller>& session_caller) {
-    // The agent's own self-check (agent/observe/selfcheck): a process in a probe cgroup under the cgroup
-    // root connects to 169.254.169.254; seeing its cgroup here proves redirect + origin record work.
-    if (req.target() == "/_podid/selfcheck") {
-        HttpResponse res{boost::beast::http::status::ok, req.version()};
-        res.set(boost::beast::http::field::server, "podid");
-        res.set(boost::beast::http::field::content_type, "text/plain");
-        res.body() = selfcheck_body(origin ? origin->cgroup_id : 0);
-        res.prepare_payload();
-        record.kind = "selfcheck";
-        record.reason = Reason::ok_probe;
-        co_return res;
-    }
     const Classified what = classify(req);
     record.method = std::string(req.method_string());
     record.path = what.path;
-    record.kind = to_string(what.kind);
+    record.kind = what.kind;
     record.resource = what.resource;
     record.requested_identity = what.requested_identity;
 
-    // Probes (no Metadata header) never wait for the pod directory; identity requests may. So may host-token
-    // requests: the caller's pod decides whether it may ask, and one that arrives before the watch has delivered
-    // that pod (just after the agent starts) must wait for it rather than be refused.
-    const bool wants_identity = what.kind == RequestKind::token && what.path == kTokenPath && req["Metadata"] == "true";
-    const bool wants_pod = wants_identity || (what.kind == RequestKind::host_token && loopback);
-    // Once per connection: resolving reads cgroupfs (a stat() to validate the cached path), which a keep-alive
-    // client would otherwise pay on every request.
-    if (session_caller)
-        session_caller = co_await deps_.callers->refresh(std::move(*session_caller), wants_pod);
+    // Look up what the decision needs: the caller, once per connection (resolving reads cgroupfs, a stat() to
+    // validate the cached path, which a keep-alive client would otherwise pay on every request), and a binding.
+    const Lookups needs = lookups_for(req, what, loopback);
+    if (!needs.resolve_caller)
+        session_caller = Caller{origin, {}, {}, {}};
+    else if (session_caller)
+        session_caller = co_await deps_.callers->refresh(std::move(*session_caller), needs.may_wait);
     else
-        session_caller = co_await deps_.callers->resolve(origin, wants_pod);
+        session_caller = co_await deps_.callers->resolve(origin, needs.may_wait);
     const Caller& caller = *session_caller;
+    record.caller = caller;
 
+    HandlerOptions options{options_.block_instance_metadata, loopback, HostTokenAccess::not_served};
     Binding binding;
-    if (what.kind == RequestKind::token && wants_identity && caller.origin) {
+    if (needs.binding == BindingNeeded::caller && caller.origin) {
         binding = deps_.bindings->bindings_for(caller);
-    } else if (what.kind == RequestKind::host_token && loopback) {
-        if (!deps_.host_tokens) {
-            record.caller = caller;
-            record.reason = Reason::deny_path;
-            co_return imds_error(req, 404, "not_found", "/host/token is served only in Kubernetes mode");
-        }
+    } else if (needs.binding == BindingNeeded::named_pod && deps_.host_tokens) {
         std::string ns(req["podns"]), name(req["podname"]);
         record.target_pod = ns + "/" + name;
-        if (!caller.origin || !deps_.host_tokens->authorised(caller)) {
-            record.caller = caller;
-            record.reason = Reason::deny_host_token_caller;
-            co_return imds_error(req, 403, "forbidden", "caller is not allowed to request tokens for other pods");
-        }
-        if (!ns.empty() && !name.empty()) {
+        options.host_token_access = caller.origin && deps_.host_tokens->authorised(caller) ? HostTokenAccess::allowed
+                                                                                           : HostTokenAccess::refused;
+        if (options.host_token_access == HostTokenAccess::allowed && !ns.empty() && !name.empty()) {
             if (auto b = co_await deps_.host_tokens->binding_of(ns, name))
                 binding = *b;
         }
     }
-    record.caller = caller;
-    record.binding =
-        std::string(to_string(binding.kind)) + (binding.explanation.empty() ? "" : ": " + binding.explanation);
+    // The audit line names the binding the decision saw: none for a /host/token caller refused before any lookup.
+    const bool refused_early = needs.binding == BindingNeeded::named_pod &&
+                               options.host_token_access != HostTokenAccess::allowed;
+    if (what.kind != RequestKind::selfcheck && !refused_early)
+        record.binding =
+            std::string(to_string(binding.kind)) + (binding.explanation.empty() ? "" : ": " + binding.explanation);
 
-    Plan plan = plan_request(req, what, caller, binding, HandlerOptions{options_.block_instance_metadata, loopback});
+    Plan plan = plan_request(req, what, caller, binding, options);
     if (auto* reply = std::get_if<Reply>(&plan)) {
         record.reason = reply->reason;
-        // Selected by an AzureIdentityBinding whose identities this agent cannot serve (service principal
-        // types): the client sees IMDS's "Identity not found", the audit log and the operator see why.
-        if (binding.kind == BindingKind::aad_pod_identity && binding.identities.empty() &&
-            (reply->reason == Reason::deny_no_binding || reply->reason == Reason::deny_identity_not_bound)) {
-            record.reason = Reason::deny_unsupported_identity;
+        if (reply->reason == Reason::deny_unsupported_identity && binding.identities.empty())
             log_warn("pod is bound only to identities podid cannot serve",
                      kv("pod", caller.pod ? caller.pod->ns + "/" + caller.pod->name : caller.cgroup_path) +
                          kv("binding", binding.explanation));
-        }
         co_return std::move(reply->response);
     }
     if (auto* fwd = std::get_if<Forward>(&plan)) {

@@ -23,59 +23,18 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "caller/caller.h"
-#include "caller/origin_source.h"
+#include "caller/caller_resolver.h"
 #include "common/result.h"
+#include "datapath/origin_source.h"
 #include "http/caller_limits.h"
+#include "http/forwarder.h"
 #include "http/imds_handler.h"
-#include "observe/audit.h"
+#include "http/request_record.h"
 #include "policy/binding.h"
+#include "policy/host_token_authority.h"
 #include "token/token.h"
 
 namespace podid {
-
-// Sends a request for a non-identity metadata path to the node's IMDS (NMI behaviour).
-class Forwarder {
-public:
-    virtual ~Forwarder() = default;
-    virtual boost::asio::awaitable<HttpResponse> forward(const HttpRequest& req) = 0;
-};
-
-// Resolves the caller (cgroup path, pod) from the kernel's origin record; may wait for the pod
-// directory (Kubernetes mode) when `may_wait` — never for probes.
-class CallerResolver {
-public:
-    virtual ~CallerResolver() = default;
-    virtual boost::asio::awaitable<Caller> resolve(std::optional<Origin> origin, bool may_wait) = 0;
-    // The next request on a connection whose caller was already resolved: the origin is per connection, so only
-    // what can change between requests needs looking at again. The default resolves everything again (always
-    // correct); a resolver whose answer cannot change (standalone: cgroup path and kubelet shape only) returns
-    // `cached` as is, and one with a pod directory may re-read only the pod, without touching cgroupfs.
-    virtual boost::asio::awaitable<Caller> refresh(Caller cached, bool may_wait) {
-        return resolve(std::move(cached.origin), may_wait);
-    }
-};
-
-// /host/token (Secrets Store CSI driver): is `caller` allowed to ask for pod ns/name, and what is that
-// pod bound to. Absent in standalone mode (then /host/token answers 404).
-class HostTokenAuthority {
-public:
-    virtual ~HostTokenAuthority() = default;
-    virtual bool authorised(const Caller& caller) const = 0;
-    virtual boost::asio::awaitable<std::optional<Binding>> binding_of(const std::string& ns,
-                                                                      const std::string& name) = 0;
-};
-
-// Everything that happened in one request, for the audit log and metrics.
-class RequestSink {
-public:
-    virtual ~RequestSink() = default;
-    virtual void on_request_begin() {}  // a request was read; on_request follows when it is answered
-    virtual void on_request(const AuditRecord& record) = 0;
-    virtual void on_connection(int delta) {}
-    // A connection was accepted `seconds` after its process called connect() (the kernel's record of the
-    // connect time): the wait in the SYN and accept queues, which grows when the agent falls behind.
-    virtual void on_accept_wait(double seconds) {}
-};
 
 struct ServerLimits {
     size_t header_limit = 8 * 1024;

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "common/result.h"
-#include "policy/identity_select.h"
+#include "token/identity_select.h"
 
 namespace podid {
 

@@ -31,7 +31,7 @@
 
 #include "common/tcp_keepalive.h"
 #include "kube/json_splitter.h"
-#include "observe/log.h"
+#include "common/log.h"
 
 namespace podid::kube {
 

@@ -9,7 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "kube/client.h"
-#include "observe/log.h"
+#include "common/log.h"
 
 namespace podid::kube {
 

@@ -7,8 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "observe/json_writer.h"
-#include "observe/log.h"
+#include "common/json_writer.h"
+#include "common/log.h"
 
 namespace podid {
 
@@ -20,7 +20,7 @@ constexpr std::chrono::seconds kDropReportEvery{10};
 // Enough for the line when nothing needs escaping (keys, numbers and punctuation take under 512 bytes), so that the
 // writer grows `out` once.
 size_t line_size_hint(const AuditRecord& r) {
-    size_t n = 512 + r.listener.size() + r.method.size() + r.path.size() + r.kind.size() + r.caller.cgroup_path.size() +
+    size_t n = 512 + r.listener.size() + r.method.size() + r.path.size() + r.caller.cgroup_path.size() +
                r.requested_identity.size() + r.granted_identity.size() + r.binding.size() + r.resource.size() +
                r.target_pod.size() + r.cache.size() + r.token_sha256.size();
     if (r.caller.origin)
@@ -40,7 +40,7 @@ void append_json_line(std::string& out, const AuditRecord& r) {
         .field("decision", is_denial(r.reason) ? "deny" : "allow")
         .field("reason", to_string(r.reason))
         .field("status", uint64_t{r.status})
-        .field("kind", r.kind)
+        .field("kind", to_string(r.kind))
         .field("method", r.method)
         .field("path", r.path)
         .field("listener", r.listener);

@@ -13,30 +13,10 @@
 #include <string>
 #include <thread>
 
-#include "caller/caller.h"
 #include "common/result.h"
-#include "observe/reason.h"
+#include "http/request_record.h"
 
 namespace podid {
-
-struct AuditRecord {
-    int64_t time_ms = 0;       // epoch milliseconds at the end of the request
-    std::string listener;      // "node" | "loopback"
-    std::string method, path;  // normalised path
-    std::string kind;          // RequestKind name
-    Caller caller;
-    std::string requested_identity;  // what the client asked for ("client_id=...") or ""
-    std::string granted_identity;    // identity served ("client_id=..."), "node" for passthrough, "" when denied
-    std::string binding;             // BindingKind + explanation
-    std::string resource;
-    std::string target_pod;  // /host/token: "namespace/name" the caller asked for
-    Reason reason = Reason::deny_no_origin;
-    unsigned status = 0;
-    double latency_ms = 0;
-    std::string cache;  // "hit" | "miss" | "shared" | ""
-    int64_t token_expires_on = 0;
-    std::string token_sha256;  // first 16 hex of SHA-256 of the access token
-};
 
 std::string to_json_line(const AuditRecord& record);
 // Same, appended to `out` (the writer reuses one buffer per thread).

@@ -5,7 +5,6 @@
 #include <prometheus/metric_family.h>
 #include <prometheus/text_serializer.h>
 
-#include "http/imds_handler.h"
 
 namespace podid {
 
@@ -45,24 +44,9 @@ const std::vector<double>& upstream_duration_buckets() {
     return b;
 }
 
-// The kinds in the order of their handle slots. A kind added to RequestKind and not here is still counted right,
-// through the slow path.
-constexpr RequestKind kKindSlots[] = {
-    RequestKind::token,          RequestKind::probe,  RequestKind::host_token, RequestKind::instance_metadata,
-    RequestKind::other_metadata, RequestKind::health, RequestKind::unknown};
-constexpr int kTokenSlot = 0;
-constexpr int kHostTokenSlot = 2;
-constexpr int kUnknownSlot = 6;
-
-// The handle slot of a record's kind; -1 for a name that is not a RequestKind's.
-int kind_slot(std::string_view kind) {
-    if (kind.empty())
-        return kUnknownSlot;  // labelled "unknown", as RequestKind::unknown is
-    for (size_t i = 0; i < std::size(kKindSlots); ++i)
-        if (kind == to_string(kKindSlots[i]))
-            return static_cast<int>(i);
-    return -1;
-}
+// One histogram slot per RequestKind, in the enum's order.
+constexpr int kTokenSlot = static_cast<int>(RequestKind::token);
+constexpr int kHostTokenSlot = static_cast<int>(RequestKind::host_token);
 
 constexpr const char* kCodeClassNames[] = {"1xx", "2xx", "3xx", "4xx", "5xx", "other"};
 
@@ -238,7 +222,7 @@ void Metrics::on_request(const AuditRecord& r) {
             break;
         }
     }
-    const int kind = kind_slot(r.kind);
+    const int kind = static_cast<int>(r.kind);
     duration_histogram(kind, code_class_slot(r.status), r).Observe(r.latency_ms / 1000.0);
     if (is_denial(r.reason))
         denial_counter(r.reason).Increment();
@@ -254,17 +238,14 @@ void Metrics::on_request(const AuditRecord& r) {
 }
 
 pm::Histogram& Metrics::duration_histogram(int kind, size_t code_class_index, const AuditRecord& r) {
-    if (kind < 0)  // not a RequestKind name: labelled as given, looked up each time (no such caller today)
-        return request_duration_.Add({{"kind", r.kind}, {"code_class", code_class(r.status)}},
-                                     request_duration_buckets());
-    static_assert(std::size(kKindSlots) == kKinds && std::size(kCodeClassNames) == kCodeClasses);
+    static_assert(static_cast<size_t>(RequestKind::selfcheck) + 1 == kKinds && std::size(kCodeClassNames) == kCodeClasses);
     const auto kind_index = static_cast<size_t>(kind);
     auto& slot = durations_[kind_index][code_class_index];
     if (pm::Histogram* h = slot.load(std::memory_order_acquire))
         return *h;
     // Two threads may both get here: Family::Add returns the same histogram for the same labels.
     auto& h = request_duration_.Add(
-        {{"kind", to_string(kKindSlots[kind_index])}, {"code_class", kCodeClassNames[code_class_index]}},
+        {{"kind", to_string(static_cast<RequestKind>(kind_index))}, {"code_class", kCodeClassNames[code_class_index]}},
         request_duration_buckets());
     slot.store(&h, std::memory_order_release);
     return h;

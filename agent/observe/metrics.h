@@ -34,7 +34,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
-#include "http/server.h"
+#include "http/request_record.h"
 #include "observe/audit.h"
 #include "token/token_cache.h"
 
@@ -105,7 +105,7 @@ private:
     class ScrapeTimeCollector;
 
     // RequestKind values (http/imds_handler.h) and status classes, as indexes into the handle arrays.
-    static constexpr size_t kKinds = 7;
+    static constexpr size_t kKinds = 8;
     static constexpr size_t kCodeClasses = 6;  // 1xx .. 5xx, other
     static constexpr size_t kReasons = 64;     // Reason values; larger ones (none yet) take the slow path
 

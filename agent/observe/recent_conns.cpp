@@ -1,6 +1,12 @@
 #include "observe/recent_conns.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
+#include <chrono>
+
+#include "common/ip_text.h"
 
 namespace podid {
 
@@ -34,6 +40,24 @@ std::vector<ConnRecord> RecentConnections::latest(std::size_t limit) const {
 uint64_t RecentConnections::total() const {
     std::lock_guard lock(mu_);
     return total_;
+}
+
+std::optional<Origin> RecordedOrigins::origin_of(const sockaddr_storage& peer, const sockaddr_storage& local) const {
+    // The same addresses serve both the kernel lookup and the ring.
+    const bool known = peer.ss_family != AF_UNSPEC && local.ss_family != AF_UNSPEC;
+    std::optional<Origin> origin = known ? kernel_.origin_of(peer, local) : std::nullopt;
+    ConnRecord r;
+    r.time_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    if (known)
+        r.peer = format_sockaddr(peer);
+    const bool loopback = known && local.ss_family == AF_INET &&
+                          (ntohl(reinterpret_cast<const sockaddr_in*>(&local)->sin_addr.s_addr) >> 24) == 127;
+    r.listener = loopback ? "loopback" : "node";
+    r.origin = origin;
+    recent_.record(std::move(r));
+    return origin;
 }
 
 }  // namespace podid

@@ -13,7 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "caller/caller.h"
+#include "datapath/origin.h"
+#include "datapath/origin_source.h"
 
 namespace podid {
 
@@ -41,6 +42,18 @@ private:
     std::vector<ConnRecord> ring_;
     std::size_t next_ = 0;  // where the next record goes once the ring is full
     uint64_t total_ = 0;
+};
+
+// The agent's origin source: the kernel's record for each accepted connection, with a copy to the ring (the lookup
+// deletes the record from the BPF map, so nothing else could show it later).
+class RecordedOrigins : public OriginSource {
+public:
+    RecordedOrigins(const OriginSource& kernel, RecentConnections& recent) : kernel_(kernel), recent_(recent) {}
+    std::optional<Origin> origin_of(const sockaddr_storage& peer, const sockaddr_storage& local) const override;
+
+private:
+    const OriginSource& kernel_;
+    RecentConnections& recent_;
 };
 
 }  // namespace podid

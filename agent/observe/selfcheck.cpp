@@ -15,13 +15,12 @@
 #include <cerrno>
 #include <cstring>
 
-#include "datapath/fd.h"
+#include "common/fd.h"
 
 namespace podid {
 
 namespace {
 
-constexpr std::string_view kBodyPrefix = "podid-selfcheck cgroup=";
 
 // Everything the child needs, prepared before the fork so that the child allocates nothing.
 struct ChildPlan {
@@ -97,12 +96,8 @@ int64_t remaining_ms(std::chrono::steady_clock::time_point deadline) {
 }  // namespace
 
 std::string selfcheck_request() {
-    return "GET /_podid/selfcheck HTTP/1.1\r\nHost: 169.254.169.254\r\nUser-Agent: podid-selfcheck\r\n"
+    return "GET " + std::string(kSelfCheckTarget) + " HTTP/1.1\r\nHost: 169.254.169.254\r\nUser-Agent: podid-selfcheck\r\n"
            "Connection: close\r\n\r\n";
-}
-
-std::string selfcheck_body(uint64_t origin_cgroup_id) {
-    return std::string(kBodyPrefix) + std::to_string(origin_cgroup_id);
 }
 
 SelfCheckStatus judge_selfcheck_response(std::string_view raw, uint64_t cgroup_id) {
@@ -129,11 +124,11 @@ SelfCheckStatus judge_selfcheck_response(std::string_view raw, uint64_t cgroup_i
     std::string_view body = raw.substr(header_end + 4);
     while (!body.empty() && (body.back() == '\n' || body.back() == '\r' || body.back() == ' '))
         body.remove_suffix(1);
-    if (body.substr(0, kBodyPrefix.size()) != kBodyPrefix) {
+    if (body.substr(0, kSelfCheckBodyPrefix.size()) != kSelfCheckBodyPrefix) {
         st.detail = "unexpected answer body (an agent without the self-check route?)";
         return st;
     }
-    std::string_view got = body.substr(kBodyPrefix.size());
+    std::string_view got = body.substr(kSelfCheckBodyPrefix.size());
     if (got != std::to_string(cgroup_id)) {
         st.detail =
             "origin recorded as cgroup " + std::string(got.substr(0, 24)) + ", expected " + std::to_string(cgroup_id);

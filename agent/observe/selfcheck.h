@@ -22,6 +22,7 @@
 #include <string_view>
 #include <thread>
 
+#include "http/selfcheck_route.h"
 #include "observe/health.h"
 
 namespace podid {
@@ -43,8 +44,6 @@ std::string selfcheck_request();
 // Judges the raw HTTP answer the child read: passed when it is a 200 whose body names `cgroup_id`.
 SelfCheckStatus judge_selfcheck_response(std::string_view raw, uint64_t cgroup_id);
 
-// The body the agent's server must answer /_podid/selfcheck with (for the route's implementer and tests).
-std::string selfcheck_body(uint64_t origin_cgroup_id);
 
 class SelfCheck {
 public:

@@ -41,7 +41,7 @@ AuditRecord served_token() {
     r.listener = "node";
     r.method = "GET";
     r.path = "/metadata/identity/oauth2/token";
-    r.kind = "token";
+    r.kind = RequestKind::token;
     r.caller.origin = Origin{123456789, 4242, "python3", "169.254.169.254:80", true};
     r.caller.cgroup_path =
         "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0a1b2c3d_4e5f_6a7b_8c9d_0e1f2a3b4c5d.slice/"
@@ -77,7 +77,7 @@ AuditRecord denied_token() {
 
 AuditRecord probe() {
     AuditRecord r = served_token();
-    r.kind = "probe";
+    r.kind = RequestKind::probe;
     r.path = "/metadata/identity/oauth2/token";
     r.reason = Reason::ok_probe;
     r.granted_identity.clear();

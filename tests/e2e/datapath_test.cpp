@@ -21,7 +21,7 @@
 #include <thread>
 
 #include "datapath/datapath.h"
-#include "datapath/fd.h"
+#include "common/fd.h"
 #include "datapath/probe.h"
 #include "support/netns.h"
 #include "support/test_node.h"

@@ -18,7 +18,7 @@
 #include <cstring>
 #include <thread>
 
-#include "datapath/fd.h"
+#include "common/fd.h"
 #include "datapath/guard.h"
 #include "support/podid_node.h"
 

@@ -15,7 +15,7 @@
 #include <thread>
 
 #include "datapath/datapath.h"
-#include "datapath/fd.h"
+#include "common/fd.h"
 #include "observe/bpf_collector.h"
 #include "observe/metrics.h"
 #include "observe/selfcheck.h"

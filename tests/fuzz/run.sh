@@ -28,7 +28,7 @@ fi
 # built on every CI run), and the stack traces still name file and line.
 cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
     -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -DNDEBUG" \
-    -DPODID_FUZZ=ON "${launcher[@]}" >"$build.configure.log" 2>&1 ||
+    -DPODID_FUZZ=ON -DPODID_WERROR=ON "${launcher[@]}" >"$build.configure.log" 2>&1 ||
     { cat "$build.configure.log"; exit 2; }
 cmake --build "$build" -j"$jobs" --target "${targets[@]/#/fuzz_}"
 

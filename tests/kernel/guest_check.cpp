@@ -24,7 +24,7 @@
 
 #include "caller/cgroup_paths.h"
 #include "datapath/datapath.h"
-#include "datapath/fd.h"
+#include "common/fd.h"
 #include "datapath/guard.h"
 #include "datapath/probe.h"
 

@@ -66,7 +66,7 @@ do_build() {
     for t in $unit; do targets+=("unit_$t"); done
     for t in $e2e; do targets+=("e2e_$t"); done
     local start=$SECONDS
-    cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPODID_SANITIZE="$mode" \
+    cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPODID_SANITIZE="$mode" -DPODID_WERROR=ON \
         "${launcher[@]}" >"$logs/configure.log" 2>&1 || { cat "$logs/configure.log"; return 2; }
     # Only what the runs need (the test targets depend on the agent, emulator, probe and podidctl).
     if ! cmake --build "$build" -j"$jobs" --target "${targets[@]}" >"$logs/build.log" 2>&1; then

@@ -2,7 +2,7 @@
 // writer (order, flush, SIGHUP-style reopen, drop-and-count when the queue is full, nothing lost at exit).
 #include "observe/audit.h"
 #include "observe/audit_metrics.h"
-#include "observe/json_writer.h"
+#include "common/json_writer.h"
 
 #include <gtest/gtest.h>
 
@@ -214,7 +214,7 @@ AuditRecord nasty_record() {
     r.listener = "node";
     r.method = "GET";
     r.path = "/metadata/identity/oauth2/token\"\n\\";
-    r.kind = "token";
+    r.kind = RequestKind::token;
     r.caller.origin = Origin{18446744073709551615ULL, 4242, "evil\"\x01\xff", "169.254.169.254:80", true};
     r.caller.cgroup_path = "/kubepods.slice/a\tb";
     r.caller.pod_ref = PodRef{"uid-1", "c0ffee", "containerd", "burstable"};
@@ -326,7 +326,7 @@ std::vector<Json> read_lines(const std::string& path) {
 AuditRecord numbered(int64_t n) {
     AuditRecord r;
     r.time_ms = n;
-    r.kind = "token";
+    r.kind = RequestKind::token;
     r.reason = Reason::ok_bound_identity;
     r.status = 200;
     return r;

@@ -1,5 +1,5 @@
 // Choosing among a caller's bound identities, and naming the choice to the node's IMDS.
-#include "policy/identity_select.h"
+#include "token/identity_select.h"
 
 #include <gtest/gtest.h>
 

@@ -1,10 +1,10 @@
-// IPv4 text both ways (datapath/datapath.h): format_ip4 is on every accepted connection's path, parse_ip4 reads
+// IPv4 text both ways (common/ip_text.h): format_ip4 is on every accepted connection's path, parse_ip4 reads
 // --node-ip. Each row goes through both.
 #include <arpa/inet.h>
 
 #include <gtest/gtest.h>
 
-#include "datapath/datapath.h"
+#include "common/ip_text.h"
 
 namespace podid {
 namespace {

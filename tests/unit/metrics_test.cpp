@@ -27,7 +27,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "observe/admin_http.h"
+#include "admin/admin_http.h"
 #include "observe/bpf_collector.h"
 #include "observe/health.h"
 #include "observe/metrics.h"
@@ -43,7 +43,7 @@ using tcp = asio::ip::tcp;
 AuditRecord token_record(const std::string& ns, const std::string& pod, unsigned status, Reason reason,
                          std::string granted = "client_id=aaaa") {
     AuditRecord r;
-    r.kind = "token";
+    r.kind = RequestKind::token;
     r.status = status;
     r.reason = reason;
     r.latency_ms = 2.5;
@@ -91,7 +91,7 @@ TEST(Metrics, TokenRequestsPerPodIdentityAndCode) {
     m.on_request(token_record("team-a", "web-1", 403, Reason::deny_identity_not_bound));
     m.on_request(token_record("", "", 404, Reason::deny_no_binding));  // not a known pod
     AuditRecord probe;
-    probe.kind = "probe";
+    probe.kind = RequestKind::probe;
     probe.status = 200;
     probe.reason = Reason::ok_probe;
     m.on_request(probe);  // not a token request: histogram only
@@ -225,7 +225,7 @@ TEST(Metrics, DenialsByEveryReason) {
     for (int v = 0; v <= static_cast<int>(Reason::deny_rate_limited); ++v) {
         const auto reason = static_cast<Reason>(v);
         AuditRecord rec;
-        rec.kind = "probe";
+        rec.kind = RequestKind::probe;
         rec.status = 403;
         rec.reason = reason;
         m.on_request(rec);
@@ -264,7 +264,7 @@ TEST(Metrics, TokenSeriesKeptApart) {
             m.on_request(token_record(r.ns, r.pod, r.status, Reason::ok_bound_identity, r.identity));
     // /host/token requests are token requests too.
     AuditRecord host = token_record("a", "bc", 200, Reason::ok_bound_identity, "client_id=1");
-    host.kind = "host_token";
+    host.kind = RequestKind::host_token;
     m.on_request(host);
     const auto s = m.scrape();
     for (const auto& r : rows) {

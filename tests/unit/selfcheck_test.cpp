@@ -15,7 +15,7 @@
 #include <fstream>
 #include <thread>
 
-#include "datapath/fd.h"
+#include "common/fd.h"
 #include "observe/selfcheck.h"
 
 namespace podid {

@@ -9,7 +9,7 @@
 #include <memory>
 #include <optional>
 
-#include "app/introspect.h"
+#include "admin/introspect.h"
 #include "caller/cgroup_paths.h"
 #include "datapath/datapath.h"
 

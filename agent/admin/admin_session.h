@@ -15,7 +15,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
-#include "observe/admin_http.h"
+#include "admin/admin_http.h"
 
 namespace podid {
 

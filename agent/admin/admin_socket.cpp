@@ -1,4 +1,4 @@
-#include "observe/admin_socket.h"
+#include "admin/admin_socket.h"
 
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -19,8 +19,8 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
-#include "observe/admin_session.h"
-#include "observe/log.h"
+#include "admin/admin_session.h"
+#include "common/log.h"
 
 namespace podid {
 

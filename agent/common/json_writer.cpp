@@ -1,4 +1,4 @@
-#include "observe/json_writer.h"
+#include "common/json_writer.h"
 
 #include <algorithm>
 #include <array>

@@ -13,7 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "observe/admin_http.h"
+#include "admin/admin_http.h"
 #include "podid/abi.h"
 
 namespace podid {

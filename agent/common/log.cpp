@@ -1,4 +1,4 @@
-#include "observe/log.h"
+#include "common/log.h"
 
 #include <unistd.h>
 

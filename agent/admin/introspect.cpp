@@ -1,4 +1,4 @@
-#include "app/introspect.h"
+#include "admin/introspect.h"
 
 #include <unistd.h>
 

@@ -19,7 +19,7 @@
 #include <boost/asio/local/stream_protocol.hpp>
 
 #include "common/result.h"
-#include "observe/admin_http.h"
+#include "admin/admin_http.h"
 
 namespace podid {
 

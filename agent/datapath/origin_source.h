@@ -6,7 +6,7 @@
 
 #include <optional>
 
-#include "caller/caller.h"
+#include "datapath/origin.h"
 
 namespace podid {
 

@@ -1,4 +1,4 @@
-#include "observe/reason.h"
+#include "common/reason.h"
 
 namespace podid {
 

@@ -1,4 +1,4 @@
-#include "policy/identity_select.h"
+#include "token/identity_select.h"
 
 #include <algorithm>
 #include <cctype>

@@ -1,7 +1,7 @@
-#include "observe/admin_http.h"
+#include "admin/admin_http.h"
 
 #include "common/listen.h"
-#include "observe/admin_session.h"
+#include "admin/admin_session.h"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
