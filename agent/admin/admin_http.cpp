@@ -1,7 +1,7 @@
 #include "admin/admin_http.h"
 
-#include "common/listen.h"
 #include "admin/admin_session.h"
+#include "common/listen.h"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>

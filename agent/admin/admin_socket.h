@@ -18,8 +18,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 
-#include "common/result.h"
 #include "admin/admin_http.h"
+#include "common/result.h"
 
 namespace podid {
 

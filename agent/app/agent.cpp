@@ -9,6 +9,8 @@
 #include <chrono>
 #include <thread>
 
+#include "admin/admin_http.h"
+#include "admin/admin_socket.h"
 #include "admin/introspect.h"
 #include "caller/cgroup_paths.h"
 #include "caller/local_caller_resolver.h"
@@ -22,8 +24,6 @@
 #include "kube/config.h"
 #include "kube/kube_caller_resolver.h"
 #include "kube/state.h"
-#include "admin/admin_http.h"
-#include "admin/admin_socket.h"
 #include "observe/audit.h"
 #include "observe/audit_metrics.h"
 #include "observe/audit_sink.h"

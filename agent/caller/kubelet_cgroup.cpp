@@ -19,16 +19,19 @@ bool ends_with(std::string_view s, std::string_view suffix) {
 // A pod UID in 8-4-4-4-12 hex form with `sep` between the groups (systemd unit names use '_' since '-' nests
 // slices); returned with dashes, lower case.
 std::optional<std::string> parse_uid(std::string_view text, char sep) {
-    if (text.size() != 36) return std::nullopt;
+    if (text.size() != 36)
+        return std::nullopt;
     std::string uid(36, '-');
     for (std::size_t i = 0; i < text.size(); ++i) {
         const bool separator_pos = i == 8 || i == 13 || i == 18 || i == 23;
         char c = text[i];
         if (separator_pos) {
-            if (c != sep) return std::nullopt;
+            if (c != sep)
+                return std::nullopt;
             continue;
         }
-        if (!is_hex(c)) return std::nullopt;
+        if (!is_hex(c))
+            return std::nullopt;
         uid[i] = (c >= 'A' && c <= 'F') ? static_cast<char>(c - 'A' + 'a') : c;
     }
     return uid;
@@ -36,9 +39,11 @@ std::optional<std::string> parse_uid(std::string_view text, char sep) {
 
 // Runtimes write container ids as 64 lower-case hex digits; anything else (conmon, truncated ids) is not one.
 bool is_container_id(std::string_view id) {
-    if (id.size() != 64) return false;
+    if (id.size() != 64)
+        return false;
     for (char c : id)
-        if (!is_hex_lower(c)) return false;
+        if (!is_hex_lower(c))
+            return false;
     return true;
 }
 
@@ -55,11 +60,13 @@ constexpr RuntimePrefix kRuntimes[] = {
 // "<runtime>-<id>" (systemd driver, with ".scope"; CRI-O on cgroupfs, without) or a bare id (cgroupfs).
 bool parse_container(std::string_view seg, Driver driver, PodRef& ref) {
     if (driver == Driver::systemd) {
-        if (!ends_with(seg, ".scope")) return false;
+        if (!ends_with(seg, ".scope"))
+            return false;
         seg.remove_suffix(6);
     }
     // CRI-O's monitor process gets "crio-conmon-<id>.scope" next to the container: it is not pod code.
-    if (starts_with(seg, "crio-conmon-")) return false;
+    if (starts_with(seg, "crio-conmon-"))
+        return false;
     for (const auto& r : kRuntimes) {
         if (starts_with(seg, r.prefix) && is_container_id(seg.substr(r.prefix.size()))) {
             ref.runtime = std::string(r.runtime);
@@ -77,7 +84,8 @@ bool parse_container(std::string_view seg, Driver driver, PodRef& ref) {
 
 // Parses the segments below the kubepods cgroup.
 std::optional<PodRef> parse_below_kubepods(const std::vector<std::string_view>& segs, std::size_t i, Driver driver) {
-    if (i >= segs.size()) return std::nullopt;
+    if (i >= segs.size())
+        return std::nullopt;
     PodRef ref;
     ref.qos = "guaranteed";
     std::string_view pod_prefix;
@@ -105,17 +113,21 @@ std::optional<PodRef> parse_below_kubepods(const std::vector<std::string_view>& 
             ++i;
         }
     }
-    if (i >= segs.size()) return std::nullopt;
+    if (i >= segs.size())
+        return std::nullopt;
     std::string_view pod = segs[i];
     if (!starts_with(pod, pod_prefix) || !ends_with(pod, pod_suffix) ||
         pod.size() < pod_prefix.size() + pod_suffix.size())
         return std::nullopt;
     auto uid = parse_uid(pod.substr(pod_prefix.size(), pod.size() - pod_prefix.size() - pod_suffix.size()), uid_sep);
-    if (!uid) return std::nullopt;
+    if (!uid)
+        return std::nullopt;
     ref.uid = std::move(*uid);
     ++i;
-    if (i == segs.size()) return ref;  // the pod-level cgroup
-    if (!parse_container(segs[i], driver, ref)) return std::nullopt;
+    if (i == segs.size())
+        return ref;  // the pod-level cgroup
+    if (!parse_container(segs[i], driver, ref))
+        return std::nullopt;
     // Deeper segments are the container's own delegated cgroups: still that container.
     return ref;
 }
@@ -123,15 +135,20 @@ std::optional<PodRef> parse_below_kubepods(const std::vector<std::string_view>& 
 // Splits "/a/b/c" into its segments; nullopt for relative paths and empty interior segments ("//"), which the
 // kernel never reports. One trailing '/' is tolerated.
 std::optional<std::vector<std::string_view>> split_path(std::string_view path) {
-    if (path.empty() || path.front() != '/') return std::nullopt;
-    if (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
+    if (path.empty() || path.front() != '/')
+        return std::nullopt;
+    if (path.size() > 1 && path.back() == '/')
+        path.remove_suffix(1);
     std::vector<std::string_view> segs;
-    if (path == "/") return segs;
+    if (path == "/")
+        return segs;
     std::size_t pos = 1;
     while (pos <= path.size()) {
         std::size_t end = path.find('/', pos);
-        if (end == std::string_view::npos) end = path.size();
-        if (end == pos) return std::nullopt;
+        if (end == std::string_view::npos)
+            end = path.size();
+        if (end == pos)
+            return std::nullopt;
         segs.push_back(path.substr(pos, end - pos));
         pos = end + 1;
     }
@@ -142,11 +159,14 @@ std::optional<std::vector<std::string_view>> split_path(std::string_view path) {
 
 std::optional<PodRef> parse_kubelet_cgroup(std::string_view path) {
     auto segs = split_path(path);
-    if (!segs) return std::nullopt;
+    if (!segs)
+        return std::nullopt;
     for (std::size_t i = 0; i < segs->size(); ++i) {
         // The first kubepods segment decides: one deeper down lives inside some container's subtree.
-        if ((*segs)[i] == "kubepods.slice") return parse_below_kubepods(*segs, i + 1, Driver::systemd);
-        if ((*segs)[i] == "kubepods") return parse_below_kubepods(*segs, i + 1, Driver::cgroupfs);
+        if ((*segs)[i] == "kubepods.slice")
+            return parse_below_kubepods(*segs, i + 1, Driver::systemd);
+        if ((*segs)[i] == "kubepods")
+            return parse_below_kubepods(*segs, i + 1, Driver::cgroupfs);
     }
     return std::nullopt;
 }
@@ -154,9 +174,11 @@ std::optional<PodRef> parse_kubelet_cgroup(std::string_view path) {
 std::optional<PodRef> parse_kubelet_cgroup(std::string_view path, std::string_view kubepods_root) {
     auto root = split_path(kubepods_root.empty() ? std::string_view("/") : kubepods_root);
     auto segs = split_path(path);
-    if (!root || !segs || segs->size() <= root->size()) return std::nullopt;
+    if (!root || !segs || segs->size() <= root->size())
+        return std::nullopt;
     for (std::size_t i = 0; i < root->size(); ++i)
-        if ((*segs)[i] != (*root)[i]) return std::nullopt;
+        if ((*segs)[i] != (*root)[i])
+            return std::nullopt;
     std::size_t below = root->size();
     Driver driver;
     if (!root->empty() && root->back() == "kubepods.slice") {

@@ -2,8 +2,8 @@
 // The Kubernetes mode wraps this and adds the pod object from the API-server watch.
 #pragma once
 
-#include "caller/cgroup_paths.h"
 #include "caller/caller_resolver.h"
+#include "caller/cgroup_paths.h"
 
 namespace podid {
 

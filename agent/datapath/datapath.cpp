@@ -20,8 +20,8 @@
 #include <set>
 #include <string_view>
 
-#include "datapath/bpffs.h"
 #include "common/fd.h"
+#include "datapath/bpffs.h"
 #include "datapath/probe.h"
 #include "podid.skel.h"
 

@@ -16,9 +16,9 @@
 
 #include <boost/asio/posix/stream_descriptor.hpp>
 
-#include "datapath/bpffs.h"
 #include "common/fd.h"
 #include "common/log.h"
+#include "datapath/bpffs.h"
 #include "podid_guard.skel.h"
 
 namespace podid {

@@ -9,14 +9,13 @@
 #include <variant>
 
 #include "caller/caller.h"
+#include "common/reason.h"
 #include "http/request_record.h"
 #include "http/target.h"
-#include "common/reason.h"
 #include "policy/binding.h"
 #include "token/token.h"
 
 namespace podid {
-
 
 // Whether the caller of a /host/token request may name another pod (the binding stage's answer).
 enum class HostTokenAccess {

@@ -449,8 +449,8 @@ asio::awaitable<HttpResponse> Server::handle(const HttpRequest& req, const std::
         }
     }
     // The audit line names the binding the decision saw: none for a /host/token caller refused before any lookup.
-    const bool refused_early = needs.binding == BindingNeeded::named_pod &&
-                               options.host_token_access != HostTokenAccess::allowed;
+    const bool refused_early =
+        needs.binding == BindingNeeded::named_pod && options.host_token_access != HostTokenAccess::allowed;
     if (what.kind != RequestKind::selfcheck && !refused_early)
         record.binding =
             std::string(to_string(binding.kind)) + (binding.explanation.empty() ? "" : ": " + binding.explanation);

@@ -29,9 +29,9 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "common/log.h"
 #include "common/tcp_keepalive.h"
 #include "kube/json_splitter.h"
-#include "common/log.h"
 
 namespace podid::kube {
 

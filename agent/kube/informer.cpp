@@ -8,8 +8,8 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "kube/client.h"
 #include "common/log.h"
+#include "kube/client.h"
 
 namespace podid::kube {
 

@@ -59,9 +59,9 @@ struct ServiceAccount {
 
 // Everything bindings depend on, per namespace, immutable once published (swapped atomically).
 struct Snapshot {
-    std::map<std::string, std::vector<AzureIdentity>> identities;             // by namespace
-    std::map<std::string, std::vector<AzureIdentityBinding>> bindings;        // by namespace
-    std::map<std::string, std::vector<AzurePodIdentityException>> exceptions; // by namespace
+    std::map<std::string, std::vector<AzureIdentity>> identities;                   // by namespace
+    std::map<std::string, std::vector<AzureIdentityBinding>> bindings;              // by namespace
+    std::map<std::string, std::vector<AzurePodIdentityException>> exceptions;       // by namespace
     std::map<std::string, std::map<std::string, ServiceAccount>> service_accounts;  // namespace -> name -> SA
 };
 

@@ -5,7 +5,6 @@
 #include <prometheus/metric_family.h>
 #include <prometheus/text_serializer.h>
 
-
 namespace podid {
 
 namespace pm = prometheus;
@@ -238,7 +237,8 @@ void Metrics::on_request(const AuditRecord& r) {
 }
 
 pm::Histogram& Metrics::duration_histogram(int kind, size_t code_class_index, const AuditRecord& r) {
-    static_assert(static_cast<size_t>(RequestKind::selfcheck) + 1 == kKinds && std::size(kCodeClassNames) == kCodeClasses);
+    static_assert(static_cast<size_t>(RequestKind::selfcheck) + 1 == kKinds &&
+                  std::size(kCodeClassNames) == kCodeClasses);
     const auto kind_index = static_cast<size_t>(kind);
     auto& slot = durations_[kind_index][code_class_index];
     if (pm::Histogram* h = slot.load(std::memory_order_acquire))

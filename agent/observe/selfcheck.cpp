@@ -21,7 +21,6 @@ namespace podid {
 
 namespace {
 
-
 // Everything the child needs, prepared before the fork so that the child allocates nothing.
 struct ChildPlan {
     sockaddr_in addr{};
@@ -96,7 +95,8 @@ int64_t remaining_ms(std::chrono::steady_clock::time_point deadline) {
 }  // namespace
 
 std::string selfcheck_request() {
-    return "GET " + std::string(kSelfCheckTarget) + " HTTP/1.1\r\nHost: 169.254.169.254\r\nUser-Agent: podid-selfcheck\r\n"
+    return "GET " + std::string(kSelfCheckTarget) +
+           " HTTP/1.1\r\nHost: 169.254.169.254\r\nUser-Agent: podid-selfcheck\r\n"
            "Connection: close\r\n\r\n";
 }
 

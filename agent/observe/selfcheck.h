@@ -44,7 +44,6 @@ std::string selfcheck_request();
 // Judges the raw HTTP answer the child read: passed when it is a 200 whose body names `cgroup_id`.
 SelfCheckStatus judge_selfcheck_response(std::string_view raw, uint64_t cgroup_id);
 
-
 class SelfCheck {
 public:
     explicit SelfCheck(SelfCheckOptions options);

@@ -14,7 +14,7 @@ struct Identity {
     std::string client_id;
     std::string resource_id;  // ARM id of a user-assigned identity (IMDS msi_res_id)
     std::string object_id;
-    std::string name;         // human label: AzureIdentity name, bindings entry, service account
+    std::string name;  // human label: AzureIdentity name, bindings entry, service account
 };
 
 enum class BindingKind {

@@ -23,10 +23,10 @@ UpstreamResult to_upstream_result(const ImdsResponse& response, int64_t now) {
         // and never echo the body, which may hold part of a token.
         out.status = 502;
         out.detail = token.error().message;
-        out.body = nlohmann::json{{"error", "bad_gateway"},
-                                  {"error_description", "IMDS returned an unusable token response: " +
-                                                            token.error().message}}
-                       .dump();
+        out.body =
+            nlohmann::json{{"error", "bad_gateway"},
+                           {"error_description", "IMDS returned an unusable token response: " + token.error().message}}
+                .dump();
         return out;
     }
     out.token = std::move(*token);

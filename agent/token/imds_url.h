@@ -10,7 +10,7 @@
 namespace podid {
 
 struct ImdsUrl {
-    std::string host;       // IP literal (IPv6 without brackets) or DNS name
+    std::string host;  // IP literal (IPv6 without brackets) or DNS name
     uint16_t port = 80;
     std::string host_header;  // what goes into Host: "169.254.169.254", "127.0.0.1:8080", "[::1]:80"
 };

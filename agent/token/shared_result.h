@@ -21,9 +21,11 @@ public:
     // Only the first call has an effect.
     void set(T value) {
         std::lock_guard lock(mu_);
-        if (value_) return;
+        if (value_)
+            return;
         value_ = std::move(value);
-        for (auto& waiter : waiters_) waiter->complete(*value_);
+        for (auto& waiter : waiters_)
+            waiter->complete(*value_);
         waiters_.clear();
     }
 

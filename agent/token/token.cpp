@@ -5,8 +5,10 @@ namespace podid {
 std::string TokenKey::to_string() const {
     std::string out;
     auto add = [&out](const char* name, const std::string& value) {
-        if (value.empty()) return;
-        if (!out.empty()) out += ';';
+        if (value.empty())
+            return;
+        if (!out.empty())
+            out += ';';
         out += name;
         out += '=';
         out += value;

@@ -54,13 +54,13 @@ struct TokenCacheOptions {
 };
 
 struct TokenCacheStats {
-    uint64_t hits = 0;             // answered from cache, no waiting
-    uint64_t misses = 0;           // no usable token: started an upstream fetch
-    uint64_t shared = 0;           // waited on a fetch another request started (single-flight)
-    uint64_t forced = 0;           // bypass_cache refreshes started
-    uint64_t negative_hits = 0;    // answered from the remembered upstream error
-    uint64_t refreshes_ok = 0;     // background refreshes that got a new token
-    uint64_t refreshes_failed = 0; // background refreshes that gave up
+    uint64_t hits = 0;                           // answered from cache, no waiting
+    uint64_t misses = 0;                         // no usable token: started an upstream fetch
+    uint64_t shared = 0;                         // waited on a fetch another request started (single-flight)
+    uint64_t forced = 0;                         // bypass_cache refreshes started
+    uint64_t negative_hits = 0;                  // answered from the remembered upstream error
+    uint64_t refreshes_ok = 0;                   // background refreshes that got a new token
+    uint64_t refreshes_failed = 0;               // background refreshes that gave up
     std::map<int, uint64_t> upstream_by_status;  // per attempt; 0 = no answer
     std::size_t entries = 0;
 };

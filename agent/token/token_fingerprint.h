@@ -6,7 +6,8 @@
 
 namespace podid {
 
-// First 16 hex digits of SHA-256(token) (the audit log's token_sha256): enough to tell tokens apart in logs, useless to an attacker.
+// First 16 hex digits of SHA-256(token) (the audit log's token_sha256): enough to tell tokens apart in logs, useless to
+// an attacker.
 std::string token_fingerprint(std::string_view access_token);
 
 }  // namespace podid

@@ -15,11 +15,11 @@ struct UpstreamResult {
     // The HTTP status IMDS answered with; 0 when there was no answer (connect failure, reset,
     // timeout). A 200 whose body is not a usable token is reported as 502.
     int status = 0;
-    std::optional<Token> token;                     // set exactly when status == 200
-    std::string body;                               // IMDS's error body (never a token)
+    std::optional<Token> token;  // set exactly when status == 200
+    std::string body;            // IMDS's error body (never a token)
     std::optional<std::chrono::seconds> retry_after;
-    bool timed_out = false;                         // status 0 because the per-request timeout fired
-    std::string detail;                             // transport error, for logs (never a token)
+    bool timed_out = false;  // status 0 because the per-request timeout fired
+    std::string detail;      // transport error, for logs (never a token)
 };
 
 class TokenUpstream {

@@ -10,14 +10,14 @@ namespace {
 
 const char* error_name(int status) {
     switch (status) {
-        case 400: return "invalid_request";
-        case 404: return "not_found";
-        case 410: return "gone";  // IMDS is being updated
-        case 429: return "too_many_requests";
-        case 502: return "bad_gateway";
-        case 503: return "service_unavailable";
-        case 504: return "gateway_timeout";
-        default: return status >= 500 ? "server_error" : "invalid_request";
+    case 400: return "invalid_request";
+    case 404: return "not_found";
+    case 410: return "gone";  // IMDS is being updated
+    case 429: return "too_many_requests";
+    case 502: return "bad_gateway";
+    case 503: return "service_unavailable";
+    case 504: return "gateway_timeout";
+    default: return status >= 500 ? "server_error" : "invalid_request";
     }
 }
 
@@ -36,8 +36,8 @@ TokenOutcome upstream_error_outcome(const UpstreamResult& result) {
     TokenOutcome out;
     if (result.status == 0) {
         out.status = result.timed_out ? 504 : 503;
-        out.error_body = error_body(out.status, result.timed_out ? "IMDS did not answer in time"
-                                                                 : "IMDS is unreachable from this node");
+        out.error_body = error_body(
+            out.status, result.timed_out ? "IMDS did not answer in time" : "IMDS is unreachable from this node");
         return out;
     }
     out.status = result.status;

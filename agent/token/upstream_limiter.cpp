@@ -21,7 +21,8 @@ UpstreamLimiter::Permit& UpstreamLimiter::Permit::operator=(Permit&& other) noex
 }
 
 void UpstreamLimiter::Permit::release() {
-    if (owner_) std::exchange(owner_, nullptr)->release_slot();
+    if (owner_)
+        std::exchange(owner_, nullptr)->release_slot();
 }
 
 UpstreamLimiter::UpstreamLimiter(LimiterOptions options) : options_(options) {
