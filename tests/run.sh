@@ -58,6 +58,14 @@ stage() {
   rows+=("$(printf '%-26s %-14s %5ss  %s' "$name" "$verdict" $(($(date +%s) - start)) "$(cat "$note" 2>/dev/null)")")
 }
 rows+=("$(printf '%-26s %-14s %5ss' build pass $(($(date +%s) - t0)))")
+# Every include in agent/ points down the request pipeline (docs/architecture.md).
+stage "include graph" "$root/tools/include-graph.py"
+# The folders that follow .clang-format stay formatted (bpf/ has its own kernel-style .clang-format).
+format_check() {
+  find "$root/agent" "$root/bpf" \( -name '*.cpp' -o -name '*.h' -o -name '*.c' \) -print0 |
+    xargs -0 clang-format --dry-run --Werror
+}
+stage "format (agent, bpf)" format_check
 
 sanitize=$root/tests/sanitize/run.sh
 asan=$build/asan
@@ -90,11 +98,15 @@ if [[ $skip_san != 1 ]]; then
       env BUILD_DIR="$tsan" nice -n 19 "$sanitize" thread build
     background_step fuzz "fuzz (${PODID_FUZZ_SECONDS:-3} s/target, bg)" \
       env BUILD_DIR="$build/fuzz" nice -n 19 "$root/tests/fuzz/run.sh" "${PODID_FUZZ_SECONDS:-3}"
+    # A user's build: Release, warnings not errors, the packaged compiler. It must build.
+    background_step release "release build (background)" \
+      env BUILD_DIR="$build/release" BUILD_TYPE=Release PODID_WERROR=OFF nice -n 19 "$root/tools/build.sh" \
+      podid-agent podidctl podid-imds-emulator
   ) >"$build/background.log" 2>&1 &
   background=$!
 fi
 
-# wait_background <address|asan-unit|thread|fuzz>: waits until that background step is over, then
+# wait_background <address|asan-unit|thread|fuzz|release>: waits until that background step is over, then
 # adds its row.
 wait_background() {
   while [[ ! -f $build/background-$1.row ]] && kill -0 "$background" 2>/dev/null; do sleep 2; done
@@ -126,7 +138,7 @@ else
   wait_background thread
   stage "tsan unit" --note "$tsan/sanitize-logs/unit.summary" env BUILD_DIR="$tsan" "$sanitize" thread unit
   stage "tsan e2e" --note "$tsan/sanitize-logs/e2e.summary" env BUILD_DIR="$tsan" "$sanitize" thread e2e
-  for step in asan-unit fuzz; do wait_background "$step"; done
+  for step in asan-unit fuzz release; do wait_background "$step"; done
   wait "$background" || true
   sed 's/^/  /' "$build/background.log"
 fi

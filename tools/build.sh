@@ -12,4 +12,7 @@ if command -v ccache >/dev/null; then
   export CCACHE_BASEDIR=$root
 fi
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo} -DPODID_WERROR=${PODID_WERROR:-ON} "${launcher[@]}" >/dev/null
-cmake --build "$build" -j"$(nproc)"
+# Arguments: targets to build (default: all).
+targets=()
+for t in "$@"; do targets+=(--target "$t"); done
+cmake --build "$build" -j"$(nproc)" "${targets[@]}"
