@@ -2,10 +2,10 @@
 # Installs what podid needs to build, test and run the demo on Debian 12 (bookworm). Idempotent.
 set -euo pipefail
 packages=(
-  build-essential cmake ninja-build pkg-config git ccache
+  build-essential cmake ninja-build pkg-config git ccache clang-format
   clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
   libboost-dev libboost-system-dev nlohmann-json3-dev prometheus-cpp-dev libssl-dev libyaml-cpp-dev
-  libgtest-dev googletest
+  libgtest-dev googletest python3-msal
   iproute2 curl procps util-linux prometheus
   wrk nginx-light iptables
   yq yamllint
