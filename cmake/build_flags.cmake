@@ -1,4 +1,5 @@
-# Sanitizer builds (issue 7, tests/sanitize/run.sh) and the compile flags that keep CI in its time budget.
+# Compile and link flags by build kind: sanitizer builds (tests/sanitize/run.sh), library types (shared objects in
+# sanitizer builds), compressed debug sections, and the lighter flags for test-only code that keep CI in its budget.
 #
 # PODID_SANITIZE=address  ASan + UBSan, at -O0: GCC 12's UBSan instrumentation at -O1 doubles the compile
 #                         time of the Asio/Beast coroutine code (57 s against 32 s for agent/kube/client.cpp),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs dependencies, builds, and runs every test (unit and privileged end to end), then
-# the sanitizer stage (issue 7):
+# the sanitizer stage:
 #   - every fuzz target for PODID_FUZZ_SECONDS (default 3) over its corpus (clang, ASan + UBSan);
 #   - an ASan + UBSan build of the tree (tests/sanitize/run.sh address): every unit test, and the end-to-end
 #     tests that drive the agent binary, with the agent, emulator and probe instrumented too;

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Sanitizer runs (issue 7), the command CI runs too (tests/run.sh): a whole-tree build with
+# Sanitizer runs, the command CI runs too (tests/run.sh): a whole-tree build with
 # -DPODID_SANITIZE=<mode> in its own directory (ccache), then its tests.
 #   address  ASan + UBSan: every unit test, then the end-to-end tests that drive the real agent binary,
 #            built with ASan + UBSan (needs root: BPF, namespaces, cgroups)

@@ -13,7 +13,7 @@
 #include "caller/kubelet_cgroup.h"
 #include "datapath/datapath.h"
 #include "datapath/guard.h"
-#include "http/target.h"
+#include "http/request_target.h"
 #include "kube/state.h"
 #include "observe/bpf_collector.h"
 #include "observe/health.h"

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "http/selfcheck_route.h"
-#include "http/target.h"
+#include "http/request_target.h"
 #include "token/identity_select.h"
 #include "token/token_body.h"
 

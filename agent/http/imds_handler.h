@@ -11,7 +11,7 @@
 #include "caller/caller.h"
 #include "common/reason.h"
 #include "http/request_record.h"
-#include "http/target.h"
+#include "http/request_target.h"
 #include "policy/binding.h"
 #include "token/token.h"
 

@@ -1,4 +1,4 @@
-#include "http/target.h"
+#include "http/request_target.h"
 
 #include <algorithm>
 #include <cctype>

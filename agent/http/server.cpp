@@ -2,7 +2,7 @@
 
 #include "common/listen.h"
 #include "common/log.h"
-#include "http/target.h"
+#include "http/request_target.h"
 #include "token/token_body.h"
 #include "token/token_fingerprint.h"
 

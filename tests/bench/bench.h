@@ -1,4 +1,4 @@
-// The benchmarks of podid-bench (issue 6), one file each; run by main.cpp in this order.
+// The benchmarks of podid-bench, one file each; run by main.cpp in this order.
 #pragma once
 
 #include <string>

@@ -6,7 +6,7 @@
 // The client is moved into each pod's cgroup before the clock starts, as a pod's process is in its cgroup long
 // before its first IMDS call. The move is not free: writing cgroup.procs takes cgroup_threadgroup_rwsem for
 // writing, whose percpu-rwsem waits for an RCU grace period once it has gone idle (rcu_sync), so after the 60 ms
-// pacing gap it took ~8-15 ms. Inside the clock that time used to be counted as the agent's (issue 6); it is
+// pacing gap it took ~8-15 ms. Inside the clock that time used to be counted as the agent's; it is
 // reported as its own figure instead.
 #include <fstream>
 #include <map>

@@ -1,5 +1,5 @@
 // podid-bench [--quick] [--only NAME[,NAME]] [--out FILE] [--strict] [--hold] [--connect-rounds N]
-// Runs the benchmarks of issue 6 on a test node built inside this machine, prints a table with
+// Runs the benchmarks on a test node built inside this machine, prints a table with
 // PASS/FAIL per target line and writes the result as JSON. Exit: 2 when a benchmark could not run,
 // 1 with --strict when a target line failed, 0 otherwise.
 #include <sys/utsname.h>
@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
             while (std::getline(names, name, ','))
                 only.insert(name);
         } else if (a == "--help" || a == "-h") {
-            usage("runs podid's benchmarks (issue 6) on a test node; needs root");
+            usage("runs podid's benchmarks on a test node; needs root");
             return 0;
         } else {
             return usage("unknown argument " + a);

@@ -1,4 +1,4 @@
-// CPU per request of the two request sinks the I/O threads call inline (issue 6): Metrics::on_request and the
+// CPU per request of the two request sinks the I/O threads call inline: Metrics::on_request and the
 // audit line's formatting (append_json_line). A plain loop, not a load test: each case is run `calls` times,
 // five times over, and the median nanoseconds per call printed. Run on a quiet machine; figures from a busy one
 // only compare with figures taken in the same minute.

@@ -15,7 +15,7 @@
 
 #include "fuzz_check.h"
 #include "http/imds_handler.h"
-#include "http/target.h"
+#include "http/request_target.h"
 
 namespace {
 

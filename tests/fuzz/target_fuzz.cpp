@@ -10,7 +10,7 @@
 #include <string_view>
 
 #include "fuzz_check.h"
-#include "http/target.h"
+#include "http/request_target.h"
 
 namespace {
 

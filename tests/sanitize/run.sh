@@ -1,5 +1,5 @@
 #!/bin/bash
-# Sanitizer runs (issue 7): one whole-tree build per sanitizer (-DPODID_SANITIZE, see cmake/sanitize.cmake),
+# Sanitizer runs: one whole-tree build per sanitizer (-DPODID_SANITIZE, see cmake/build_flags.cmake),
 # the agent, the emulator, the probe and podidctl instrumented too, and the tests run from it.
 #   address  ASan + UBSan: every unit test; the end-to-end tests that drive the real agent binary
 #   thread   TSan: the unit tests of the concurrent parts; end-to-end runs of the agent with its 2 I/O threads,

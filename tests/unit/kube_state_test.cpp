@@ -370,7 +370,7 @@ InformerStats pod_informer(const KubeState& state) {
     return {};
 }
 
-// A pod the watch never reports, while the server has it (issue 7): the watch went silent, or the informer is in a
+// A pod the watch never reports, while the server has it: the watch went silent, or the informer is in a
 // long backoff that outlasted the outage. A request from that pod makes the pod watch reconnect.
 struct NudgeCase {
     const char* name;

@@ -1,5 +1,5 @@
 // Path normalisation, routing and query parsing of the IMDS request-target.
-#include "http/target.h"
+#include "http/request_target.h"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs podid's benchmarks (issue 6) on a test node made inside this machine: builds if needed, prints a
+# Runs podid's benchmarks on a test node made inside this machine: builds if needed, prints a
 # table with PASS/FAIL per target line, writes bench-results.json in the build directory.
 #   sudo ./tools/bench/run.sh [--quick] [--only NAME[,NAME]] [--strict]
 # Nothing is sent off the machine; every namespace, cgroup, rule and process it makes is removed.
