@@ -19,11 +19,22 @@
 #include "observe/health.h"
 #include "observe/recent_conns.h"
 #include "observe/selfcheck.h"
+#include "policy/chained_bindings.h"
 #include "policy/kube_bindings.h"
 #include "policy/static_bindings.h"
 #include "token/token_cache.h"
 
 namespace podid {
+
+namespace {
+
+// Sources made without a binding source (tests of the other views) explain as an agent with none configured.
+const BindingSource& bindings_or_nobody(const BindingSource* bindings) {
+    static const NoBindings nobody;
+    return bindings ? *bindings : nobody;
+}
+
+}  // namespace
 
 using nlohmann::json;
 namespace http = boost::beast::http;
@@ -308,11 +319,7 @@ json Introspection::pods() const {
 
     json pods = json::array();
     auto add_row = [&](json row, const std::string& uid, const Caller& caller) {
-        Binding b;
-        if (s_.file_bindings && !caller.cgroup_path.empty())
-            b = s_.file_bindings->bindings_for(caller);
-        if (b.kind == BindingKind::none && s_.kube_bindings)
-            b = s_.kube_bindings->bindings_for(caller);
+        Binding b = bindings_or_nobody(s_.bindings).trace(caller).binding;
         row["binding"] = to_string(b.kind);
         row["identities"] = identities_json(b.identities);
         row["explanation"] = b.explanation;
@@ -343,45 +350,15 @@ json Introspection::pods() const {
 
 namespace {
 
-// The decision for one caller, with every source consulted in order (the order the agent uses).
-json explain_caller(const Caller& caller, const StaticBindings* file, const KubeBindingSource* kube) {
-    json steps = json::array();
+// The decision for one caller: the request path's own binding source, asked for its reasoning.
+json explain_caller(const Caller& caller, const BindingSource& bindings) {
+    BindingTrace t = bindings.trace(caller);
     json unsupported = json::array();
-    Binding decided;
-    std::string decided_by = "none";
-    if (file) {
-        if (caller.cgroup_path.empty()) {
-            steps.push_back("bindings file " + file->path() + ": not consulted (no cgroup of this pod on the node)");
-        } else {
-            Binding b = file->bindings_for(caller);
-            if (b.kind != BindingKind::none) {
-                steps.push_back("bindings file " + file->path() + ": " + b.explanation + " matches " +
-                                caller.cgroup_path);
-                decided = b;
-                decided_by = "bindings_file";
-            } else {
-                steps.push_back("bindings file " + file->path() + ": no entry matches " + caller.cgroup_path);
-            }
-        }
-    }
-    if (kube) {
-        if (decided_by != "none") {
-            steps.push_back("Kubernetes bindings: not consulted (the bindings file is consulted first and matched)");
-        } else {
-            KubeResolution r = kube->resolve(caller);
-            if (r.steps.empty())
-                steps.push_back(r.binding.explanation);
-            for (auto& step : r.steps)
-                steps.push_back(step);
-            for (const auto& u : r.unsupported)
-                unsupported.push_back(json{{"binding", u.binding}, {"identity", u.identity}, {"type", u.type}});
-            if (r.binding.kind != BindingKind::none)
-                decided_by = "kubernetes";
-            decided = std::move(r.binding);
-        }
-    }
-    if (!file && !kube)
-        steps.push_back("no bindings source configured (--bindings or Kubernetes mode): nobody is bound");
+    for (const auto& u : t.unsupported)
+        unsupported.push_back(json{{"binding", u.binding}, {"identity", u.identity}, {"type", u.type}});
+    const Binding& decided = t.binding;
+    const std::string& decided_by = t.decided_by;
+    json steps = t.steps;
 
     json j;
     j["decided_by"] = decided_by;
@@ -424,7 +401,7 @@ Result<json> Introspection::explain_pod(const std::string& ns, const std::string
             caller.pod_ref = parse_kubelet_cgroup(caller.cgroup_path, s_.kubepods_rel);
         }
     }
-    json j = explain_caller(caller, s_.file_bindings, s_.kube_bindings);
+    json j = explain_caller(caller, bindings_or_nobody(s_.bindings));
     j["pod"] = pod_json(*pod);
     j["cgroup"] = caller.cgroup_path.empty() ? json(nullptr) : json(caller.cgroup_path);
     return j;
@@ -440,7 +417,7 @@ Result<json> Introspection::explain_cgroup(const std::string& cgroup_path) const
     caller.pod_ref = parse_kubelet_cgroup(cgroup_path, s_.kubepods_rel);
     if (caller.pod_ref && s_.kube)
         caller.pod = s_.kube->pod_by_uid(caller.pod_ref->uid);
-    json j = explain_caller(caller, s_.file_bindings, s_.kube_bindings);
+    json j = explain_caller(caller, bindings_or_nobody(s_.bindings));
     j["cgroup"] = cgroup_path;
     const std::string root_rel = s_.kubepods_rel == "/" ? "" : s_.kubepods_rel;
     bool under_root = cgroup_path == s_.kubepods_rel || cgroup_path.rfind(root_rel + "/", 0) == 0;

@@ -18,6 +18,7 @@
 
 namespace podid {
 
+class BindingSource;
 class CgroupPathResolver;
 class CachingTokenProvider;
 class Datapath;
@@ -45,6 +46,7 @@ struct IntrospectSources {
     const kube::KubeState* kube = nullptr;             // null in standalone mode
     const KubeBindingSource* kube_bindings = nullptr;  // null in standalone mode
     const StaticBindings* file_bindings = nullptr;     // null without --bindings
+    const BindingSource* bindings = nullptr;           // what the request path asks (explain and pods use it too)
     const CachingTokenProvider* tokens = nullptr;
     const Health* health = nullptr;
     const SelfCheck* self_check = nullptr;

@@ -386,6 +386,7 @@ int run_agent(const AgentOptions& o) {
     views_sources.kube = kube_state.get();
     views_sources.kube_bindings = kube_bindings.get();
     views_sources.file_bindings = file_bindings.get();
+    views_sources.bindings = bindings;
     views_sources.tokens = &tokens;
     views_sources.health = &health;
     views_sources.self_check = &self_check;

@@ -13,4 +13,13 @@ const char* to_string(BindingKind kind) {
     return "unknown";  // a value cast from an out-of-range integer
 }
 
+BindingTrace BindingSource::trace(const Caller& caller) const {
+    BindingTrace t;
+    t.binding = bindings_for(caller);
+    if (t.binding.kind != BindingKind::none)
+        t.decided_by = to_string(t.binding.kind);
+    t.steps.push_back(t.binding.explanation);
+    return t;
+}
+
 }  // namespace podid

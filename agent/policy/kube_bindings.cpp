@@ -298,6 +298,20 @@ KubeResolution KubeBindingSource::resolve(const Caller& caller) const {
 
 Binding KubeBindingSource::bindings_for(const Caller& caller) const { return resolve(caller).binding; }
 
+BindingTrace KubeBindingSource::trace(const Caller& caller) const {
+    KubeResolution r = resolve(caller);
+    BindingTrace t;
+    if (r.steps.empty())
+        t.steps.push_back(r.binding.explanation);
+    for (auto& step : r.steps)
+        t.steps.push_back(std::move(step));
+    t.unsupported = std::move(r.unsupported);
+    if (r.binding.kind != BindingKind::none)
+        t.decided_by = "kubernetes";
+    t.binding = std::move(r.binding);
+    return t;
+}
+
 bool KubeBindingSource::ready() const { return ready_ && ready_(); }
 
 }  // namespace podid

@@ -21,13 +21,6 @@
 
 namespace podid {
 
-// An AzureIdentity a pod's binding names but podid cannot serve through the node's IMDS (service principals).
-struct UnsupportedIdentity {
-    std::string binding;   // "ns/name" of the AzureIdentityBinding
-    std::string identity;  // "ns/name" of the AzureIdentity
-    int type = 0;          // AzureIdentity spec.type: 1 SP secret, 2 SP certificate, or an unknown value
-};
-
 struct KubeResolution {
     Binding binding;
     // Non-empty only for AAD Pod Identity: the agent audits these as deny_unsupported_identity, in particular when
@@ -59,6 +52,7 @@ public:
 
     Binding bindings_for(const Caller& caller) const override;
     bool ready() const override;
+    BindingTrace trace(const Caller& caller) const override;
 
     // bindings_for() with the unsupported identities, for the audit log and `podidctl explain`.
     KubeResolution resolve(const Caller& caller) const;

@@ -766,6 +766,22 @@ const std::string& StaticBindings::path() const { return state_->path; }
 
 bool StaticBindings::ready() const { return table() != nullptr; }
 
+BindingTrace StaticBindings::trace(const Caller& caller) const {
+    BindingTrace t;
+    if (caller.cgroup_path.empty()) {
+        t.steps.push_back("bindings file " + path() + ": not consulted (no cgroup of this pod on the node)");
+        return t;
+    }
+    t.binding = bindings_for(caller);
+    if (t.binding.kind != BindingKind::none) {
+        t.steps.push_back("bindings file " + path() + ": " + t.binding.explanation + " matches " + caller.cgroup_path);
+        t.decided_by = "bindings_file";
+    } else {
+        t.steps.push_back("bindings file " + path() + ": no entry matches " + caller.cgroup_path);
+    }
+    return t;
+}
+
 Binding StaticBindings::bindings_for(const Caller& caller) const {
     auto t = table();
     if (!t || caller.cgroup_path.empty())

@@ -109,6 +109,8 @@ public:
 
     Binding bindings_for(const Caller& caller) const override;
     bool ready() const override;
+    // Consulted only for a caller whose cgroup is known (a pod with no cgroup on this node matches no entry).
+    BindingTrace trace(const Caller& caller) const override;
 
     // The table in force (null before the first successful load).
     std::shared_ptr<const BindingTable> table() const;
