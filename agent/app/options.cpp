@@ -87,6 +87,15 @@ Kubernetes mode (on when --kubeconfig is given or $KUBERNETES_SERVICE_HOST is se
   --host-token-callers LIST who may call /host/token: namespace or namespace/serviceaccount, comma-separated;
                             "host" admits node processes outside kubepods, "none" nobody (default kube-system)
 
+Entra ID token exchange (Kubernetes mode):
+  --workload-identity MODE  federated (default): Workload Identity pods get tokens by exchanging their
+                            service-account token with Entra ID; node: ask the node's IMDS for the client id
+  --tenant-id ID            tenant for service accounts without azure.workload.identity/tenant-id
+                            (default $AZURE_TENANT_ID)
+  --authority-host URL      Entra ID (default $AZURE_AUTHORITY_HOST, else https://login.microsoftonline.com/);
+                            TLS verified against the system trust store ($SSL_CERT_FILE overrides it)
+  --sa-token-audience AUD   audience of the service-account tokens podid requests (default api://AzureADTokenExchange)
+
 Observability:
   --metrics-addr HOST:PORT  /metrics, /healthz and /readyz (default 0.0.0.0:9090; "" disables)
   --admin-socket PATH       unix socket for podidctl, root only (default /run/podid/admin.sock; "" disables)
@@ -104,6 +113,10 @@ Result<AgentOptions> parse_agent_options(const std::vector<std::string>& args,
         o.node_name = it->second;
     if (auto it = env.find("KUBERNETES_SERVICE_HOST"); it != env.end() && !it->second.empty())
         o.kubernetes = true;
+    if (auto it = env.find("AZURE_AUTHORITY_HOST"); it != env.end() && !it->second.empty())
+        o.authority_host = it->second;
+    if (auto it = env.find("AZURE_TENANT_ID"); it != env.end())
+        o.tenant_id = it->second;
 
     size_t i = 0;
     if (!args.empty() && args[0] == "uninstall") {
@@ -167,6 +180,16 @@ Result<AgentOptions> parse_agent_options(const std::vector<std::string>& args,
         {"--node-name", text(o.node_name)},
         {"--pod-wait", duration("--pod-wait", o.pod_wait)},
         {"--host-token-callers", text(o.host_token_callers)},
+        {"--authority-host", text(o.authority_host)},
+        {"--tenant-id", text(o.tenant_id)},
+        {"--sa-token-audience", text(o.sa_token_audience)},
+        {"--workload-identity",
+         [&o](const std::string& v) -> Result<void> {
+             if (v != "federated" && v != "node")
+                 return make_error("--workload-identity: '" + v + "' is not federated or node", EINVAL);
+             o.federated_workload_identity = v == "federated";
+             return {};
+         }},
         {"--metrics-addr", text(o.metrics_addr)},
         {"--guard-interfaces", text(o.guard_interfaces)},
         {"--admin-socket", text(o.admin_socket)},
@@ -264,6 +287,12 @@ Result<AgentOptions> parse_agent_options(const std::vector<std::string>& args,
                 return g.error();
         if (!o.admin_socket.empty() && o.admin_socket[0] != '/')
             return make_error("--admin-socket: '" + o.admin_socket + "' must be an absolute path", EINVAL);
+        if (o.authority_host.rfind("https://", 0) != 0)
+            return make_error("--authority-host: '" + o.authority_host +
+                                  "' must be an https:// URL (token requests carry credentials)",
+                              EINVAL);
+        if (o.sa_token_audience.empty())
+            return make_error("--sa-token-audience must not be empty", EINVAL);
         if (!o.cgroup_root.empty() && o.cgroup_root[0] != '/')
             return make_error("--cgroup-root: '" + o.cgroup_root + "' must be an absolute path", EINVAL);
     }

@@ -47,6 +47,12 @@ struct AgentOptions {
     std::chrono::milliseconds pod_wait{5'000};       // --pod-wait
     std::string host_token_callers = "kube-system";  // --host-token-callers
 
+    // Entra ID token exchange (Workload Identity federation, service-principal AzureIdentities)
+    std::string authority_host = "https://login.microsoftonline.com/";  // --authority-host, $AZURE_AUTHORITY_HOST
+    std::string tenant_id;                                              // --tenant-id, $AZURE_TENANT_ID
+    bool federated_workload_identity = true;                            // --workload-identity federated|node
+    std::string sa_token_audience = "api://AzureADTokenExchange";       // --sa-token-audience
+
     // Observability
     std::string metrics_addr = "0.0.0.0:9090";           // --metrics-addr ("" disables)
     std::string admin_socket = "/run/podid/admin.sock";  // --admin-socket (podidctl; "" disables)

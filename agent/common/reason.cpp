@@ -25,6 +25,14 @@ const char* to_string(Reason reason) {
     case Reason::deny_not_ready: return "deny_not_ready";
     case Reason::deny_unsupported_identity: return "deny_unsupported_identity";
     case Reason::deny_rate_limited: return "deny_rate_limited";
+    case Reason::deny_identity_missing: return "deny_identity_missing";
+    case Reason::deny_tenant_unknown: return "deny_tenant_unknown";
+    case Reason::deny_federation_untrusted: return "deny_federation_untrusted";
+    case Reason::deny_credential_invalid: return "deny_credential_invalid";
+    case Reason::deny_entra_app_unknown: return "deny_entra_app_unknown";
+    case Reason::error_secret_unreadable: return "error_secret_unreadable";
+    case Reason::error_sa_token: return "error_sa_token";
+    case Reason::error_entra_unavailable: return "error_entra_unavailable";
     }
     return "unknown";  // a value cast from an out-of-range integer
 }
@@ -44,12 +52,20 @@ bool is_denial(Reason reason) {
     case Reason::deny_host_token_pod:
     case Reason::deny_not_ready:
     case Reason::deny_unsupported_identity: return true;
-    case Reason::deny_rate_limited: return true;
+    case Reason::deny_rate_limited:
+    case Reason::deny_identity_missing:
+    case Reason::deny_tenant_unknown:
+    case Reason::deny_federation_untrusted:
+    case Reason::deny_credential_invalid:
+    case Reason::deny_entra_app_unknown: return true;
     // Upstream errors are failures, not policy decisions: they are counted apart from denials.
     case Reason::ok_bound_identity:
     case Reason::ok_node_identity:
     case Reason::ok_probe:
     case Reason::ok_forwarded:
+    case Reason::error_secret_unreadable:
+    case Reason::error_sa_token:
+    case Reason::error_entra_unavailable:
     case Reason::error_upstream:
     case Reason::error_unavailable: return false;
     }

@@ -27,6 +27,14 @@ enum class Reason : uint16_t {
     deny_not_ready = 17,             // pod not known yet after --pod-wait
     deny_unsupported_identity = 18,  // AzureIdentity type this agent cannot serve
     deny_rate_limited = 19,          // over the caller's --caller-rate: IMDS's 429 shape
+    deny_identity_missing = 20,      // an AzureIdentityBinding selects the pod but its AzureIdentity does not exist
+    deny_tenant_unknown = 21,        // an Entra ID identity without a tenant (annotation or --tenant-id)
+    deny_federation_untrusted = 22,  // Entra ID: no federated identity credential for this issuer/subject/audience
+    deny_credential_invalid = 23,    // Entra ID refused the client secret, certificate or assertion
+    deny_entra_app_unknown = 24,     // Entra ID: no such application or tenant
+    error_secret_unreadable = 25,    // a service principal's Secret could not be read or has no usable credential
+    error_sa_token = 26,             // the API server issued no service-account token for the pod
+    error_entra_unavailable = 27,    // Entra ID unreachable, failing or throttling, and no cached token
 };
 
 const char* to_string(Reason reason);  // "ok_bound_identity", ...

@@ -7,8 +7,8 @@
 #include <boost/beast/http/verb.hpp>
 #include <nlohmann/json.hpp>
 
-#include "http/selfcheck_route.h"
 #include "http/request_target.h"
+#include "http/selfcheck_route.h"
 #include "token/identity_select.h"
 #include "token/token_body.h"
 
@@ -71,6 +71,16 @@ const Result<ImdsQuery>& query_of(const HttpRequest& req, const Classified& what
     return storage.emplace(parse_imds_query(split_target(req.target()).query));
 }
 
+// An Entra ID identity whose tenant nobody named: say where to name it.
+std::string no_tenant_description(const Identity& identity) {
+    const EntraRef& c = *identity.entra;
+    if (c.source == TokenSource::federated)
+        return "Identity not found: no Entra ID tenant for client id " + identity.client_id +
+               ": annotate service account " + c.pod_ns + "/" + c.service_account +
+               " with azure.workload.identity/tenant-id, or start podid with --tenant-id";
+    return "Identity not found: AzureIdentity " + identity.name + " has no tenantID";
+}
+
 Plan plan_token(const HttpRequest& req, const Classified& what, const Caller& caller, const Binding& binding) {
     if (what.path != kTokenPath) {
         return deny(req, 400, kInvalidRequest, Reason::deny_path);
@@ -114,7 +124,9 @@ Plan plan_token(const HttpRequest& req, const Classified& what, const Caller& ca
         // Selected by an AzureIdentityBinding whose identities this agent cannot serve (service principal types):
         // the client sees IMDS's "Identity not found", the audit log and the operator see why.
         if (binding.kind == BindingKind::aad_pod_identity && binding.identities.empty())
-            return deny(req, 400, kIdentityNotFound, Reason::deny_unsupported_identity);
+            return deny(
+                req, 400, kIdentityNotFound,
+                binding.unsupported_identities ? Reason::deny_unsupported_identity : Reason::deny_identity_missing);
         return deny(req, 400, kIdentityNotFound,
                     query->selector.kind == IdentitySelector::Kind::none ? Reason::deny_no_binding
                                                                          : Reason::deny_identity_not_bound);
@@ -122,6 +134,9 @@ Plan plan_token(const HttpRequest& req, const Classified& what, const Caller& ca
     std::optional<TokenKey> key = token_key_for(*identity, query->resource);
     if (!key) {
         return deny(req, 400, kIdentityNotFound, Reason::deny_unsupported_identity);
+    }
+    if (key->entra && key->entra->tenant.empty()) {
+        return deny(req, 400, no_tenant_description(*identity), Reason::deny_tenant_unknown);
     }
     return FetchToken{std::move(*key), std::move(*identity), query->bypass_cache, false, Reason::ok_bound_identity};
 }
@@ -161,9 +176,10 @@ Plan plan_host_token(const HttpRequest& req, const Classified& what, const Bindi
     if (binding.kind == BindingKind::none) {
         return deny(req, 404, kIdentityNotFound, Reason::deny_host_token_pod);
     }
+    // A pod excepted with AzurePodIdentityException reaches IMDS as the node itself; /host/token never hands the
+    // node's identity to a caller that merely names such a pod (NMI answered 404 too).
     if (binding.kind == BindingKind::node_identity) {
-        return FetchToken{token_key_for(IdentitySelector{}, query->resource), Identity{}, query->bypass_cache, true,
-                          Reason::ok_node_identity};
+        return deny(req, 404, kIdentityNotFound, Reason::deny_host_token_pod);
     }
     // The CSI provider names a pod, not an identity: it gets the pod's default one.
     std::optional<Identity> identity = select_identity(binding, IdentitySelector{});

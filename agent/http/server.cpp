@@ -479,8 +479,9 @@ asio::awaitable<HttpResponse> Server::handle(const HttpRequest& req, const std::
         record.token_expires_on = outcome.token->expires_on;
     } else {
         record.granted_identity.clear();
-        record.reason =
-            outcome.status == 503 || outcome.status == 504 ? Reason::error_unavailable : Reason::error_upstream;
+        record.reason = outcome.reason                                   ? *outcome.reason
+                        : outcome.status == 503 || outcome.status == 504 ? Reason::error_unavailable
+                                                                         : Reason::error_upstream;
     }
     co_return render_token(req, fetch, outcome, epoch_s());
 }

@@ -152,6 +152,10 @@ AzureIdentity decode_azure_identity(const json& object) {
     out.resource_id = string_of(member_ci(spec, "resourceID"));
     out.client_id = string_of(member_ci(spec, "clientID"));
     out.tenant_id = string_of(member_ci(spec, "tenantID"));
+    if (const json* password = member_ci(spec, "clientPassword"); password != nullptr && password->is_object()) {
+        out.password_secret_name = string_of(member_ci(*password, "name"));
+        out.password_secret_ns = string_of(member_ci(*password, "namespace"));
+    }
     return out;
 }
 

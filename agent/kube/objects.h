@@ -38,6 +38,9 @@ struct AzureIdentity {
     std::string resource_id;
     std::string client_id;
     std::string tenant_id;
+    // spec.clientPassword (service principals): the Secret holding the client secret or the certificate.
+    std::string password_secret_ns;
+    std::string password_secret_name;
 };
 
 // aadpodidentity.k8s.io/v1 AzureIdentityBinding

@@ -13,6 +13,20 @@ const char* to_string(BindingKind kind) {
     return "unknown";  // a value cast from an out-of-range integer
 }
 
+const char* to_string(TokenSource source) {
+    switch (source) {
+    case TokenSource::node_imds: return "node_imds";
+    case TokenSource::federated: return "federated";
+    case TokenSource::client_secret: return "client_secret";
+    case TokenSource::client_certificate: return "client_certificate";
+    }
+    return "unknown";
+}
+
+std::string EntraRef::subject() const {
+    return source == TokenSource::federated ? "system:serviceaccount:" + pod_ns + ":" + service_account : "";
+}
+
 BindingTrace BindingSource::trace(const Caller& caller) const {
     BindingTrace t;
     t.binding = bindings_for(caller);

@@ -2,6 +2,8 @@
 // (static file, AAD Pod Identity CRDs, Workload Identity annotations).
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -9,12 +11,40 @@
 
 namespace podid {
 
-// One managed identity. At least one of client_id / resource_id / object_id is set.
+// Where an identity's tokens come from.
+enum class TokenSource : uint8_t {
+    node_imds,           // the node's IMDS (an identity assigned to the node)
+    federated,           // Entra ID, with the pod's service-account token as client assertion (Workload Identity)
+    client_secret,       // Entra ID, service principal with a client secret (AzureIdentity type 1)
+    client_certificate,  // Entra ID, service principal with a certificate (AzureIdentity type 2)
+};
+const char* to_string(TokenSource source);  // "node_imds", "federated", ...
+
+// What an Entra ID token source needs besides the client id. Part of the token cache's key: a federated token is
+// cached per pod (its assertion is bound to the pod), a service principal's per secret.
+struct EntraRef {
+    TokenSource source = TokenSource::federated;
+    std::string tenant;  // directory (tenant) id or domain
+    // federated: the pod whose service-account token is the client assertion
+    std::string pod_ns, pod_name, pod_uid, service_account;
+    int64_t assertion_lifetime_s = 3600;  // requested lifetime of that service-account token
+    // client_secret / client_certificate: the Secret that holds it (AzureIdentity spec.clientPassword)
+    std::string secret_ns, secret_name;
+
+    bool operator==(const EntraRef&) const = default;
+    // What Entra sees as the assertion's subject: "system:serviceaccount:<ns>:<sa>" (federated only).
+    std::string subject() const;
+};
+
+// One identity. At least one of client_id / resource_id / object_id is set; an Entra identity has a client_id.
 struct Identity {
     std::string client_id;
     std::string resource_id;  // ARM id of a user-assigned identity (IMDS msi_res_id)
     std::string object_id;
-    std::string name;  // human label: AzureIdentity name, bindings entry, service account
+    std::string name;                 // human label: AzureIdentity name, bindings entry, service account
+    std::optional<EntraRef> entra{};  // empty: served through the node's IMDS
+
+    TokenSource source() const { return entra ? entra->source : TokenSource::node_imds; }
 };
 
 enum class BindingKind {
@@ -31,6 +61,9 @@ struct Binding {
     BindingKind kind = BindingKind::none;
     std::vector<Identity> identities;  // first one is the default
     std::string explanation;           // why: "bindings entry 2 (/kubepods.slice/*pod1234*)", ...
+    // Selected, but some identities it names cannot be served (unknown AzureIdentity types, incomplete service
+    // principals): with no identity left the audit says deny_unsupported_identity, else deny_identity_missing.
+    bool unsupported_identities = false;
 };
 
 // An AzureIdentity a pod's binding names but podid cannot serve through the node's IMDS (service principals).

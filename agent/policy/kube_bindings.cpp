@@ -116,6 +116,27 @@ const kube::AzureIdentity* find_identity(const kube::Snapshot& s, const std::str
     return it == identities->end() ? nullptr : &*it;
 }
 
+// The namespace of a service principal's Secret: its own, or the AzureIdentity's when the reference names none.
+std::string secret_namespace(const kube::AzureIdentity& identity) {
+    return identity.password_secret_ns.empty() ? identity.meta.ns : identity.password_secret_ns;
+}
+
+// What a service-principal AzureIdentity lacks to be served, or "" when nothing. Its Secret must be in the
+// AzureIdentity's own namespace: whoever may create AzureIdentities in one namespace must not make podid use the
+// secrets of another (NMI read any namespace's).
+std::string service_principal_gap(const kube::AzureIdentity& identity) {
+    if (identity.client_id.empty())
+        return "has no clientID";
+    if (identity.tenant_id.empty())
+        return "has no tenantID";
+    if (identity.password_secret_name.empty())
+        return "has no clientPassword secret reference";
+    if (secret_namespace(identity) != identity.meta.ns)
+        return "references Secret " + qualified(secret_namespace(identity), identity.password_secret_name) +
+               " outside its namespace " + identity.meta.ns + " (not allowed)";
+    return "";
+}
+
 struct AadOutcome {
     bool selected = false;  // at least one binding's selector matched the pod
     std::vector<std::string> explanations;
@@ -166,12 +187,40 @@ AadOutcome resolve_aad(const PodInfo& pod, const kube::Snapshot& s, Offer& offer
             out.explanations.push_back(head + "AzureIdentity " + identity_name + " not found, skipped");
             continue;
         }
+        if (identity->type == 1 || identity->type == 2) {
+            std::string why_not = service_principal_gap(*identity);
+            if (!why_not.empty()) {
+                unsupported.push_back(
+                    UnsupportedIdentity{qualified(pod.ns, binding->meta.name), identity_name, identity->type});
+                out.explanations.push_back(head + "AzureIdentity " + identity_name + " (" + type_name(identity->type) +
+                                           ") " + why_not + ", skipped");
+                continue;
+            }
+            Identity offered{identity->client_id, "", "", binding->azure_identity};
+            EntraRef credential;
+            credential.source = identity->type == 1 ? TokenSource::client_secret : TokenSource::client_certificate;
+            credential.tenant = identity->tenant_id;
+            credential.secret_ns = secret_namespace(*identity);
+            credential.secret_name = identity->password_secret_name;
+            offered.entra = std::move(credential);
+            head += "AzureIdentity " + identity_name + " (clientID " + identity->client_id + ", " +
+                    type_name(identity->type) + " in Secret " +
+                    qualified(offered.entra->secret_ns, offered.entra->secret_name) + ", tenant " +
+                    identity->tenant_id + ")";
+            if (std::optional<std::string> first = offer.already(offered)) {
+                out.explanations.push_back(head + ", already offered as " + *first);
+                continue;
+            }
+            out.explanations.push_back(head);
+            offer.add(std::move(offered), BindingKind::aad_pod_identity);
+            continue;
+        }
         if (identity->type != 0) {
             unsupported.push_back(
                 UnsupportedIdentity{qualified(pod.ns, binding->meta.name), identity_name, identity->type});
             out.explanations.push_back(head + "AzureIdentity " + identity_name + " is type " +
                                        std::to_string(identity->type) + " (" + type_name(identity->type) +
-                                       "), not served through the node's IMDS, skipped");
+                                       "), not served, skipped");
             continue;
         }
         if (identity->client_id.empty() && identity->resource_id.empty()) {
@@ -193,9 +242,21 @@ AadOutcome resolve_aad(const PodInfo& pod, const kube::Snapshot& s, Offer& offer
     return out;
 }
 
-// Step 3. Workload Identity through the node's IMDS: the service account names the client id; the pod's
-// projected token and the federated exchange are not used (the node must have that identity assigned).
-std::string resolve_workload(const PodInfo& pod, const kube::Snapshot& s, Offer& offer) {
+// The service-account token lifetime the service account asks for (3600-86400 s as the webhook allows; 3600
+// otherwise).
+int64_t assertion_lifetime(const kube::ServiceAccount& account) {
+    const std::string* text = find_in(account.meta.annotations, kWorkloadIdentityTokenExpirationAnnotation);
+    if (text == nullptr || text->empty() || text->size() > 9 ||
+        !std::all_of(text->begin(), text->end(), [](unsigned char c) { return std::isdigit(c); }))
+        return 3600;
+    return std::clamp<int64_t>(std::stoll(*text), 3600, 86400);
+}
+
+// Step 3. Workload Identity: the service account names the client id. Federated (the default): the pod's
+// service-account token is exchanged with Entra ID, nothing needs to be assigned to the node. Node mode: the
+// node's IMDS is asked for the client id (the node must have that identity assigned).
+std::string resolve_workload(const PodInfo& pod, const kube::Snapshot& s, const KubeBindingOptions& options,
+                             Offer& offer) {
     const std::string* use = find_in(pod.labels, kWorkloadIdentityUseLabel);
     if (use == nullptr) {
         return std::string("no ") + kWorkloadIdentityUseLabel + " label";
@@ -218,6 +279,22 @@ std::string resolve_workload(const PodInfo& pod, const kube::Snapshot& s, Offer&
     Identity offered{*client_id, "", "", "sa:" + sa};
     std::string head = "ServiceAccount " + sa + " (" + kWorkloadIdentityClientIdAnnotation + " " + *client_id +
                        ") -> workload identity";
+    if (options.federated_workload_identity) {
+        EntraRef credential;
+        credential.source = TokenSource::federated;
+        const std::string* tenant = find_in(account->meta.annotations, kWorkloadIdentityTenantIdAnnotation);
+        credential.tenant = tenant != nullptr && !tenant->empty() ? *tenant : options.default_tenant;
+        credential.pod_ns = pod.ns;
+        credential.pod_name = pod.name;
+        credential.pod_uid = pod.uid;
+        credential.service_account = sa_name;
+        credential.assertion_lifetime_s = assertion_lifetime(*account);
+        head += ", federated (tenant " + (credential.tenant.empty() ? std::string("unknown") : credential.tenant) +
+                ", subject " + credential.subject() + ")";
+        offered.entra = std::move(credential);
+    } else {
+        head += " through the node's IMDS";
+    }
     if (std::optional<std::string> first = offer.already(offered)) {
         return head + ", already offered as " + *first;
     }
@@ -227,7 +304,7 @@ std::string resolve_workload(const PodInfo& pod, const kube::Snapshot& s, Offer&
 
 }  // namespace
 
-KubeResolution resolve_kube(const PodInfo& pod, const kube::Snapshot& s) {
+KubeResolution resolve_kube(const PodInfo& pod, const kube::Snapshot& s, const KubeBindingOptions& options) {
     KubeResolution out;
     const std::string prefix = "pod " + qualified(pod.ns, pod.name) + ": ";
 
@@ -248,7 +325,7 @@ KubeResolution resolve_kube(const PodInfo& pod, const kube::Snapshot& s) {
 
     Offer offer;
     AadOutcome aad = resolve_aad(pod, s, offer, out.unsupported);
-    std::string workload = resolve_workload(pod, s, offer);
+    std::string workload = resolve_workload(pod, s, options, offer);
 
     std::vector<std::string> parts = std::move(aad.explanations);
     parts.push_back(std::move(workload));
@@ -265,6 +342,7 @@ KubeResolution resolve_kube(const PodInfo& pod, const kube::Snapshot& s) {
         parts.insert(parts.begin(), "no binding");
     }
     out.binding.identities = std::move(offer.identities());
+    out.binding.unsupported_identities = !out.unsupported.empty();
     out.binding.explanation = prefix + join(parts, "; ");
     // The steps name every rule looked at, the exception check included, even when a binding applied.
     if (out.binding.kind != BindingKind::none)
@@ -273,10 +351,12 @@ KubeResolution resolve_kube(const PodInfo& pod, const kube::Snapshot& s) {
     return out;
 }
 
-Binding resolve_kube_binding(const PodInfo& pod, const kube::Snapshot& s) { return resolve_kube(pod, s).binding; }
+Binding resolve_kube_binding(const PodInfo& pod, const kube::Snapshot& s, const KubeBindingOptions& options) {
+    return resolve_kube(pod, s, options).binding;
+}
 
-KubeBindingSource::KubeBindingSource(SnapshotProvider snapshot, ReadyFlag ready)
-    : snapshot_(std::move(snapshot)), ready_(std::move(ready)) {}
+KubeBindingSource::KubeBindingSource(SnapshotProvider snapshot, ReadyFlag ready, KubeBindingOptions options)
+    : snapshot_(std::move(snapshot)), ready_(std::move(ready)), options_(std::move(options)) {}
 
 KubeResolution KubeBindingSource::resolve(const Caller& caller) const {
     KubeResolution out;
@@ -293,7 +373,7 @@ KubeResolution KubeBindingSource::resolve(const Caller& caller) const {
             "pod " + qualified(caller.pod->ns, caller.pod->name) + ": no Kubernetes bindings snapshot yet";
         return out;
     }
-    return resolve_kube(*caller.pod, *snapshot);
+    return resolve_kube(*caller.pod, *snapshot, options_);
 }
 
 Binding KubeBindingSource::bindings_for(const Caller& caller) const { return resolve(caller).binding; }

@@ -30,16 +30,27 @@ struct KubeResolution {
     std::vector<std::string> steps;
 };
 
-// Deterministic for a given pod and snapshot, whatever order the snapshot's lists are in.
-KubeResolution resolve_kube(const PodInfo& pod, const kube::Snapshot& s);
+// How Kubernetes bindings become identities (agent flags).
+struct KubeBindingOptions {
+    // --workload-identity: federated (default) exchanges the pod's service-account token with Entra ID; node asks
+    // the node's IMDS for the client id (the identity must then be assigned to the node).
+    bool federated_workload_identity = true;
+    std::string default_tenant;  // --tenant-id: for service accounts without azure.workload.identity/tenant-id
+};
 
-// resolve_kube(pod, s).binding.
-Binding resolve_kube_binding(const PodInfo& pod, const kube::Snapshot& s);
+// Deterministic for a given pod and snapshot, whatever order the snapshot's lists are in.
+KubeResolution resolve_kube(const PodInfo& pod, const kube::Snapshot& s, const KubeBindingOptions& options = {});
+
+// resolve_kube(pod, s, options).binding.
+Binding resolve_kube_binding(const PodInfo& pod, const kube::Snapshot& s, const KubeBindingOptions& options = {});
 
 // Well-known names, shared with the watch (which needs to know what to list) and with tests.
 inline constexpr const char* kAadPodIdBindingLabel = "aadpodidbinding";
 inline constexpr const char* kWorkloadIdentityUseLabel = "azure.workload.identity/use";
 inline constexpr const char* kWorkloadIdentityClientIdAnnotation = "azure.workload.identity/client-id";
+inline constexpr const char* kWorkloadIdentityTenantIdAnnotation = "azure.workload.identity/tenant-id";
+inline constexpr const char* kWorkloadIdentityTokenExpirationAnnotation =
+    "azure.workload.identity/service-account-token-expiration";
 
 class KubeBindingSource : public BindingSource {
 public:
@@ -48,7 +59,7 @@ public:
 
     // `snapshot` is called once per lookup and may return null (nothing synced: every caller resolves to none).
     // Both functions must be safe to call from any thread.
-    KubeBindingSource(SnapshotProvider snapshot, ReadyFlag ready);
+    KubeBindingSource(SnapshotProvider snapshot, ReadyFlag ready, KubeBindingOptions options = {});
 
     Binding bindings_for(const Caller& caller) const override;
     bool ready() const override;
@@ -60,6 +71,7 @@ public:
 private:
     SnapshotProvider snapshot_;
     ReadyFlag ready_;
+    KubeBindingOptions options_;
 };
 
 }  // namespace podid

@@ -9,7 +9,7 @@ boost::asio::awaitable<std::optional<Binding>> KubeHostTokens::binding_of(const 
     auto pod = state_.pod_by_name(ns, name);
     if (!pod)
         co_return std::nullopt;
-    co_return resolve_kube_binding(*pod, *state_.snapshot());
+    co_return resolve_kube_binding(*pod, *state_.snapshot(), options_);
 }
 
 }  // namespace podid

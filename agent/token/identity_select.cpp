@@ -55,6 +55,14 @@ std::optional<Identity> select_identity(const Binding& binding, const IdentitySe
 std::optional<TokenKey> token_key_for(const Identity& identity, const std::string& resource) {
     TokenKey key;
     key.resource = resource;
+    if (identity.entra) {
+        // Entra ID knows an application by its client id only.
+        if (identity.client_id.empty())
+            return std::nullopt;
+        key.client_id = identity.client_id;
+        key.entra = identity.entra;
+        return key;
+    }
     if (!identity.client_id.empty()) {
         key.client_id = identity.client_id;
     } else if (!identity.resource_id.empty()) {

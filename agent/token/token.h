@@ -8,15 +8,20 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include "common/reason.h"
+#include "policy/binding.h"
+
 namespace podid {
 
-// Which identity to ask the node's IMDS for. Exactly one selector field or none
-// (none = the node's system-assigned/default identity, used only for node-identity passthrough).
+// Which identity to ask for, and where (the node's IMDS, or Entra ID when `entra` is set). Exactly one selector field
+// or none (none = the node's system-assigned/default identity, used only for node-identity passthrough).
 struct TokenKey {
     std::string client_id;
     std::string msi_res_id;
     std::string object_id;
     std::string resource;  // decoded App ID URI, e.g. "https://vault.azure.net"
+    // Set for identities whose tokens come from Entra ID (federation, service principals), not the node's IMDS.
+    std::optional<EntraRef> entra{};
 
     bool operator==(const TokenKey&) const = default;
     std::string to_string() const;  // for logs: "client_id=...;resource=..."
@@ -44,6 +49,9 @@ struct TokenOutcome {
     std::string error_body;  // IMDS-shaped JSON error body when token is empty
     bool cache_hit = false;  // served from cache without waiting for upstream
     bool shared = false;     // waited on another request's upstream call (single-flight)
+    // Why there is no token, when the upstream knew better than its status (Entra ID's answers); the audit log
+    // and metrics use it instead of error_upstream / error_unavailable.
+    std::optional<Reason> reason;
 };
 
 class TokenProvider {

@@ -30,8 +30,14 @@ struct KeyHash {
     std::size_t operator()(const TokenKey& key) const {
         std::hash<std::string> h;
         std::size_t seed = h(key.resource);
+        auto mix = [&](const std::string& part) {
+            seed ^= h(part) + 0x9e3779b97f4a7c15ULL + (seed << 6) + (seed >> 2);
+        };
         for (const auto* part : {&key.client_id, &key.msi_res_id, &key.object_id})
-            seed ^= h(*part) + 0x9e3779b97f4a7c15ULL + (seed << 6) + (seed >> 2);
+            mix(*part);
+        if (key.entra)  // the fields that tell Entra keys apart; equality compares them all
+            for (const auto* part : {&key.entra->tenant, &key.entra->pod_uid, &key.entra->secret_name})
+                mix(*part);
         return seed;
     }
 };
@@ -178,8 +184,9 @@ asio::awaitable<void> run_flight(std::shared_ptr<State> s, TokenKey key, std::sh
         // Upstreams must not throw; if one does, its clients get a plain 503 and the key recovers.
         end.outcome = upstream_error_outcome(UpstreamResult{});
     }
-    {
-        std::lock_guard lock(s->mu);
+    // The entry is gone only when forget() dropped it during the fetch: the waiters get the outcome, the cache
+    // keeps nothing (a deleted pod's token must not come back).
+    if (std::lock_guard lock(s->mu); s->entries.contains(key)) {
         const int64_t now = s->now();
         Entry& entry = s->entries[key];
         if (entry.flight == flight)
@@ -311,6 +318,11 @@ TokenCacheStats CachingTokenProvider::stats() const {
     TokenCacheStats out = state_->counters;
     out.entries = state_->entries.size();
     return out;
+}
+
+std::size_t CachingTokenProvider::forget(const std::function<bool(const TokenKey&)>& matches) {
+    std::lock_guard lock(state_->mu);
+    return std::erase_if(state_->entries, [&](const auto& item) { return matches(item.first); });
 }
 
 std::vector<TokenCacheEntryInfo> CachingTokenProvider::entries() const {

@@ -88,6 +88,9 @@ public:
     boost::asio::awaitable<TokenOutcome> get(TokenKey key, bool bypass_cache) override;
 
     TokenCacheStats stats() const;
+    // Drops every entry whose key matches (a deleted pod's federated tokens); a fetch in flight for one still
+    // answers its waiters but stores nothing. Returns how many were dropped.
+    std::size_t forget(const std::function<bool(const TokenKey&)>& matches);
     std::vector<TokenCacheEntryInfo> entries() const;  // for the admin endpoint; never token values
 
     struct State;  // shared with in-flight fetches, which may outlive this object

@@ -18,8 +18,9 @@ struct UpstreamResult {
     std::optional<Token> token;  // set exactly when status == 200
     std::string body;            // IMDS's error body (never a token)
     std::optional<std::chrono::seconds> retry_after;
-    bool timed_out = false;  // status 0 because the per-request timeout fired
-    std::string detail;      // transport error, for logs (never a token)
+    bool timed_out = false;        // status 0 because the per-request timeout fired
+    std::string detail;            // transport error, for logs (never a token)
+    std::optional<Reason> reason;  // set by upstreams that can say why (Entra ID)
 };
 
 class TokenUpstream {

@@ -34,6 +34,13 @@ bool is_imds_error_body(const std::string& body) {
 
 TokenOutcome upstream_error_outcome(const UpstreamResult& result) {
     TokenOutcome out;
+    out.reason = result.reason;
+    // An upstream that explains its failure in IMDS's shape (Entra ID's mapped errors) is passed on as it said it.
+    if (result.status == 0 && is_imds_error_body(result.body)) {
+        out.status = result.timed_out ? 504 : 503;
+        out.error_body = result.body;
+        return out;
+    }
     if (result.status == 0) {
         out.status = result.timed_out ? 504 : 503;
         out.error_body = error_body(

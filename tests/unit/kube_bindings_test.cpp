@@ -247,7 +247,7 @@ std::vector<Row> rows() {
          {},
          {},
          {"AzurePodIdentityException default/aa"}},
-        {"type 1 identity is unsupported",
+        {"type 1 identity without a tenant is not served",
          Objects{{azure_identity("default", "sp", 1, kOtherClient)},
                  {identity_binding("default", "b1", "sp", "azure-vote")},
                  {},
@@ -256,8 +256,7 @@ std::vector<Row> rows() {
          BindingKind::aad_pod_identity,
          {},
          {"default/sp"},
-         {"AzureIdentity default/sp is type 1 (service principal with client secret), not served through the node's "
-          "IMDS, skipped",
+         {"AzureIdentity default/sp (service principal with client secret) has no tenantID, skipped",
           "no identity to serve"}},
         {"type 2 beside a type 0 identity",
          with(seed(), Objects{{azure_identity("default", "cert", 2, kOtherClient)},
@@ -268,7 +267,7 @@ std::vector<Row> rows() {
          BindingKind::aad_pod_identity,
          {vote},
          {"default/cert"},
-         {"type 2 (service principal with certificate)"}},
+         {"(service principal with certificate) has no tenantID, skipped"}},
         {"unknown identity type is unsupported",
          Objects{{azure_identity("default", "odd", 7, kOtherClient)},
                  {identity_binding("default", "b1", "odd", "azure-vote")},
@@ -420,7 +419,7 @@ std::vector<Row> rows() {
          BindingKind::workload_identity,
          {wi},
          {"default/sp"},
-         {"type 1", "-> workload identity"}},
+         {"(service principal with client secret) has no tenantID", "-> workload identity"}},
         {"AAD and workload identity naming the same client id",
          with(seed(),
               Objects{{}, {}, {}, {service_account("default", "wi-sa", "1111AAAA-1111-4111-8111-111111111111")}}),
@@ -448,6 +447,108 @@ TEST(ResolveKubeBinding, Table) {
                 << "explanation: " << got.binding.explanation << "\nmissing: " << part;
         }
         EXPECT_EQ(resolve_kube_binding(row.pod, snapshot_of(row.objects)).explanation, got.binding.explanation);
+    }
+}
+
+kube::AzureIdentity service_principal(int type, const std::string& secret_ns = "") {
+    kube::AzureIdentity id = azure_identity("default", "sp", type, kOtherClient);
+    id.tenant_id = "contoso.onmicrosoft.com";
+    id.password_secret_name = "sp-secret";
+    id.password_secret_ns = secret_ns;
+    return id;
+}
+
+// Service principals (AzureIdentity type 1 and 2) come from Entra ID with the credential in their Secret.
+TEST(ResolveKubeBinding, ServicePrincipalsAreServedFromTheirSecret) {
+    struct SpRow {
+        const char* name;
+        int type;
+        std::string secret_ns;
+        std::optional<TokenSource> source;  // nullopt: skipped
+        std::string explanation_has;
+    };
+    const SpRow rows[] = {
+        {"type 1, secret in its namespace", 1, "", TokenSource::client_secret,
+         "(clientID " + kOtherClient + ", service principal with client secret in Secret default/sp-secret, tenant "
+         "contoso.onmicrosoft.com)"},
+        {"type 1, namespace named", 1, "default", TokenSource::client_secret, "in Secret default/sp-secret"},
+        {"type 2", 2, "", TokenSource::client_certificate, "service principal with certificate in Secret"},
+        {"secret in another namespace", 1, "kube-system", std::nullopt,
+         "references Secret kube-system/sp-secret outside its namespace default (not allowed), skipped"},
+    };
+    for (const SpRow& row : rows) {
+        SCOPED_TRACE(row.name);
+        Objects o{{service_principal(row.type, row.secret_ns)},
+                  {identity_binding("default", "b1", "sp", "azure-vote")},
+                  {},
+                  {}};
+        KubeResolution got = resolve_kube(pod("default", kVoteLabel), snapshot_of(o));
+        EXPECT_NE(got.binding.explanation.find(row.explanation_has), std::string::npos) << got.binding.explanation;
+        if (!row.source) {
+            EXPECT_TRUE(got.binding.identities.empty());
+            EXPECT_TRUE(got.binding.unsupported_identities);
+            continue;
+        }
+        ASSERT_EQ(got.binding.identities.size(), 1u);
+        const Identity& identity = got.binding.identities[0];
+        ASSERT_TRUE(identity.entra.has_value());
+        EXPECT_EQ(identity.source(), *row.source);
+        EXPECT_EQ(identity.client_id, kOtherClient);
+        EXPECT_EQ(identity.entra->tenant, "contoso.onmicrosoft.com");
+        EXPECT_EQ(identity.entra->secret_ns, "default");
+        EXPECT_EQ(identity.entra->secret_name, "sp-secret");
+        EXPECT_TRUE(identity.entra->pod_uid.empty());  // shared by every pod bound to it
+        EXPECT_FALSE(got.binding.unsupported_identities);
+    }
+}
+
+// Workload Identity is federated by default: the pod's own service-account token is the assertion.
+TEST(ResolveKubeBinding, WorkloadIdentityFederatedOrThroughTheNode) {
+    kube::ServiceAccount annotated = service_account("default", "wi-sa", kWiClient);  // tenant-id "tenant"
+    kube::ServiceAccount bare = service_account("default", "wi-sa", kWiClient);
+    bare.meta.annotations.erase("azure.workload.identity/tenant-id");
+    bare.meta.annotations["azure.workload.identity/service-account-token-expiration"] = "7200";
+    PodInfo p = pod("default", kWiLabel, "wi-sa");
+    p.uid = "0a0b0c0d-1111-2222-3333-444455556666";
+    struct WiRow {
+        const char* name;
+        kube::ServiceAccount account;
+        KubeBindingOptions options;
+        std::optional<std::string> tenant;  // nullopt: node IMDS
+        int64_t lifetime;
+    };
+    const WiRow rows[] = {
+        {"tenant from the annotation", annotated, {true, "fallback"}, "tenant", 3600},
+        {"tenant from --tenant-id, lifetime from the annotation", bare, {true, "fallback"}, "fallback", 7200},
+        {"no tenant anywhere: kept, the handler refuses it", bare, {true, ""}, "", 7200},
+        {"--workload-identity=node", annotated, {false, "fallback"}, std::nullopt, 0},
+    };
+    for (const WiRow& row : rows) {
+        SCOPED_TRACE(row.name);
+        Objects o{{}, {}, {}, {row.account}};
+        KubeResolution got = resolve_kube(p, snapshot_of(o), row.options);
+        ASSERT_EQ(got.binding.identities.size(), 1u);
+        const Identity& identity = got.binding.identities[0];
+        EXPECT_EQ(identity.client_id, kWiClient);
+        if (!row.tenant) {
+            EXPECT_FALSE(identity.entra.has_value());
+            EXPECT_NE(got.binding.explanation.find("through the node's IMDS"), std::string::npos);
+            continue;
+        }
+        ASSERT_TRUE(identity.entra.has_value());
+        EXPECT_EQ(identity.source(), TokenSource::federated);
+        EXPECT_EQ(identity.entra->tenant, *row.tenant);
+        EXPECT_EQ(identity.entra->pod_ns, "default");
+        EXPECT_EQ(identity.entra->pod_name, p.name);
+        EXPECT_EQ(identity.entra->pod_uid, p.uid);
+        EXPECT_EQ(identity.entra->service_account, "wi-sa");
+        EXPECT_EQ(identity.entra->assertion_lifetime_s, row.lifetime);
+        EXPECT_EQ(identity.entra->subject(), "system:serviceaccount:default:wi-sa");
+        EXPECT_NE(got.binding.explanation.find("federated (tenant " +
+                                               (row.tenant->empty() ? std::string("unknown") : *row.tenant) +
+                                               ", subject system:serviceaccount:default:wi-sa)"),
+                  std::string::npos)
+            << got.binding.explanation;
     }
 }
 
