@@ -1,18 +1,29 @@
 // podidctl against the real agent on the test node: status (agent + pins read from bpffs, also with the agent
 // killed), pods, explain and conns, in standalone and Kubernetes mode, table and JSON output, and the admin
 // socket's root-only rule (file mode and SO_PEERCRED).
+//
+// The unprivileged user is this same binary in a helper mode (`--podid-helper podidctl-as-nobody ARGS...`,
+// handled before GoogleTest starts): started as root, so that it loads from a build tree other users cannot
+// enter, it drops to uid 65534 and then runs podidctl's own code as podidctl's main() does.
 #include <gtest/gtest.h>
 
+#include <grp.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
 #include <map>
 #include <sstream>
 #include <thread>
 
+#include "cli.h"
 #include "datapath/probe.h"
 #include "support/kube_apiserver.h"
 #include "support/kube_node.h"
 #include "support/podid_node.h"
+#include "support/self_helper.h"
 
 namespace podid::test {
 namespace {
@@ -26,6 +37,40 @@ const std::string kNodeId = "99999999-9999-4999-8999-999999999999";
 const std::string kNodeName = "aks-nodepool1-0";
 const std::string kToken =
     "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net";
+
+// podidctl as nobody (uid and gid 65534, no supplementary groups), as `setpriv --reuid=65534 --regid=65534
+// --clear-groups podidctl ARGS...` runs it. Exec'ing podidctl as nobody would test where the build tree lives
+// instead: in a checkout under a directory only root can enter, the dynamic loader, already nobody, cannot open the
+// tree's shared libraries (sanitizer builds link podid's libraries shared) and podidctl exits 127.
+int helper_podidctl_as_nobody(const std::vector<std::string>& args) {
+    if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0) {
+        std::perror("podidctl-as-nobody: dropping to uid 65534");
+        return 125;
+    }
+    auto env = [](const char* name) {
+        const char* v = std::getenv(name);
+        return std::string(v ? v : "");
+    };
+    auto options = ctl::parse_ctl_options(args, env("PODID_ADMIN_SOCKET"), env("PODID_BPFFS"));
+    if (!options) {
+        std::cerr << "podidctl: " << options.error().message << "\n";
+        return 2;
+    }
+    return ctl::run_ctl(*options, std::cout, std::cerr);
+}
+
+// Runs before main(): a helper invocation never reaches GoogleTest.
+const int kHelper = [] {
+    std::vector<std::string> args = self_cmdline();
+    if (args.size() < 3 || args[1] != "--podid-helper")
+        return 0;
+    int rc = 2;
+    if (args[2] == "podidctl-as-nobody")
+        rc = helper_podidctl_as_nobody(std::vector<std::string>(args.begin() + 3, args.end()));
+    std::cout.flush();
+    std::fflush(stdout);
+    std::_Exit(rc);
+}();
 
 class PodidctlTest : public ::testing::Test {
 protected:
@@ -41,13 +86,15 @@ protected:
     }
 
     // podidctl as root on the host (it needs the socket and bpffs only, no namespace).
-    RunResult ctl(std::vector<std::string> args, const std::vector<std::string>& prefix = {}) {
-        std::vector<std::string> argv = prefix;
-        argv.push_back(PODIDCTL_BIN);
-        argv.push_back("--socket");
-        argv.push_back(pn_->admin_socket_path());
-        argv.push_back("--bpffs");
-        argv.push_back(pn_->pin_dir());
+    RunResult ctl(const std::vector<std::string>& args) { return run_with_node_paths({PODIDCTL_BIN}, args); }
+
+    // The same podidctl command as nobody (see helper_podidctl_as_nobody).
+    RunResult ctl_as_nobody(const std::vector<std::string>& args) {
+        return run_with_node_paths({self_exe(), "--podid-helper", "podidctl-as-nobody"}, args);
+    }
+
+    RunResult run_with_node_paths(std::vector<std::string> argv, const std::vector<std::string>& args) {
+        argv.insert(argv.end(), {"--socket", pn_->admin_socket_path(), "--bpffs", pn_->pin_dir()});
         argv.insert(argv.end(), args.begin(), args.end());
         return pn_->node().run(argv, "", "", 20s);
     }
@@ -174,12 +221,12 @@ TEST_F(PodidctlTest, StandaloneStatusPodsExplainConns) {
     struct stat st {};
     ASSERT_EQ(::stat(pn_->admin_socket_path().c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0600u);
-    RunResult nobody = ctl({"pods"}, {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"});
+    RunResult nobody = ctl_as_nobody({"pods"});
     EXPECT_EQ(nobody.exit_code, 1);
     EXPECT_NE(nobody.err.find("root only"), std::string::npos) << nobody.err;
     // ... and even when someone loosens the mode, the agent checks the peer's uid.
     ASSERT_EQ(::chmod(pn_->admin_socket_path().c_str(), 0666), 0);
-    RunResult loosened = ctl({"pods"}, {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"});
+    RunResult loosened = ctl_as_nobody({"pods"});
     EXPECT_EQ(loosened.exit_code, 1);
     EXPECT_NE(loosened.err.find("root only"), std::string::npos) << loosened.err;
     EXPECT_EQ(loosened.out.find(kIdA), std::string::npos);
