@@ -18,7 +18,7 @@ EntraError entra_err(unsigned status, const char* error, int code, std::string m
     return EntraError{status, error, code, std::move(message)};
 }
 
-std::string quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
+std::string in_quotes(std::string_view text) { return "'" + std::string(text) + "'"; }
 
 }  // namespace
 
@@ -50,19 +50,19 @@ namespace errors {
 
 EntraError missing_parameter(std::string_view name) {
     return entra_err(400, "invalid_request", 900144,
-                     "The request body must contain the following parameter: " + quoted(name) + ".");
+                     "The request body must contain the following parameter: " + in_quotes(name) + ".");
 }
 
 EntraError unsupported_grant_type(std::string_view grant_type) {
     return entra_err(400, "unsupported_grant_type", 70003,
-                     "The app requested an unsupported grant type " + quoted(grant_type) + ".");
+                     "The app requested an unsupported grant type " + in_quotes(grant_type) + ".");
 }
 
 EntraError bad_assertion_type(std::string_view type) {
     return entra_err(400, "invalid_request", 90014,
                      "The required field 'client_assertion_type' is missing from the credential or has an unsupported "
                      "value " +
-                         quoted(type) +
+                         in_quotes(type) +
                          ". Ensure that you have all the necessary parameters for the login "
                          "request.");
 }
@@ -91,7 +91,7 @@ EntraError scope_many_resources(std::string_view scope) {
 EntraError tenant_not_found(std::string_view tenant) {
     return entra_err(
         400, "invalid_request", 90002,
-        "Tenant " + quoted(tenant) +
+        "Tenant " + in_quotes(tenant) +
             " not found. Check to make sure you have the correct tenant ID and are signing into the correct "
             "cloud. Check with your subscription administrator, this may happen if there are no active "
             "subscriptions for the tenant.");
@@ -106,7 +106,7 @@ EntraError tenant_not_found_discovery(std::string_view tenant) {
 EntraError app_not_found(std::string_view client_id, std::string_view tenant) {
     return entra_err(
         400, "unauthorized_client", 700016,
-        "Application with identifier " + quoted(client_id) + " was not found in the directory " + quoted(tenant) +
+        "Application with identifier " + in_quotes(client_id) + " was not found in the directory " + in_quotes(tenant) +
             ". This can happen if the application has not been installed by the administrator of the tenant "
             "or consented to by any user in the tenant. You may have sent your authentication request to the "
             "wrong tenant.");
@@ -123,7 +123,7 @@ EntraError invalid_client_secret(std::string_view client_id) {
     return entra_err(401, "invalid_client", 7000215,
                      "Invalid client secret provided. Ensure the secret being sent in the request is the client secret "
                      "value, not the client secret ID, for a secret added to app " +
-                         quoted(client_id) + ".");
+                         in_quotes(client_id) + ".");
 }
 
 EntraError malformed_assertion(std::string_view reason) {
@@ -132,7 +132,7 @@ EntraError malformed_assertion(std::string_view reason) {
 
 EntraError unsupported_assertion_alg(std::string_view alg) {
     return entra_err(401, "invalid_client", 5002738,
-                     "Invalid JWT token. " + quoted(alg) +
+                     "Invalid JWT token. " + in_quotes(alg) +
                          " is not a supported signature algorithm. Supported signing algorithms are: 'RS256, PS256'");
 }
 
@@ -146,10 +146,10 @@ EntraError certificate_key_not_found(std::string_view thumbprint_hex, std::strin
         401, "invalid_client", 700027,
         "Client assertion contains an invalid signature. [Reason - The key was not found., Thumbprint of key "
         "used by client: " +
-            quoted(thumbprint_hex) +
+            in_quotes(thumbprint_hex) +
             ", Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys "
             "for app Id " +
-            quoted(client_id) + "].");
+            in_quotes(client_id) + "].");
 }
 
 EntraError certificate_signature_mismatch(std::string_view thumbprint_hex, std::string_view validity) {
@@ -157,7 +157,7 @@ EntraError certificate_signature_mismatch(std::string_view thumbprint_hex, std::
         401, "invalid_client", 700027,
         "Client assertion contains an invalid signature. [Reason - The provided signature value did not match "
         "the expected signature value., Thumbprint of key used by client: " +
-            quoted(thumbprint_hex) + ", Found key " + quoted(validity) + "]");
+            in_quotes(thumbprint_hex) + ", Found key " + in_quotes(validity) + "]");
 }
 
 EntraError assertion_client_mismatch() {
@@ -184,8 +184,8 @@ EntraError assertion_time_range(int64_t now, int64_t nbf, int64_t exp) {
 EntraError no_federated_match(std::string_view issuer, std::string_view subject, std::string_view audience) {
     return entra_err(
         400, "invalid_request", 70021,
-        "No matching federated identity record found for presented assertion. Assertion Issuer: " + quoted(issuer) +
-            ". Assertion Subject: " + quoted(subject) + ". Assertion Audience: " + quoted(audience) +
+        "No matching federated identity record found for presented assertion. Assertion Issuer: " + in_quotes(issuer) +
+            ". Assertion Subject: " + in_quotes(subject) + ". Assertion Audience: " + in_quotes(audience) +
             ". https://docs.microsoft.com/en-us/azure/active-directory/develop/"
             "workload-identity-federation");
 }
