@@ -190,6 +190,9 @@ Plan plan_host_token(const HttpRequest& req, const Classified& what, const Bindi
     if (!key) {
         return deny(req, 404, kIdentityNotFound, Reason::deny_unsupported_identity);
     }
+    if (key->entra && key->entra->tenant.empty()) {
+        return deny(req, 404, no_tenant_description(*identity), Reason::deny_tenant_unknown);
+    }
     return FetchToken{std::move(*key), std::move(*identity), query->bypass_cache, true, Reason::ok_bound_identity};
 }
 

@@ -66,7 +66,8 @@ struct Binding {
     bool unsupported_identities = false;
 };
 
-// An AzureIdentity a pod's binding names but podid cannot serve through the node's IMDS (service principals).
+// An AzureIdentity a pod's binding names but podid cannot serve: an unknown type, or a service principal without a
+// client id, tenant or Secret in its own namespace.
 struct UnsupportedIdentity {
     std::string binding;   // "ns/name" of the AzureIdentityBinding
     std::string identity;  // "ns/name" of the AzureIdentity

@@ -246,9 +246,11 @@ AadOutcome resolve_aad(const PodInfo& pod, const kube::Snapshot& s, Offer& offer
 // otherwise).
 int64_t assertion_lifetime(const kube::ServiceAccount& account) {
     const std::string* text = find_in(account.meta.annotations, kWorkloadIdentityTokenExpirationAnnotation);
-    if (text == nullptr || text->empty() || text->size() > 9 ||
+    if (text == nullptr || text->empty() ||
         !std::all_of(text->begin(), text->end(), [](unsigned char c) { return std::isdigit(c); }))
         return 3600;
+    if (text->size() > 9)  // more than the cap in any case, and more than stoll may hold
+        return 86400;
     return std::clamp<int64_t>(std::stoll(*text), 3600, 86400);
 }
 

@@ -4,10 +4,12 @@
 //   1. an AzurePodIdentityException in the pod's namespace with any one podLabels key=value on the pod
 //      -> node identity (exception wins over everything, as in NMI);
 //   2. AzureIdentityBindings in the pod's namespace whose selector equals the pod's "aadpodidbinding" label,
-//      sorted by binding name then identity name -> their type-0 AzureIdentities (types 1/2 are reported as
-//      unsupported, never served);
+//      sorted by binding name then identity name -> their AzureIdentities: type 0 through the node's IMDS, types
+//      1/2 (service principals) from Entra ID with the Secret their clientPassword names in their own namespace;
+//      incomplete ones and unknown types are reported as unsupported, never served;
 //   3. label azure.workload.identity/use=true and the service account's azure.workload.identity/client-id
-//      -> that client id, after the AAD identities;
+//      -> that client id, after the AAD identities: federated with Entra ID by default, or through the node's
+//      IMDS (KubeBindingOptions);
 //   4. otherwise none, with an explanation of what was looked at.
 #pragma once
 

@@ -508,3 +508,60 @@ TEST(TokenCache, StatsAndEntriesCarryNoTokenValues) {
 
 }  // namespace
 }  // namespace podid
+
+namespace podid {
+namespace {
+
+TokenKey federated_key(const std::string& pod_uid, const std::string& resource = "https://vault.azure.net") {
+    TokenKey key{"a1111111-1111-4111-8111-111111111111", "", "", resource};
+    EntraRef e;
+    e.tenant = "contoso";
+    e.pod_ns = "default";
+    e.pod_name = "web-" + pod_uid;
+    e.pod_uid = pod_uid;
+    e.service_account = "wi-sa";
+    key.entra = e;
+    return key;
+}
+
+// Federated tokens are cached per pod (their assertion is bound to it): two pods of one app never share an entry, and
+// forget() drops a deleted pod's entries and nothing else.
+TEST(TokenCache, FederatedKeysArePerPodAndForgetDropsOnlyThatPod) {
+    Fixture f;
+    EXPECT_EQ(value_of(f.get(federated_key("uid-1"))), "tok-0");
+    EXPECT_EQ(value_of(f.get(federated_key("uid-2"))), "tok-1");
+    EXPECT_EQ(value_of(f.get(federated_key("uid-1", "https://storage.azure.com"))), "tok-2");
+    EXPECT_EQ(value_of(f.get(key_for("a1111111-1111-4111-8111-111111111111"))), "tok-3") << "the node's IMDS key";
+    EXPECT_EQ(f.upstream->calls.load(), 4);
+    EXPECT_TRUE(f.get(federated_key("uid-1")).cache_hit);
+
+    EXPECT_EQ(f.provider->forget([](const TokenKey& k) { return k.entra && k.entra->pod_uid == "uid-1"; }), 2u);
+    EXPECT_EQ(f.provider->stats().entries, 2u);
+    EXPECT_TRUE(f.get(federated_key("uid-2")).cache_hit);
+    EXPECT_TRUE(f.get(key_for("a1111111-1111-4111-8111-111111111111")).cache_hit);
+    auto again = f.get(federated_key("uid-1"));
+    EXPECT_FALSE(again.cache_hit);
+    EXPECT_EQ(value_of(again), "tok-4");
+}
+
+// A fetch in flight when its pod is forgotten still answers its waiters, and the cache keeps nothing of it.
+TEST(TokenCache, ForgetDuringAFetchKeepsNothing) {
+    Fixture f;
+    f.upstream->delay = 50ms;
+    std::vector<TokenOutcome> out;
+    std::mutex mu;
+    f.spawn_gets(3, federated_key("uid-9"), false, out, mu);
+    f.run_until([&] { return f.upstream->calls.load() == 1; });
+    EXPECT_EQ(f.provider->forget([](const TokenKey& k) { return k.entra && k.entra->pod_uid == "uid-9"; }), 1u);
+    f.run_until([&] {
+        std::lock_guard lock(mu);
+        return out.size() == 3;
+    });
+    for (const auto& o : out)
+        EXPECT_EQ(value_of(o), "tok-0");
+    EXPECT_EQ(f.provider->stats().entries, 0u);
+    EXPECT_FALSE(f.get(federated_key("uid-9")).cache_hit);
+}
+
+}  // namespace
+}  // namespace podid
