@@ -8,6 +8,7 @@ docs/architecture.md draws the same order.
 
     tools/include-graph.py            # the graph, then "ok" or every upward include; exit 1 on any
     tools/include-graph.py --dot      # the graph for graphviz
+    tools/include-graph.py DIR        # another checkout (e.g. an older commit: git archive REV agent | tar -x -C DIR)
 """
 import os
 import re
@@ -57,7 +58,8 @@ def edges(agent_dir):
 
 
 def main():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    root = args[0] if args else os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     found, offenders = edges(os.path.join(root, "agent"))
     if "--dot" in sys.argv:
         print("digraph includes {")
