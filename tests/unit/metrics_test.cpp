@@ -183,24 +183,24 @@ TEST(Metrics, AcceptWaitIsAHistogramOfTheQueueTime) {
     EXPECT_EQ(sample(s, R"(podid_accept_wait_seconds_bucket{le="5"})"), 3);
 }
 
-// Every kind and status class lands in its own series, labelled as the record says; a kind that is not a
-// RequestKind name (the slow path) too.
+// Every kind and status class lands in its own series, labelled with the kind's name; a record that never said what
+// it was counts as unknown.
 TEST(Metrics, DurationSeriesByKindAndCodeClass) {
     struct Row {
-        const char* kind;
+        RequestKind kind;
         unsigned status;
         const char* series;  // the _count sample that must read 1
     } rows[] = {
-        {"token", 200, R"(code_class="2xx",kind="token")"},
-        {"token", 100, R"(code_class="1xx",kind="token")"},
-        {"probe", 302, R"(code_class="3xx",kind="probe")"},
-        {"host_token", 404, R"(code_class="4xx",kind="host_token")"},
-        {"instance_metadata", 503, R"(code_class="5xx",kind="instance_metadata")"},
-        {"other_metadata", 599, R"(code_class="5xx",kind="other_metadata")"},
-        {"health", 0, R"(code_class="other",kind="health")"},
-        {"unknown", 600, R"(code_class="other",kind="unknown")"},
-        {"", 99, R"(code_class="other",kind="unknown")"},
-        {"not-a-kind", 200, R"(code_class="2xx",kind="not-a-kind")"},
+        {RequestKind::token, 200, R"(code_class="2xx",kind="token")"},
+        {RequestKind::token, 100, R"(code_class="1xx",kind="token")"},
+        {RequestKind::probe, 302, R"(code_class="3xx",kind="probe")"},
+        {RequestKind::host_token, 404, R"(code_class="4xx",kind="host_token")"},
+        {RequestKind::instance_metadata, 503, R"(code_class="5xx",kind="instance_metadata")"},
+        {RequestKind::other_metadata, 599, R"(code_class="5xx",kind="other_metadata")"},
+        {RequestKind::health, 0, R"(code_class="other",kind="health")"},
+        {RequestKind::unknown, 600, R"(code_class="other",kind="unknown")"},
+        {AuditRecord{}.kind, 99, R"(code_class="other",kind="unknown")"},
+        {RequestKind::selfcheck, 200, R"(code_class="2xx",kind="selfcheck")"},
     };
     for (const auto& r : rows) {
         Metrics m("t");
@@ -211,10 +211,10 @@ TEST(Metrics, DurationSeriesByKindAndCodeClass) {
         rec.latency_ms = 1;
         m.on_request(rec);
         const auto s = m.scrape();
-        EXPECT_EQ(sample(s, std::string("podid_request_duration_seconds_count{") + r.series + "}"), 1) << r.kind;
-        EXPECT_EQ(lines_containing(s, "podid_request_duration_seconds_count{"), 1u) << r.kind;
-        const bool token = std::string(r.kind) == "token" || std::string(r.kind) == "host_token";
-        EXPECT_EQ(lines_containing(s, "podid_token_requests_total{"), token ? 1u : 0u) << r.kind;
+        EXPECT_EQ(sample(s, std::string("podid_request_duration_seconds_count{") + r.series + "}"), 1) << r.series;
+        EXPECT_EQ(lines_containing(s, "podid_request_duration_seconds_count{"), 1u) << r.series;
+        const bool token = r.kind == RequestKind::token || r.kind == RequestKind::host_token;
+        EXPECT_EQ(lines_containing(s, "podid_token_requests_total{"), token ? 1u : 0u) << r.series;
     }
 }
 
