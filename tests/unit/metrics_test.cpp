@@ -1,5 +1,6 @@
-// Metrics, the BPF per-pod collector, readiness and the admin HTTP endpoint; the scrape is checked with
-// promtool and read back through a real Prometheus server (loopback only).
+// Metrics: request, denial, upstream and provider series; the scrape is checked with promtool (BPF collector
+// included) and read back through a real Prometheus server (loopback only). The BPF collector, readiness and the
+// admin HTTP endpoint have their own files.
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -7,72 +8,33 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/write.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
-#include <sstream>
 #include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "admin/admin_http.h"
+#include "metrics_fixtures.h"
 #include "observe/bpf_collector.h"
-#include "observe/health.h"
 #include "observe/metrics.h"
 
 namespace podid {
 namespace {
 
+using namespace podid::test;
 namespace asio = boost::asio;
-namespace http = boost::beast::http;
 namespace fs = std::filesystem;
 using tcp = asio::ip::tcp;
-
-AuditRecord token_record(const std::string& ns, const std::string& pod, unsigned status, Reason reason,
-                         std::string granted = "client_id=aaaa") {
-    AuditRecord r;
-    r.kind = RequestKind::token;
-    r.status = status;
-    r.reason = reason;
-    r.latency_ms = 2.5;
-    r.granted_identity = is_denial(reason) ? "" : std::move(granted);
-    if (!pod.empty()) {
-        PodInfo p;
-        p.ns = ns;
-        p.name = pod;
-        r.caller.pod = p;
-    }
-    return r;
-}
-
-// The value of the sample whose line starts with `series` (name plus labels exactly as serialized), or -1.
-double sample(const std::string& scrape, const std::string& series) {
-    std::istringstream in(scrape);
-    for (std::string line; std::getline(in, line);)
-        if (line.rfind(series + " ", 0) == 0)
-            return std::stod(line.substr(series.size() + 1));
-    return -1;
-}
-
-size_t lines_containing(const std::string& scrape, const std::string& needle) {
-    std::istringstream in(scrape);
-    size_t n = 0;
-    for (std::string line; std::getline(in, line);)
-        n += line.find(needle) != std::string::npos && line[0] != '#';
-    return n;
-}
 
 TEST(CodeClass, Table) {
     struct Row {
@@ -367,273 +329,6 @@ TEST(Metrics, ScrapeTimeProvidersAndTheirAbsence) {
     s = m.scrape();
     EXPECT_EQ(sample(s, "podid_ready"), 1);
     EXPECT_EQ(sample(s, "podid_token_cache_hits_total"), 41);
-}
-
-// --- BPF per-pod collector -------------------------------------------------------------------------------
-
-const std::string kUidA = "11111111-2222-3333-4444-555555555555";
-const std::string kUidB = "99999999-2222-3333-4444-555555555555";
-std::string pod_dir(const std::string& uid) {
-    std::string u = uid;
-    std::replace(u.begin(), u.end(), '-', '_');
-    return "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + u + ".slice";
-}
-std::string container(const std::string& uid, char c) {
-    return pod_dir(uid) + "/cri-containerd-" + std::string(64, c) + ".scope";
-}
-
-struct FakeNode {
-    std::map<uint64_t, CgroupCounters> counters;
-    std::map<uint64_t, std::string> paths;  // live cgroups
-    std::map<std::string, PodInfo> pods;    // by uid
-
-    void count(uint64_t id, int slot, uint64_t n) { counters[id][slot] = n; }
-    BpfCollectorSources sources() {
-        BpfCollectorSources s;
-        s.counters = [this] { return counters; };
-        s.cgroup_path = [this](uint64_t id) -> std::optional<std::string> {
-            auto it = paths.find(id);
-            return it == paths.end() ? std::nullopt : std::optional(it->second);
-        };
-        s.kubepods_root = "/kubepods.slice";
-        s.pod_by_uid = [this](const std::string& uid) -> std::optional<PodInfo> {
-            auto it = pods.find(uid);
-            return it == pods.end() ? std::nullopt : std::optional(it->second);
-        };
-        return s;
-    }
-};
-
-std::string collect_text(const BpfCollector& c) {
-    Metrics m("t");
-    m.add_collectable(&c);
-    return m.scrape();
-}
-
-TEST(BpfCollector, SlotClassification) {
-    struct Row {
-        int slot;
-        bool redirect, blocked;
-    } rows[] = {
-        {PODID_CTR_REDIRECT4, true, false},      {PODID_CTR_REDIRECT6, true, false},
-        {PODID_CTR_AGENT_DIRECT, false, false},  {PODID_CTR_DENY_PORT, false, true},
-        {PODID_CTR_DROP_TCP, false, true},       {PODID_CTR_DROP_UDP, false, true},
-        {PODID_CTR_DROP_RAW_AGENT, false, true}, {PODID_CTR_NO_STORAGE, false, true},
-        {PODID_CTR_MAX - 1, false, false},  // reserved slot
-    };
-    for (const auto& r : rows) {
-        EXPECT_EQ(is_redirect_slot(r.slot), r.redirect) << r.slot;
-        EXPECT_EQ(is_blocked_slot(r.slot), r.blocked) << r.slot;
-    }
-}
-
-TEST(BpfCollector, AggregatesContainersPerPodAndUnknownsUnderNode) {
-    FakeNode node;
-    node.pods[kUidA] = PodInfo{"team-a", "web-1", kUidA, "sa", "n", false, {}};
-    node.paths = {{10, container(kUidA, 'a')},
-                  {11, container(kUidA, 'b')},
-                  {12, pod_dir(kUidA)},
-                  {20, "/system.slice/sshd.service"},  // host process
-                  {30, container(kUidB, 'c')}};        // pod not in the directory (yet)
-    node.count(10, PODID_CTR_REDIRECT4, 5);
-    node.count(11, PODID_CTR_REDIRECT4, 2);
-    node.count(11, PODID_CTR_REDIRECT6, 1);
-    node.count(11, PODID_CTR_DROP_UDP, 4);
-    node.count(12, PODID_CTR_DROP_UDP, 1);
-    node.count(20, PODID_CTR_REDIRECT4, 7);
-    node.count(30, PODID_CTR_DENY_PORT, 3);
-    node.count(40, PODID_CTR_REDIRECT4, 99);  // cgroup gone and never resolved: left out
-    BpfCollector c(node.sources());
-    auto s = collect_text(c);
-    EXPECT_EQ(sample(s, R"(podid_redirected_connections_total{namespace="team-a",pod="web-1"})"), 8);
-    EXPECT_EQ(sample(s, R"(podid_blocked_packets_total{namespace="team-a",pod="web-1",reason="drop_udp"})"), 5);
-    EXPECT_EQ(sample(s, R"(podid_redirected_connections_total{namespace="",pod="_node"})"), 7);
-    EXPECT_EQ(sample(s, R"(podid_blocked_packets_total{namespace="",pod="_node",reason="deny_metadata_port"})"), 3);
-    EXPECT_EQ(lines_containing(s, "podid_redirected_connections_total{"), 2u);
-    EXPECT_EQ(lines_containing(s, "podid_blocked_packets_total{"), 2u);  // zero reasons are not emitted
-
-    // A container exits: its counts stay with the pod (the counter must not go backwards).
-    node.paths.erase(11);
-    s = collect_text(c);
-    EXPECT_EQ(sample(s, R"(podid_redirected_connections_total{namespace="team-a",pod="web-1"})"), 8);
-
-    // The pod is deleted: its cgroups are gone and, once forgotten, its series disappear.
-    node.paths.erase(10);
-    node.paths.erase(12);
-    node.pods.erase(kUidA);
-    c.forget_pod("team-a", "web-1");
-    s = collect_text(c);
-    EXPECT_EQ(lines_containing(s, "web-1"), 0u);
-
-    // The datapath forgets cgroups: remembered resolutions follow the map, so they stay bounded.
-    node.counters.clear();
-    collect_text(c);
-    EXPECT_EQ(c.remembered(), 0u);
-}
-
-// --- readiness -------------------------------------------------------------------------------------------
-
-TEST(Health, ReadinessTable) {
-    struct Row {
-        const char* name;
-        size_t attached;
-        bool check_enabled;
-        std::optional<SelfCheckStatus> check;  // nullopt: provider not wired
-        int64_t now;
-        bool bindings;
-        bool want_ready;
-        const char* want_reason_part;
-    } rows[] = {
-        {"all good", 6, true, SelfCheckStatus{true, 1000, ""}, 2000, true, true, ""},
-        {"no programs", 0, true, SelfCheckStatus{true, 1000, ""}, 2000, true, false, "not attached"},
-        {"too few programs", 2, true, SelfCheckStatus{true, 1000, ""}, 2000, true, false, "only 2 of 6"},
-        {"check never ran", 6, true, SelfCheckStatus{}, 2000, true, false, "has not run"},
-        {"check failed", 6, true, SelfCheckStatus{false, 1000, "connect: refused"}, 2000, true, false,
-         "self-check failed: connect: refused"},
-        {"check stale", 6, true, SelfCheckStatus{true, 1000, ""}, 1000 + 90'001, true, false, "stale"},
-        {"check not wired", 6, true, std::nullopt, 2000, true, false, "not running"},
-        {"check disabled", 6, false, std::nullopt, 2000, true, true, ""},
-        {"bindings not synced", 6, true, SelfCheckStatus{true, 1000, ""}, 2000, false, false, "not synced"},
-    };
-    for (const auto& r : rows) {
-        HealthSources s;
-        s.programs_attached = [&] { return r.attached; };
-        s.programs_expected = 6;
-        if (r.check)
-            s.self_check = [&] { return *r.check; };
-        s.self_check_enabled = r.check_enabled;
-        s.bindings_ready = [&] { return r.bindings; };
-        s.now_ms = [&] { return r.now; };
-        auto got = Health(s).readiness();
-        EXPECT_EQ(got.ready, r.want_ready) << r.name;
-        EXPECT_NE(got.reason.find(r.want_reason_part), std::string::npos) << r.name << ": " << got.reason;
-    }
-}
-
-// --- admin HTTP ------------------------------------------------------------------------------------------
-
-TEST(AdminHttp, ResponseTable) {
-    bool ready = true;
-    AdminHandlers h;
-    h.metrics = [] { return std::string("podid_up 1\n"); };
-    h.readiness = [&] { return ready ? Readiness{true, ""} : Readiness{false, "kubernetes lists not synced"}; };
-    struct Row {
-        http::verb method;
-        const char* target;
-        bool ready;
-        unsigned status;
-        const char* body;
-    } rows[] = {
-        {http::verb::get, "/healthz", false, 200, "ok\n"},
-        {http::verb::get, "/healthz?verbose", true, 200, "ok\n"},
-        {http::verb::get, "/readyz", true, 200, "ok\n"},
-        {http::verb::get, "/readyz", false, 503, "not ready: kubernetes lists not synced\n"},
-        {http::verb::get, "/metrics", false, 200, "podid_up 1\n"},
-        {http::verb::head, "/metrics", true, 200, ""},
-        {http::verb::post, "/metrics", true, 405, "method not allowed\n"},
-        {http::verb::get, "/", true, 404, "not found\n"},
-        {http::verb::get, "/metrics/", true, 404, "not found\n"},
-        {http::verb::get, "/metadata/identity/oauth2/token", true, 404, "not found\n"},
-    };
-    for (const auto& r : rows) {
-        ready = r.ready;
-        AdminRequest req{r.method, r.target, 11};
-        auto res = admin_response(req, h);
-        EXPECT_EQ(res.result_int(), r.status) << r.target;
-        EXPECT_EQ(res.body(), r.body) << r.target;
-    }
-    AdminRequest head{http::verb::head, "/metrics", 11};
-    EXPECT_EQ(admin_response(head, h)[http::field::content_length], "11");
-    AdminRequest get{http::verb::get, "/metrics", 11};
-    EXPECT_EQ(admin_response(get, h)[http::field::content_type], "text/plain; version=0.0.4; charset=utf-8");
-}
-
-TEST(AdminHttp, ParseListenAddressTable) {
-    struct Row {
-        const char* text;
-        bool ok;
-        const char* address;
-        uint16_t port;
-    } rows[] = {
-        {"0.0.0.0:9090", true, "0.0.0.0", 9090},
-        {"127.0.0.1:0", true, "127.0.0.1", 0},
-        {"[::]:9090", true, "::", 9090},
-        {":9090", true, "0.0.0.0", 9090},
-        {"9090", false, "", 0},
-        {"1.2.3.4:", false, "", 0},
-        {"1.2.3.4:70000", false, "", 0},
-        {"host:80", false, "", 0},
-        {"1.2.3.4:80x", false, "", 0},
-    };
-    for (const auto& r : rows) {
-        auto got = parse_listen_address(r.text);
-        ASSERT_EQ(got.ok(), r.ok) << r.text;
-        if (r.ok) {
-            EXPECT_EQ(got->address().to_string(), r.address) << r.text;
-            EXPECT_EQ(got->port(), r.port) << r.text;
-        }
-    }
-}
-
-struct Fetched {
-    unsigned status = 0;
-    std::string body;
-};
-
-Fetched http_get(const tcp::endpoint& ep, const std::string& target) {
-    asio::io_context io;
-    tcp::socket s(io);
-    s.connect(ep);
-    http::request<http::empty_body> req{http::verb::get, target, 11};
-    req.set(http::field::host, "127.0.0.1");
-    http::write(s, req);
-    boost::beast::flat_buffer buf;
-    http::response<http::string_body> res;
-    http::read(s, buf, res);
-    return {res.result_int(), res.body()};
-}
-
-// The admin server with real metrics, on an io thread, for the socket-level tests.
-struct RunningAdmin {
-    Metrics metrics{"9.9.9"};
-    bool ready = false;
-    asio::io_context io;
-    AdminServer server{io, AdminHandlers{[this] { return metrics.scrape(); },
-                                         [this] {
-                                             return ready ? Readiness{true, ""} : Readiness{false, "test"};
-                                         }}};
-    tcp::endpoint ep;
-    std::thread thread;
-
-    RunningAdmin() {
-        auto bound = server.listen(tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-        if (!bound)
-            throw std::runtime_error(bound.error().message);
-        ep = *bound;
-        thread = std::thread([this] { io.run(); });
-    }
-    ~RunningAdmin() {
-        server.shutdown();
-        io.stop();
-        thread.join();
-    }
-};
-
-TEST(AdminHttp, ServesOverLoopback) {
-    RunningAdmin admin;
-    admin.metrics.on_request(token_record("team-a", "web-1", 200, Reason::ok_bound_identity));
-    EXPECT_EQ(http_get(admin.ep, "/healthz").status, 200u);
-    auto r = http_get(admin.ep, "/readyz");
-    EXPECT_EQ(r.status, 503u);
-    EXPECT_EQ(r.body, "not ready: test\n");
-    admin.ready = true;
-    EXPECT_EQ(http_get(admin.ep, "/readyz").status, 200u);
-    auto m = http_get(admin.ep, "/metrics");
-    EXPECT_EQ(m.status, 200u);
-    EXPECT_EQ(
-        sample(m.body,
-               R"(podid_token_requests_total{code="200",identity="client_id=aaaa",namespace="team-a",pod="web-1"})"),
-        1);
 }
 
 // --- promtool and a real Prometheus ----------------------------------------------------------------------
