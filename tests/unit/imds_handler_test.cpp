@@ -983,7 +983,8 @@ TEST(PlanHealth, AnsweredLocally) {
 }
 
 TEST(PlanHostToken, CsiDriverRequests) {
-    const HandlerOptions loopback{false, true};
+    // An authorised caller on the loopback listener (AccessDecidedByTheAuthority has the other answers).
+    const HandlerOptions loopback{false, true, HostTokenAccess::allowed};
     const Headers pod = {{"podns", "default"}, {"podname", "web-0"}};
     const std::vector<Row> rows = {
         {"csi provider: trailing slash, raw resource",
@@ -1031,21 +1032,10 @@ TEST(PlanHostToken, CsiDriverRequests) {
          "id-a",
          false,
          true},
-        {"excepted pod gets the node's identity",
-         GET,
-         "/host/token/?resource=https://vault.azure.net",
-         pod,
-         Who::node_identity,
-         loopback,
-         RequestKind::host_token,
-         Outcome::fetch,
-         Reason::ok_node_identity,
-         0,
-         "",
-         {"", "", "", kVault},
-         "",
-         false,
-         true},
+        // An excepted pod reaches IMDS as the node itself; naming it never hands out the node's identity.
+        {"excepted pod: never the node's identity", GET, "/host/token/?resource=https://vault.azure.net", pod,
+         Who::node_identity, loopback, RequestKind::host_token, Outcome::reply, Reason::deny_host_token_pod, 404,
+         kIdentityNotFound},
         {"not on the loopback listener",
          GET,
          "/host/token/?resource=https://vault.azure.net",
