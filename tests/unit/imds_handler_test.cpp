@@ -42,7 +42,17 @@ const std::string kIdentityNotFound = "Identity not found";
 const std::string kInvalidRequest = "Invalid request";
 
 // Who is calling, as the session would have resolved it.
-enum class Who { bound, bound_resource_only, bound_object_only, bound_empty, unbound, no_origin, node_identity };
+enum class Who {
+    bound,
+    bound_resource_only,
+    bound_object_only,
+    bound_empty,
+    unbound,
+    no_origin,
+    node_identity,
+    aad_unsupported,  // an AzureIdentityBinding whose identities are all of types podid cannot serve
+    aad_missing,      // an AzureIdentityBinding whose AzureIdentity does not exist
+};
 
 Caller caller_for(Who who) {
     Caller caller;
@@ -62,6 +72,8 @@ Binding binding_for(Who who) {
     case Who::bound_empty: return Binding{BindingKind::static_file, {}, "test"};
     case Who::unbound: return Binding{};
     case Who::node_identity: return Binding{BindingKind::node_identity, {}, "exception"};
+    case Who::aad_unsupported: return Binding{BindingKind::aad_pod_identity, {}, "binding web-binding", true};
+    case Who::aad_missing: return Binding{BindingKind::aad_pod_identity, {}, "binding web-binding", false};
     }
     return Binding{};
 }
@@ -1086,6 +1098,239 @@ TEST(PlanHostToken, CsiDriverRequests) {
     }
 }
 
+// The /host/token caller check is the authority's (policy/host_token_authority.h); plan_request turns its answer
+// into the response. Allowed callers get exactly the CsiDriverRequests answers.
+TEST(PlanHostToken, AccessDecidedByTheAuthority) {
+    const HandlerOptions not_served{false, true, HostTokenAccess::not_served};
+    const HandlerOptions refused{false, true, HostTokenAccess::refused};
+    const HandlerOptions allowed{false, true, HostTokenAccess::allowed};
+    const Headers pod = {{"podns", "default"}, {"podname", "web-0"}};
+    const std::string target = "/host/token/?resource=https://vault.azure.net";
+    const std::vector<Row> rows = {
+        {"standalone mode: no authority", GET, target, pod, Who::bound, not_served, RequestKind::host_token,
+         Outcome::reply, Reason::deny_path, 404, "/host/token is served only in Kubernetes mode"},
+        {"caller refused", GET, target, pod, Who::bound, refused, RequestKind::host_token, Outcome::reply,
+         Reason::deny_host_token_caller, 403, "caller is not allowed to request tokens for other pods"},
+        {"refused before the request is looked at",
+         http::verb::post,
+         "/host/token/",
+         {},
+         Who::unbound,
+         refused,
+         RequestKind::host_token,
+         Outcome::reply,
+         Reason::deny_host_token_caller,
+         403,
+         "caller is not allowed to request tokens for other pods"},
+        {"caller allowed",
+         GET,
+         target,
+         pod,
+         Who::bound,
+         allowed,
+         RequestKind::host_token,
+         Outcome::fetch,
+         Reason::ok_bound_identity,
+         0,
+         "",
+         {kA.client_id, "", "", kVault},
+         "id-a",
+         false,
+         true},
+        {"allowed, pod without binding", GET, target, pod, Who::unbound, allowed, RequestKind::host_token,
+         Outcome::reply, Reason::deny_host_token_pod, 404, kIdentityNotFound},
+        {"allowed, but not on the loopback listener", GET, target, pod, Who::bound,
+         HandlerOptions{false, false, HostTokenAccess::allowed}, RequestKind::host_token, Outcome::reply,
+         Reason::deny_path, 404, "Not found"},
+    };
+    for (const Row& row : rows) {
+        check_row(row);
+    }
+}
+
+// A pod selected by an AzureIdentityBinding that leaves no identity to serve: the client sees IMDS's "Identity not
+// found", the audit log says why (an identity podid cannot serve, or one that does not exist).
+TEST(PlanToken, AadBindingWithoutAnIdentity) {
+    const std::vector<Row> rows = {
+        {"unsupported identity",
+         GET,
+         kTok + kQ,
+         kMeta,
+         Who::aad_unsupported,
+         {},
+         RequestKind::token,
+         Outcome::reply,
+         Reason::deny_unsupported_identity,
+         400,
+         kIdentityNotFound},
+        {"unsupported identity, named client_id",
+         GET,
+         kTok + kQ + "&client_id=" + kA.client_id,
+         kMeta,
+         Who::aad_unsupported,
+         {},
+         RequestKind::token,
+         Outcome::reply,
+         Reason::deny_unsupported_identity,
+         400,
+         kIdentityNotFound},
+        {"missing AzureIdentity",
+         GET,
+         kTok + kQ,
+         kMeta,
+         Who::aad_missing,
+         {},
+         RequestKind::token,
+         Outcome::reply,
+         Reason::deny_identity_missing,
+         400,
+         kIdentityNotFound},
+        {"a probe is still a probe",
+         GET,
+         kTok + kQ,
+         {},
+         Who::aad_unsupported,
+         {},
+         RequestKind::probe,
+         Outcome::reply,
+         Reason::ok_probe,
+         400,
+         kMetadataRequired},
+        // Not the same as a static entry without identities (a configuration that names nobody).
+        {"empty static entry",
+         GET,
+         kTok + kQ,
+         kMeta,
+         Who::bound_empty,
+         {},
+         RequestKind::token,
+         Outcome::reply,
+         Reason::deny_no_binding,
+         400,
+         kIdentityNotFound},
+    };
+    for (const Row& row : rows) {
+        check_row(row);
+    }
+}
+
+// What the session must look up before plan_request can decide (lookups_for).
+TEST(Lookups, WhatEachRequestNeeds) {
+    struct LookupRow {
+        const char* name;
+        http::verb method;
+        std::string target;
+        Headers headers;
+        bool loopback_listener;
+        RequestKind kind;
+        bool resolve_caller;
+        bool may_wait;
+        BindingNeeded binding;
+    };
+    const Headers pod = {{"podns", "default"}, {"podname", "web-0"}};
+    const std::vector<LookupRow> rows = {
+        {"selfcheck: the origin record is the answer",
+         GET,
+         "/_podid/selfcheck",
+         {},
+         false,
+         RequestKind::selfcheck,
+         false,
+         false,
+         BindingNeeded::none},
+        {"selfcheck on loopback", GET, "/_podid/selfcheck", kMeta, true, RequestKind::selfcheck, false, false,
+         BindingNeeded::none},
+        {"token: waits for the pod, needs the caller's binding", GET, kTok + kQ, kMeta, false, RequestKind::token, true,
+         true, BindingNeeded::caller},
+        {"token on loopback too", GET, kTok + kQ, kMeta, true, RequestKind::token, true, true, BindingNeeded::caller},
+        {"token with a trailing slash is the token path", GET, kTok + "/" + kQ, kMeta, false, RequestKind::token, true,
+         true, BindingNeeded::caller},
+        {"token, POST: still an identity request", http::verb::post, kTok + kQ, kMeta, false, RequestKind::token, true,
+         true, BindingNeeded::caller},
+        {"probe: never waits", GET, kTok + kQ, {}, false, RequestKind::probe, true, false, BindingNeeded::none},
+        {"Metadata: false never waits",
+         GET,
+         kTok + kQ,
+         {{"Metadata", "false"}},
+         false,
+         RequestKind::token,
+         true,
+         false,
+         BindingNeeded::none},
+        {"odd spelling of the token path", GET, "/metadata/Identity/oauth2/token" + kQ, kMeta, false,
+         RequestKind::token, true, false, BindingNeeded::none},
+        {"host token on loopback: waits, needs the named pod", GET, "/host/token/?resource=r", pod, true,
+         RequestKind::host_token, true, true, BindingNeeded::named_pod},
+        {"host token on loopback without pod headers",
+         GET,
+         "/host/token/?resource=r",
+         {},
+         true,
+         RequestKind::host_token,
+         true,
+         true,
+         BindingNeeded::named_pod},
+        {"host token on the node listener: nothing to look up", GET, "/host/token/?resource=r", pod, false,
+         RequestKind::host_token, true, false, BindingNeeded::none},
+        {"instance metadata", GET, "/metadata/instance?api-version=2021-02-01", kMeta, false,
+         RequestKind::instance_metadata, true, false, BindingNeeded::none},
+        {"other metadata", GET, "/metadata/versions", kMeta, false, RequestKind::other_metadata, true, false,
+         BindingNeeded::none},
+        {"health", GET, "/healthz", {}, false, RequestKind::health, true, false, BindingNeeded::none},
+        {"unknown path", GET, "/nothing", kMeta, false, RequestKind::unknown, true, false, BindingNeeded::none},
+    };
+    for (const LookupRow& row : rows) {
+        SCOPED_TRACE(std::string(row.name) + " " + row.target);
+        HttpRequest req = make_request(row.method, row.target, row.headers);
+        Classified what = classify(req);
+        EXPECT_STREQ(to_string(what.kind), to_string(row.kind));
+        Lookups got = lookups_for(req, what, row.loopback_listener);
+        EXPECT_EQ(got.resolve_caller, row.resolve_caller);
+        EXPECT_EQ(got.may_wait, row.may_wait);
+        EXPECT_EQ(static_cast<int>(got.binding), static_cast<int>(row.binding));
+    }
+}
+
+// The agent's own readiness self-check: answered with the cgroup the kernel recorded, whatever the binding.
+TEST(PlanSelfCheck, AnswersWithTheRecordedCgroup) {
+    struct SelfCheckRow {
+        const char* name;
+        std::string target;
+        Who who;
+        RequestKind kind;
+        unsigned status;
+        std::string body;  // exact for the self-check; a fragment otherwise
+    };
+    const std::vector<SelfCheckRow> rows = {
+        {"recorded cgroup", "/_podid/selfcheck", Who::unbound, RequestKind::selfcheck, 200,
+         "podid-selfcheck cgroup=4242"},
+        {"bindings do not matter", "/_podid/selfcheck", Who::bound, RequestKind::selfcheck, 200,
+         "podid-selfcheck cgroup=4242"},
+        {"no origin record: cgroup 0", "/_podid/selfcheck", Who::no_origin, RequestKind::selfcheck, 200,
+         "podid-selfcheck cgroup=0"},
+        {"only the exact target", "/_podid/selfcheck?x=1", Who::unbound, RequestKind::unknown, 404, "Not found"},
+        {"no other spelling", "/_podid/selfcheck/", Who::unbound, RequestKind::unknown, 404, "Not found"},
+    };
+    for (const SelfCheckRow& row : rows) {
+        SCOPED_TRACE(std::string(row.name) + " " + row.target);
+        HttpRequest req = make_request(GET, row.target, {});
+        Classified what = classify(req);
+        EXPECT_STREQ(to_string(what.kind), to_string(row.kind));
+        Plan plan = plan_request(req, what, caller_for(row.who), binding_for(row.who), {});
+        const Reply* reply = std::get_if<Reply>(&plan);
+        ASSERT_NE(reply, nullptr);
+        EXPECT_EQ(reply->response.result_int(), row.status);
+        if (row.kind == RequestKind::selfcheck) {
+            EXPECT_EQ(reply->response.body(), row.body);
+            EXPECT_EQ(reply->response[http::field::content_type], "text/plain");
+            EXPECT_EQ(reply->reason, Reason::ok_probe);
+        } else {
+            EXPECT_NE(reply->response.body().find(row.body), std::string::npos) << reply->response.body();
+            EXPECT_EQ(reply->reason, Reason::deny_path);
+        }
+    }
+}
+
 // ---- responses ----
 
 FetchToken plan_for(const Identity& identity, bool host_shape = false) {
@@ -1267,6 +1512,7 @@ TEST(Names, RequestAndBindingKinds) {
         {RequestKind::other_metadata, "other_metadata"},
         {RequestKind::health, "health"},
         {RequestKind::unknown, "unknown"},
+        {RequestKind::selfcheck, "selfcheck"},
     };
     for (const auto& [kind, name] : kinds) {
         EXPECT_EQ(to_string(kind), name);
