@@ -11,7 +11,7 @@
 #include <set>
 #include <thread>
 
-#include "support/podid_node.h"
+#include "support/node_fixture.h"
 
 namespace podid::test {
 namespace {
@@ -27,31 +27,21 @@ const std::string kTokenPath =
 
 std::string relative(const TestNode& node, const std::string& abs) { return abs.substr(node.cgroup2_mount().size()); }
 
-class AgentTest : public ::testing::Test {
+class AgentTest : public NodeFixture {
 protected:
     void SetUp() override {
-        ASSERT_TRUE(is_root()) << "the end-to-end tests load BPF programs: run them as root";
+        ASSERT_NO_FATAL_FAILURE(NodeFixture::SetUp());
         PodidNodeOptions o;
         o.vm_identities = {kIdA, kIdB};
         o.system_identity = kNodeId;
         o.bindings = json{{"bindings", json::array()}};
-        pn_ = PodidNode::create(o);
+        build_podid_node(o);
         pn_->add_pod({.name = "a"});
         pn_->add_pod({.name = "b", .qos = "besteffort"});
         pn_->add_pod({.name = "c", .qos = "guaranteed", .runtime = "crio"});
         pn_->write_bindings(bindings());
         pn_->start_emulator();
         pn_->start_agent();
-    }
-
-    void TearDown() override {
-        if (!pn_)
-            return;
-        std::string prefix = pn_->node().prefix();
-        if (HasFailure())
-            std::cerr << "agent log:\n" << pn_->agent_log() << "\n";
-        pn_.reset();
-        EXPECT_TRUE(TestNode::leftovers(prefix).empty());
     }
 
     json bindings() {
@@ -74,8 +64,6 @@ protected:
                 EXPECT_NE(peer.rfind(pn_->node().pod(pod).ip + ":", 0), 0u)
                     << "pod " << pod << " reached IMDS: " << peer;
     }
-
-    std::unique_ptr<PodidNode> pn_;
 };
 
 TEST_F(AgentTest, EachPodGetsItsOwnIdentity) {
@@ -309,29 +297,27 @@ TEST_F(AgentTest, BadFlagExitsWithOneLineReason) {
 
 // In a container on cgroup v2 the agent sees "0::/" in /proc/self/cgroup; it must still find and
 // exempt its own cgroup (through its own redirected connection), or its upstream calls would loop back.
-TEST(AgentCgroupNamespace, AgentInItsOwnCgroupNamespaceStillReachesImds) {
-    ASSERT_TRUE(is_root());
+class AgentCgroupNamespace : public NodeFixture {};
+
+TEST_F(AgentCgroupNamespace, AgentInItsOwnCgroupNamespaceStillReachesImds) {
     PodidNodeOptions o;
     o.vm_identities = {kIdA};
     o.agent_cgroup_namespace = true;
     o.bindings = json{{"bindings", json::array()}};
-    auto pn = PodidNode::create(o);
-    pn->add_pod({.name = "a"});
-    TestNode& n = pn->node();
-    pn->write_bindings(json{
+    build_podid_node(o);
+    pn_->add_pod({.name = "a"});
+    TestNode& n = pn_->node();
+    pn_->write_bindings(json{
         {"bindings", {{{"cgroup", relative(n, n.pod("a").pod_cgroup_dir)}, {"identities", {{{"client_id", kIdA}}}}}}}});
-    pn->start_emulator();
-    pn->start_agent();
-    std::string log = pn->agent_log();
+    pn_->start_emulator();
+    pn_->start_agent();
+    std::string log = pn_->agent_log();
     EXPECT_NE(log.find("agent cgroup found through the redirect"), std::string::npos) << log;
-    EXPECT_NE(log.find("cgroup_id=\"" + std::to_string(cgroup_id_of(pn->agent_cgroup())) + "\""), std::string::npos)
+    EXPECT_NE(log.find("cgroup_id=\"" + std::to_string(cgroup_id_of(pn_->agent_cgroup())) + "\""), std::string::npos)
         << log;
-    auto r = pn->curl("a", kTokenPath);
-    EXPECT_EQ(r.status, 200) << r.body << r.err << "\n" << pn->agent_log();
+    auto r = pn_->curl("a", kTokenPath);
+    EXPECT_EQ(r.status, 200) << r.body << r.err << "\n" << pn_->agent_log();
     EXPECT_EQ(r.json().value("client_id", ""), kIdA);
-    std::string prefix = n.prefix();
-    pn.reset();
-    EXPECT_TRUE(TestNode::leftovers(prefix).empty());
 }
 
 }  // namespace

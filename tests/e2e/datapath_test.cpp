@@ -20,11 +20,11 @@
 #include <sstream>
 #include <thread>
 
-#include "datapath/datapath.h"
 #include "common/fd.h"
+#include "datapath/datapath.h"
 #include "datapath/probe.h"
 #include "support/netns.h"
-#include "support/test_node.h"
+#include "support/node_fixture.h"
 
 namespace podid::test {
 namespace {
@@ -137,11 +137,11 @@ private:
     std::thread thread_;
 };
 
-class DatapathTest : public ::testing::Test {
+class DatapathTest : public NodeFixture {
 protected:
     void SetUp() override {
-        ASSERT_TRUE(is_root()) << "the datapath tests load BPF programs: run them as root";
-        node_ = TestNode::create();
+        ASSERT_NO_FATAL_FAILURE(NodeFixture::SetUp());
+        build_test_node();
         node_->add_pod({.name = "a"});
         node_->add_pod({.name = "b", .qos = "besteffort"});
         agent_cgroup_ = node_->make_cgroup("kubepods.slice/kubepods-besteffort.slice/podid-agent.scope");
@@ -156,11 +156,7 @@ protected:
         agent_.reset();
         dp_.reset();
         dp_ptr_ = nullptr;
-        if (node_) {
-            std::string prefix = node_->prefix();
-            node_.reset();
-            EXPECT_TRUE(TestNode::leftovers(prefix).empty());
-        }
+        NodeFixture::TearDown();
     }
 
     // How origins are recorded; the parameterised tests below run both ways where the kernel has both.
@@ -194,7 +190,6 @@ protected:
         return c ? (*c)[slot] : 0;
     }
 
-    std::unique_ptr<TestNode> node_;
     std::string agent_cgroup_;
     Fd imds_, imds_udp_, agent_fd_;
     std::unique_ptr<Datapath> dp_;

@@ -39,7 +39,7 @@
 
 #include "support/kube_apiserver.h"
 #include "support/kube_node.h"
-#include "support/podid_node.h"
+#include "support/node_fixture.h"
 #include "support/self_helper.h"
 
 namespace podid::test {
@@ -398,19 +398,18 @@ long max_attempts_per_key(std::chrono::milliseconds window, std::chrono::millise
     return attempts;
 }
 
-class FaultsTest : public ::testing::Test {
+class FaultsTest : public NodeFixture {
 protected:
     // Pods p0..p3, each bound to its own identity, and pod "u", bound to none. Upstream misses give up after
     // 3 s (production: 20 s) so a fault phase stays short.
     void start(std::vector<std::string> agent_args = {"--upstream-timeout", "3s"}) {
-        ASSERT_TRUE(is_root()) << "the end-to-end tests load BPF programs: run them as root";
         PodidNodeOptions o;
         for (int i = 0; i < kPods; ++i)
             o.vm_identities.push_back(guid(i));
         o.system_identity = kNodeId;
         o.bindings = json{{"bindings", json::array()}};
         o.agent_args = std::move(agent_args);
-        pn_ = PodidNode::create(o);
+        build_podid_node(o);
         static const char* qos[] = {"burstable", "besteffort", "guaranteed"};
         json entries = json::array();
         for (int i = 0; i < kPods; ++i) {
@@ -429,17 +428,11 @@ protected:
             extra_agent_.signal(SIGTERM);
             extra_agent_.wait(15s);
         }
-        if (!pn_)
-            return;
-        std::string prefix = pn_->node().prefix();
-        if (HasFailure())
-            std::cerr << "agent log:\n" << pn_->agent_log() << "\n" << extra_agent_.read_err() << "\n";
-        api_.reset();
-        pn_.reset();
-        EXPECT_TRUE(TestNode::leftovers(prefix).empty());
+        if (extra_agent_.pid() > 0 && HasFailure())
+            std::cerr << "second agent log:\n" << extra_agent_.read_err() << "\n";
+        NodeFixture::TearDown();
     }
 
-    TestNode& node() { return pn_->node(); }
     std::string stop_file() const { return pn_->node().workdir() + "/stop-load"; }
 
     // The load helper in `pod` (own identity `own`, "-" for none).
@@ -499,8 +492,6 @@ protected:
         }
     }
 
-    std::unique_ptr<PodidNode> pn_;
-    std::unique_ptr<KubeApiServer> api_;
     std::vector<Process> loads_;
     Process extra_agent_;
 };
@@ -798,21 +789,14 @@ TEST_F(FaultsTest, RollingUpgradeUnderLoadSwapsProgramsAndLeaksNothing) {
 // and a pod created after the outage being bound, one request at a time: kube_mode_test.cpp; readiness with the API
 // server down at start: observability_test.cpp.)
 TEST_F(FaultsTest, ApiServerOutageUnderLoadKeepsKnownPodsServed) {
-    ASSERT_TRUE(is_root());
     constexpr int kKubePods = 3;
     const std::string node_name = "aks-faults-0";
     PodidNodeOptions o;
     for (int i = 0; i < kPods; ++i)
         o.vm_identities.push_back(guid(i));
     o.system_identity = kNodeId;
-    pn_ = PodidNode::create(o);
-    api_ = std::make_unique<KubeApiServer>();
-    auto kubeconfig = serve_api_on_node(*api_, node());
-    ASSERT_TRUE(kubeconfig.ok()) << kubeconfig.error().message;
-    auto create = [&](const std::string& kind, json object) {
-        auto r = api_->create(kind, std::move(object));
-        ASSERT_TRUE(r.ok()) << r.error().message;
-    };
+    build_podid_node(o);
+    const std::string kubeconfig = serve_api();
     for (int i = 0; i < kPods; ++i) {
         const std::string name = "id" + std::to_string(i);
         create("AzureIdentity", {{"metadata", {{"name", name}, {"namespace", "default"}}},
@@ -825,7 +809,7 @@ TEST_F(FaultsTest, ApiServerOutageUnderLoadKeepsKnownPodsServed) {
         create("Pod", kube_pod_object(p, "default", "app-" + std::to_string(i),
                                       {{"aadpodidbinding", "id" + std::to_string(i)}}, node_name));
     }
-    pn_->set_agent_args({"--kubeconfig", *kubeconfig, "--node-name", node_name, "--metrics-addr",
+    pn_->set_agent_args({"--kubeconfig", kubeconfig, "--node-name", node_name, "--metrics-addr",
                          node().node_ip() + ":9090", "--upstream-timeout", "3s"});
     pn_->start_emulator();
     pn_->start_agent();

@@ -20,7 +20,7 @@
 
 #include "common/fd.h"
 #include "datapath/guard.h"
-#include "support/podid_node.h"
+#include "support/node_fixture.h"
 
 namespace podid::test {
 namespace {
@@ -84,20 +84,11 @@ private:
     std::map<uint32_t, int> seen_;
 };
 
-class GuardTest : public ::testing::Test {
+class GuardTest : public NodeFixture {
 protected:
     void SetUp() override {
-        ASSERT_TRUE(is_root()) << "the end-to-end tests load BPF programs: run them as root";
-        pn_ = PodidNode::create({});
-    }
-    void TearDown() override {
-        if (!pn_)
-            return;
-        if (HasFailure())
-            std::cerr << "agent log:\n" << pn_->agent_log() << "\n";
-        std::string prefix = pn_->node().prefix();
-        pn_.reset();
-        EXPECT_TRUE(TestNode::leftovers(prefix).empty());
+        ASSERT_NO_FATAL_FAILURE(NodeFixture::SetUp());
+        build_podid_node();
     }
 
     // Sends `count` AF_PACKET SYN frames from `pod` to ip:80 and returns how many reached the bridge.
@@ -117,8 +108,6 @@ protected:
         EXPECT_TRUE(c.ok()) << (c.ok() ? "" : c.error().message);
         return c.ok() ? (*c)[PODID_GUARD_DROP_V4] : 0;
     }
-
-    std::unique_ptr<PodidNode> pn_;
 };
 
 TEST_F(GuardTest, AfPacketFramesToTheMetadataAddressNeverLeaveThePodInterface) {

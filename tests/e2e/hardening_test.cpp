@@ -29,7 +29,7 @@
 #include <thread>
 #include <vector>
 
-#include "support/podid_node.h"
+#include "support/node_fixture.h"
 #include "support/self_helper.h"
 
 namespace podid::test {
@@ -448,18 +448,17 @@ long rss_kb(pid_t pid) {
 
 // ---------------------------------------------------------------------------------------------------------
 
-class HardeningTest : public ::testing::Test {
+class HardeningTest : public NodeFixture {
 protected:
     // `pods` pods "p0".."p<n-1>", each bound to its own identity guid(i); `unbound` more pods without one.
     void start(int pods, int unbound = 0, std::vector<std::string> agent_args = {}) {
-        ASSERT_TRUE(is_root()) << "the end-to-end tests load BPF programs: run them as root";
         PodidNodeOptions o;
         for (int i = 0; i < pods; ++i)
             o.vm_identities.push_back(guid(i));
         o.system_identity = "99999999-9999-4999-8999-999999999999";
         o.bindings = json{{"bindings", json::array()}};
         o.agent_args = std::move(agent_args);
-        pn_ = PodidNode::create(o);
+        build_podid_node(o);
         static const char* qos[] = {"burstable", "besteffort", "guaranteed"};
         static const char* runtimes[] = {"containerd", "crio", "docker"};
         json entries = json::array();
@@ -475,18 +474,6 @@ protected:
         pn_->start_agent();
     }
 
-    void TearDown() override {
-        if (!pn_)
-            return;
-        std::string prefix = pn_->node().prefix();
-        if (HasFailure())
-            std::cerr << "agent log:\n" << pn_->agent_log() << "\n";
-        pn_.reset();
-        EXPECT_TRUE(TestNode::leftovers(prefix).empty());
-    }
-
-    TestNode& node() { return pn_->node(); }
-
     // No connection from a pod ever reached the emulator: only the agent's own and the test's (node netns).
     void expect_no_pod_reached_imds() {
         std::vector<std::string> peers = pn_->emulator_peers();
@@ -496,7 +483,6 @@ protected:
                     << "pod p" << i << " reached IMDS: " << peer;
     }
 
-    std::unique_ptr<PodidNode> pn_;
     int pod_count_ = 0;
 };
 

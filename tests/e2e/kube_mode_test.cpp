@@ -9,7 +9,7 @@
 
 #include "support/kube_apiserver.h"
 #include "support/kube_node.h"
-#include "support/podid_node.h"
+#include "support/node_fixture.h"
 
 namespace podid::test {
 namespace {
@@ -27,19 +27,16 @@ json pod_object(const Pod& p, const std::string& ns, const std::string& name, js
     return kube_pod_object(p, ns, name, std::move(labels), kNodeName, host_network);
 }
 
-class KubeModeTest : public ::testing::TestWithParam<std::string> {
+class KubeModeTest : public NodeFixture, public ::testing::WithParamInterface<std::string> {
 protected:
     void SetUp() override {
-        ASSERT_TRUE(is_root()) << "the end-to-end tests load BPF programs: run them as root";
+        ASSERT_NO_FATAL_FAILURE(NodeFixture::SetUp());
         PodidNodeOptions o;
         o.vm_identities = {kVoteId};
         o.system_identity = kNodeId;
         o.cgroup_driver = GetParam();
-        pn_ = PodidNode::create(o);
-        api_ = std::make_unique<KubeApiServer>();
-        auto kubeconfig = serve_api_on_node(*api_, pn_->node());
-        ASSERT_TRUE(kubeconfig.ok()) << kubeconfig.error().message;
-        kubeconfig_ = *kubeconfig;
+        build_podid_node(o);
+        kubeconfig_ = serve_api();
 
         // The seed scenario's objects.
         create("AzureIdentity", {{"metadata", {{"name", "azure-vote"}, {"namespace", "default"}}},
@@ -56,22 +53,10 @@ protected:
     }
 
     void TearDown() override {
-        if (!pn_)
-            return;
-        if (HasFailure()) {
-            std::cerr << "agent log:\n" << pn_->agent_log() << "\n";
+        if (pn_ && HasFailure())
             for (const auto& line : pn_->audit_lines())
                 std::cerr << "audit: " << line.dump() << "\n";
-        }
-        std::string prefix = pn_->node().prefix();
-        api_.reset();
-        pn_.reset();
-        EXPECT_TRUE(TestNode::leftovers(prefix).empty());
-    }
-
-    void create(const std::string& kind, json object) {
-        auto r = api_->create(kind, std::move(object));
-        ASSERT_TRUE(r.ok()) << r.error().message;
+        NodeFixture::TearDown();
     }
 
     Pod& add_pod(const std::string& test_name, const std::string& ns, const std::string& name, json labels,
@@ -91,8 +76,6 @@ protected:
 
     std::string client_id(const PodidNode::HttpResult& r) { return r.json().value("client_id", ""); }
 
-    std::unique_ptr<PodidNode> pn_;
-    std::unique_ptr<KubeApiServer> api_;
     std::string kubeconfig_;
 };
 

@@ -14,13 +14,13 @@
 #include <filesystem>
 #include <thread>
 
-#include "datapath/datapath.h"
 #include "common/fd.h"
+#include "datapath/datapath.h"
 #include "observe/bpf_collector.h"
 #include "observe/metrics.h"
 #include "observe/selfcheck.h"
 #include "support/netns.h"
-#include "support/test_node.h"
+#include "support/node_fixture.h"
 
 namespace podid::test {
 namespace {
@@ -75,11 +75,11 @@ SelfCheckStatus run_in_netns(const std::string& netns, SelfCheck& check) {
     return st;
 }
 
-class MetricsE2E : public ::testing::Test {
+class MetricsE2E : public NodeFixture {
 protected:
     void SetUp() override {
-        ASSERT_TRUE(is_root()) << "the self-check test loads BPF programs and creates cgroups: run it as root";
-        node_ = TestNode::create();
+        ASSERT_NO_FATAL_FAILURE(NodeFixture::SetUp());
+        build_test_node();
         agent_fd_ = listen_on_node(node_->node_netns());
         DatapathConfig c;
         c.cgroup_root = node_->kubepods_dir();
@@ -92,11 +92,7 @@ protected:
     }
     void TearDown() override {
         dp_.reset();
-        if (node_) {
-            std::string prefix = node_->prefix();
-            node_.reset();
-            EXPECT_TRUE(TestNode::leftovers(prefix).empty());
-        }
+        NodeFixture::TearDown();
     }
     SelfCheckOptions options() const {
         SelfCheckOptions o;
@@ -105,7 +101,6 @@ protected:
         return o;
     }
 
-    std::unique_ptr<TestNode> node_;
     Fd agent_fd_;
     std::unique_ptr<Datapath> dp_;
 };

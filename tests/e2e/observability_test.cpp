@@ -10,7 +10,7 @@
 #include "common/url.h"
 #include "support/kube_apiserver.h"
 #include "support/kube_node.h"
-#include "support/podid_node.h"
+#include "support/node_fixture.h"
 
 namespace podid::test {
 namespace {
@@ -23,22 +23,20 @@ const std::string kNodeName = "aks-nodepool1-0";
 const std::string kToken =
     "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net";
 
-class ObservabilityE2E : public ::testing::Test {
+class ObservabilityE2E : public NodeFixture {
 protected:
     void SetUp() override {
-        ASSERT_TRUE(is_root()) << "the end-to-end tests load BPF programs: run them as root";
+        ASSERT_NO_FATAL_FAILURE(NodeFixture::SetUp());
         PodidNodeOptions o;
         o.vm_identities = {kVoteId};
-        pn_ = PodidNode::create(o);
-        api_ = std::make_unique<KubeApiServer>();
-        auto kubeconfig = serve_api_on_node(*api_, pn_->node());
-        ASSERT_TRUE(kubeconfig.ok()) << kubeconfig.error().message;
+        build_podid_node(o);
+        const std::string kubeconfig = serve_api();
         create("AzureIdentity", {{"metadata", {{"name", "azure-vote"}, {"namespace", "default"}}},
                                  {"spec", {{"type", 0}, {"clientID", kVoteId}}}});
         create("AzureIdentityBinding", {{"metadata", {{"name", "azure-vote-binding"}, {"namespace", "default"}}},
                                         {"spec", {{"azureIdentity", "azure-vote"}, {"selector", "azure-vote"}}}});
         pn_->set_agent_args(
-            {"--kubeconfig", *kubeconfig, "--node-name", kNodeName, "--metrics-addr", pn_->node().node_ip() + ":9090"});
+            {"--kubeconfig", kubeconfig, "--node-name", kNodeName, "--metrics-addr", pn_->node().node_ip() + ":9090"});
     }
 
     void TearDown() override {
@@ -46,19 +44,7 @@ protected:
             prometheus_.signal(SIGTERM);
             prometheus_.wait(5s);
         }
-        if (!pn_)
-            return;
-        if (HasFailure())
-            std::cerr << "agent log:\n" << pn_->agent_log() << "\n";
-        std::string prefix = pn_->node().prefix();
-        api_.reset();
-        pn_.reset();
-        EXPECT_TRUE(TestNode::leftovers(prefix).empty());
-    }
-
-    void create(const std::string& kind, json object) {
-        auto r = api_->create(kind, std::move(object));
-        ASSERT_TRUE(r.ok()) << r.error().message;
+        NodeFixture::TearDown();
     }
 
     Pod& add_pod(const std::string& test_name, const std::string& name, json labels) {
@@ -77,8 +63,6 @@ protected:
         return r.out;
     }
 
-    std::unique_ptr<PodidNode> pn_;
-    std::unique_ptr<KubeApiServer> api_;
     Process prometheus_;
 };
 

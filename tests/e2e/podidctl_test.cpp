@@ -22,7 +22,7 @@
 #include "datapath/probe.h"
 #include "support/kube_apiserver.h"
 #include "support/kube_node.h"
-#include "support/podid_node.h"
+#include "support/node_fixture.h"
 #include "support/self_helper.h"
 
 namespace podid::test {
@@ -72,19 +72,8 @@ const int kHelper = [] {
     std::_Exit(rc);
 }();
 
-class PodidctlTest : public ::testing::Test {
+class PodidctlTest : public NodeFixture {
 protected:
-    void TearDown() override {
-        if (!pn_)
-            return;
-        if (HasFailure())
-            std::cerr << "agent log:\n" << pn_->agent_log() << "\n";
-        std::string prefix = pn_->node().prefix();
-        api_.reset();
-        pn_.reset();
-        EXPECT_TRUE(TestNode::leftovers(prefix).empty());
-    }
-
     // podidctl as root on the host (it needs the socket and bpffs only, no namespace).
     RunResult ctl(const std::vector<std::string>& args) { return run_with_node_paths({PODIDCTL_BIN}, args); }
 
@@ -108,16 +97,12 @@ protected:
         EXPECT_FALSE(j.is_discarded()) << r.out;
         return j;
     }
-
-    std::unique_ptr<PodidNode> pn_;
-    std::unique_ptr<KubeApiServer> api_;
 };
 
 TEST_F(PodidctlTest, StandaloneStatusPodsExplainConns) {
-    ASSERT_TRUE(is_root()) << "the end-to-end tests load BPF programs: run them as root";
     PodidNodeOptions o;
     o.vm_identities = {kIdA};
-    pn_ = PodidNode::create(o);
+    build_podid_node(o);
     Pod& a = pn_->add_pod({.name = "a"});
     Pod& b = pn_->add_pod({.name = "b"});
     pn_->write_bindings({{"bindings", json::array({{{"cgroup", a.cgroup_path.substr(0, a.cgroup_path.rfind('/'))},
@@ -243,18 +228,11 @@ TEST_F(PodidctlTest, StandaloneStatusPodsExplainConns) {
 }
 
 TEST_F(PodidctlTest, KubernetesPodsAndExplain) {
-    ASSERT_TRUE(is_root()) << "the end-to-end tests load BPF programs: run them as root";
     PodidNodeOptions o;
     o.vm_identities = {kIdVote};
     o.system_identity = kNodeId;
-    pn_ = PodidNode::create(o);
-    api_ = std::make_unique<KubeApiServer>();
-    auto kubeconfig = serve_api_on_node(*api_, pn_->node());
-    ASSERT_TRUE(kubeconfig.ok()) << kubeconfig.error().message;
-    auto create = [&](const std::string& kind, json object) {
-        auto r = api_->create(kind, std::move(object));
-        ASSERT_TRUE(r.ok()) << r.error().message;
-    };
+    build_podid_node(o);
+    const std::string kubeconfig = serve_api();
     create("AzureIdentity", {{"metadata", {{"name", "azure-vote"}, {"namespace", "default"}}},
                              {"spec", {{"type", 0}, {"clientID", kIdVote}}}});
     create("AzureIdentityBinding", {{"metadata", {{"name", "azure-vote-binding"}, {"namespace", "default"}}},
@@ -269,7 +247,7 @@ TEST_F(PodidctlTest, KubernetesPodsAndExplain) {
     add_pod("vote", "azure-vote-front", {{"aadpodidbinding", "azure-vote"}});
     add_pod("exc", "node-agent", {{"app", "node-agent"}, {"aadpodidbinding", "azure-vote"}});
     add_pod("plain", "redis", {{"app", "redis"}});
-    pn_->set_agent_args({"--kubeconfig", *kubeconfig, "--node-name", kNodeName, "--metrics-addr", ""});
+    pn_->set_agent_args({"--kubeconfig", kubeconfig, "--node-name", kNodeName, "--metrics-addr", ""});
     pn_->start_emulator();
     pn_->start_agent();
     ASSERT_EQ(pn_->curl("vote", kToken).status, 200);

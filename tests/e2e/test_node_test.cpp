@@ -26,7 +26,7 @@
 
 #include "support/mountinfo.h"
 #include "support/netns.h"
-#include "support/test_node.h"
+#include "support/node_fixture.h"
 
 namespace podid::test {
 namespace {
@@ -145,16 +145,12 @@ bool process_dead(pid_t pid, std::chrono::milliseconds timeout) {
     return false;
 }
 
-class TestNodeTest : public ::testing::Test {
+class TestNodeTest : public NodeFixture {
 protected:
     void SetUp() override {
-        try {
-            node_ = TestNode::create();
-        } catch (const std::exception& e) {
-            FAIL() << "cannot build the test node: " << e.what();
-        }
+        ASSERT_NO_FATAL_FAILURE(NodeFixture::SetUp());
+        build_test_node();
     }
-    std::unique_ptr<TestNode> node_;
 };
 
 // The four pods the brief asks for: three with their own netns, one on the host network.
