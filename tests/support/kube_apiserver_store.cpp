@@ -1,17 +1,16 @@
 #include "kube_apiserver_store.h"
 
-#include <openssl/evp.h>
-
 #include <chrono>
 #include <ctime>
 #include <random>
 
+#include "kube_apiserver_base64url.h"
+
 namespace podid::test::kube {
-namespace {
 
 using nlohmann::json;
 
-std::string random_uid() {
+std::string new_uid() {
     static std::mutex mu;
     static std::mt19937_64 rng{std::random_device{}()};
     std::lock_guard lock(mu);
@@ -25,9 +24,11 @@ std::string random_uid() {
     return text;
 }
 
+namespace {
+
 std::string random_suffix() {
     static const char alphabet[] = "bcdfghjklmnpqrstvwxz2456789";  // the real generator's, no vowels
-    std::string uid = random_uid();
+    std::string uid = new_uid();
     std::string out;
     for (size_t i = 0; i < 5; ++i)
         out += alphabet[static_cast<unsigned char>(uid[i * 3]) % (sizeof alphabet - 1)];
@@ -51,36 +52,6 @@ std::string meta_string(const json& object, const char* field) {
 }
 
 std::string key_of(const std::string& ns, const std::string& name) { return ns + "/" + name; }
-
-// Continue tokens are opaque to clients; like the real server's they are base64url JSON naming the
-// snapshot's resourceVersion and the last key returned.
-std::string base64url(const std::string& bytes) {
-    std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                            reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
-    out.resize(static_cast<size_t>(n));
-    while (!out.empty() && out.back() == '=')
-        out.pop_back();
-    for (char& c : out)
-        c = c == '+' ? '-' : c == '/' ? '_' : c;
-    return out;
-}
-
-std::optional<std::string> unbase64url(std::string text) {
-    for (char& c : text)
-        c = c == '-' ? '+' : c == '_' ? '/' : c;
-    size_t pad = (4 - text.size() % 4) % 4;
-    if (pad == 3)
-        return std::nullopt;
-    text.append(pad, '=');
-    std::string out(text.size() / 4 * 3, '\0');
-    int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                            reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
-    if (n < 0)
-        return std::nullopt;
-    out.resize(static_cast<size_t>(n) - pad);
-    return out;
-}
 
 std::optional<uint64_t> parse_rv(const std::string& text) {
     if (text.empty() || text.size() > 19 || text.find_first_not_of("0123456789") != std::string::npos)
@@ -131,7 +102,7 @@ Outcome<json> ObjectStore::create(const ResourceType& type, json object) {
     // The real server always assigns the uid. Tests play kubelet too, whose cgroups are named after the
     // pod's uid before the object exists here, so a uid given at create is kept (the one deviation).
     if (meta_string(object, "uid").empty())
-        meta["uid"] = random_uid();
+        meta["uid"] = new_uid();
     meta["creationTimestamp"] = now_rfc3339();
 
     std::lock_guard lock(mu_);
@@ -273,7 +244,9 @@ Outcome<json> ObjectStore::list(const ListRequest& req) const {
     Outcome<Objects> objects = Objects{};
     bool from_snapshot = false;  // served as of an older resourceVersion, rebuilt from history
     if (!req.continue_token.empty()) {
-        auto decoded = unbase64url(req.continue_token);
+        // Continue tokens are opaque to clients; like the real server's they are base64url JSON naming the
+        // snapshot's resourceVersion and the last key returned.
+        auto decoded = base64url_decode(req.continue_token);
         json token = decoded ? json::parse(*decoded, nullptr, false) : json();
         if (!token.is_object() || !token.contains("rv") || !token["rv"].is_number_unsigned() ||
             !token.contains("start") || !token["start"].is_string())
@@ -323,7 +296,8 @@ Outcome<json> ObjectStore::list(const ListRequest& req) const {
     }
     json meta = {{"resourceVersion", std::to_string(snapshot_rv)}};
     if (remaining > 0) {
-        meta["continue"] = base64url(json{{"v", "meta.k8s.io/v1"}, {"rv", snapshot_rv}, {"start", last_key}}.dump());
+        meta["continue"] =
+            base64url_encode(json{{"v", "meta.k8s.io/v1"}, {"rv", snapshot_rv}, {"start", last_key}}.dump());
         if (!req.has_selectors)
             meta["remainingItemCount"] = remaining;
     }

@@ -24,6 +24,9 @@ namespace podid::test::kube {
 template <class T>
 using Outcome = std::variant<T, ApiStatus>;  // the value, or the Status the API server would answer
 
+// A fresh RFC 4122 version-4 UUID, as the server assigns to metadata.uid (and to token ids).
+std::string new_uid();
+
 enum class EventType { added, modified, deleted };
 const char* event_type_name(EventType type);  // "ADDED", ...
 
