@@ -184,6 +184,7 @@ auto KubeApiServer::on_io(F f) {
 
 KubeApiServer::KubeApiServer(KubeApiServerOptions options)
     : options_(std::move(options)),
+      issuer_(options_.token_issuer),
       tokens_(options_.tokens),
       bookmark_interval_(options_.bookmark_interval),
       ssl_(ssl::context::tls_server) {
@@ -429,6 +430,7 @@ asio::awaitable<void> KubeApiServer::serve(tcp::socket socket) {
         std::lock_guard lock(mu_);
         server_address = address_ + ":" + std::to_string(port_);
     }
+    const std::string server_url = url();
     while (!conn->closed) {
         beast::get_lowest_layer(stream).expires_after(kIdleTimeout);
         http::request<http::string_body> req;
@@ -437,15 +439,24 @@ asio::awaitable<void> KubeApiServer::serve(tcp::socket socket) {
             break;
 
         KubeRequestRecord record{std::string(req.method_string()), std::string(req.target()), "", "other", "", 0};
-        record.user = authenticate(std::string(req[http::field::authorization]), stream.native_handle());
+        std::string authorization(req[http::field::authorization]);
+        record.user = authenticate(authorization, stream.native_handle());
+        // Like the real server: no credentials at all make system:anonymous, bad credentials a 401 everywhere.
+        if (record.user.empty() && authorization.empty() && kube::serves_anonymously(record.method, record.target))
+            record.user = "anonymous";
         kube::Reply reply;
         if (record.user.empty()) {
             reply = kube::status_reply({401, "Unauthorized", "Unauthorized", "", ""});
         } else {
-            kube::Routed routed = kube::route_request(record.method, record.target, store_, server_address);
-            static const char* verbs[] = {"discovery", "get", "list", "watch", "other"};
+            kube::ApiRequest api_request{record.method, record.target, std::string(req[http::field::content_type]),
+                                         req.body()};
+            kube::RouteContext context{store_, server_address, server_url, issuer_, std::chrono::system_clock::now()};
+            kube::Routed routed = kube::route_request(api_request, context);
+            static const char* verbs[] = {"discovery", "get", "list", "watch", "create", "other"};
             record.verb = verbs[static_cast<int>(routed.verb)];
             record.resource = routed.resource;
+            if (routed.resource == "serviceaccounts/token")
+                count_token_request(routed.ns, routed.name, std::move(routed.issued));
             if (routed.watch) {
                 record.status = 200;
                 count(record);
@@ -470,6 +481,8 @@ asio::awaitable<void> KubeApiServer::serve(tcp::socket socket) {
         http::response<http::string_body> res{static_cast<http::status>(reply.status), req.version()};
         res.set(http::field::content_type, reply.content_type);
         res.set(http::field::cache_control, "no-cache, private");
+        for (const auto& [name, value] : reply.headers)
+            res.set(name, value);
         res.keep_alive(req.keep_alive());
         res.body() = std::move(reply.body);
         res.prepare_payload();
@@ -495,6 +508,15 @@ void KubeApiServer::count(const KubeRequestRecord& record) {
     if (record.verb == "get")
         ++gets_[record.resource];
     log_.push_back(record);
+}
+
+void KubeApiServer::count_token_request(const std::string& ns, const std::string& name,
+                                        std::optional<kube::IssuedToken> issued) {
+    std::lock_guard lock(mu_);
+    ++token_requests_total_;
+    ++token_requests_[ns + "/" + name];
+    if (issued)
+        issued_.push_back(std::move(*issued));
 }
 
 std::string KubeApiServer::address() const {
@@ -649,6 +671,37 @@ void KubeApiServer::clear_requests() {
     watches_.clear();
     gets_.clear();
     auth_failures_ = 0;
+    token_requests_.clear();
+    token_requests_total_ = 0;
+    issued_.clear();
+}
+
+std::string KubeApiServer::service_account_issuer() const { return issuer_.issuer(url()); }
+
+Result<json> KubeApiServer::service_account_jwks() const { return issuer_.key().jwks(); }
+
+Result<std::string> KubeApiServer::service_account_key_id() const { return issuer_.key().key_id(); }
+
+Result<std::string> KubeApiServer::service_account_public_key_pem() const { return issuer_.key().public_key_pem(); }
+
+Result<kube::DecodedJwt> KubeApiServer::verify_token(const std::string& jwt) const { return issuer_.key().verify(jwt); }
+
+void KubeApiServer::set_max_token_expiration(std::chrono::seconds max) { issuer_.set_max_expiration(max); }
+
+uint64_t KubeApiServer::token_requests() const {
+    std::lock_guard lock(mu_);
+    return token_requests_total_;
+}
+
+uint64_t KubeApiServer::token_requests(const std::string& ns, const std::string& service_account) const {
+    std::lock_guard lock(mu_);
+    auto it = token_requests_.find(ns + "/" + service_account);
+    return it == token_requests_.end() ? 0 : it->second;
+}
+
+std::vector<kube::IssuedToken> KubeApiServer::issued_tokens() const {
+    std::lock_guard lock(mu_);
+    return issued_;
 }
 
 bool KubeApiServer::wait_for(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {

@@ -1,8 +1,9 @@
 // A Kubernetes API-server test double speaking the real wire protocol, for podid's Kubernetes-mode tests
 // and for checking itself against the real kubectl: HTTPS only (a CA generated at start), bearer-token or
 // client-certificate authentication, core v1 pods/serviceaccounts/namespaces and the aadpodidentity.k8s.io/v1
-// CRDs, list with selectors and limit/continue chunking, and chunked watch streams with history replay,
-// bookmarks and 410 Expired. It runs in-process on its own Asio thread; every public function is
+// CRDs, list with selectors and limit/continue chunking, chunked watch streams with history replay,
+// bookmarks and 410 Expired, and service-account tokens: the TokenRequest subresource with RS256 JWTs and the
+// issuer's OIDC discovery documents. It runs in-process on its own Asio thread; every public function is
 // thread-safe and may be called while clients are connected.
 //
 //   KubeApiServerOptions options;
@@ -19,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -31,7 +33,9 @@
 #include <nlohmann/json.hpp>
 
 #include "common/result.h"
+#include "kube_apiserver_jwt.h"
 #include "kube_apiserver_store.h"
+#include "kube_apiserver_tokens.h"
 #include "tls_certs.h"
 
 namespace podid::test {
@@ -42,14 +46,18 @@ struct KubeApiServerOptions {
     std::chrono::milliseconds bookmark_interval{10'000};  // for watches with allowWatchBookmarks=true
     size_t history_limit = 1000;                          // events kept for watches resuming from a resourceVersion
     std::string workdir;  // PKI files and kubeconfigs go here; empty: a fresh /tmp dir removed at destruction
+    // The service-account token issuer: issuer URL, JWKS URI, API audiences, maximum token lifetime.
+    kube::TokenIssuerOptions token_issuer;
 };
 
 struct KubeRequestRecord {
     std::string method;
     std::string target;  // path and query as sent
-    std::string user;    // "token:<token>", "cert:<CN>" or "" when authentication failed
-    std::string verb;    // discovery | get | list | watch | other
-    std::string resource;
+    // "token:<token>", "cert:<CN>", "anonymous" (no credentials, for the OIDC documents only) or "" when
+    // authentication failed
+    std::string user;
+    std::string verb;      // discovery | get | list | watch | create | other
+    std::string resource;  // plural; "serviceaccounts/token" for TokenRequests
     int status = 0;
 };
 
@@ -124,7 +132,23 @@ public:
     uint64_t get_calls(const std::string& resource) const;
     uint64_t auth_failures() const;
     std::vector<KubeRequestRecord> requests() const;
-    void clear_requests();  // the log and the counters
+    void clear_requests();  // the log and the counters, token requests and issued tokens included
+
+    // Service-account tokens. POST .../serviceaccounts/<name>/token answers as kube-apiserver does (see
+    // kube_apiserver_tokens.h); GET /.well-known/openid-configuration and /openid/v1/jwks are served without
+    // credentials. The RSA signing key is made on first use.
+    std::string service_account_issuer() const;           // `iss` of every token: options.token_issuer.issuer or url()
+    Result<nlohmann::json> service_account_jwks() const;  // what /openid/v1/jwks answers
+    Result<std::string> service_account_key_id() const;   // `kid` of every token
+    Result<std::string> service_account_public_key_pem() const;
+    // Checks that `jwt` was signed by this server's key and returns its header and claims, unjudged: exp, aud and
+    // iss are the caller's to check.
+    Result<kube::DecodedJwt> verify_token(const std::string& jwt) const;
+    // --service-account-max-token-expiration at run time: longer requests are shortened to it (0: no cap).
+    void set_max_token_expiration(std::chrono::seconds max);
+    uint64_t token_requests() const;  // TokenRequests that passed authentication, whatever their answer
+    uint64_t token_requests(const std::string& ns, const std::string& service_account) const;
+    std::vector<kube::IssuedToken> issued_tokens() const;  // oldest first
 
     // Polls `condition` until it holds or `timeout` passes; returns its last value.
     static bool wait_for(const std::function<bool()>& condition,
@@ -140,6 +164,7 @@ private:
     Result<uint16_t> open_listener(int fd);
     std::string authenticate(const std::string& authorization, void* ssl) const;
     void count(const KubeRequestRecord& record);
+    void count_token_request(const std::string& ns, const std::string& name, std::optional<kube::IssuedToken> issued);
     template <class F>
     auto on_io(F f);
 
@@ -148,6 +173,7 @@ private:
     bool own_workdir_ = false;
     TestPki pki_;
     kube::ObjectStore store_;
+    kube::ServiceAccountTokens issuer_;
 
     mutable std::mutex mu_;  // guards the fields below
     std::set<std::string> tokens_;
@@ -155,6 +181,9 @@ private:
     std::map<std::string, uint64_t> lists_, watches_, gets_;
     uint64_t auth_failures_ = 0;
     std::vector<KubeRequestRecord> log_;
+    std::map<std::string, uint64_t> token_requests_;  // "namespace/name" -> count
+    uint64_t token_requests_total_ = 0;
+    std::vector<kube::IssuedToken> issued_;
     std::string address_;
     uint16_t port_ = 0;
     SocketFactory factory_;

@@ -69,6 +69,14 @@ json resource_list(const std::string& group, const std::string& version) {
         if (!t.short_names.empty())
             r["shortNames"] = t.short_names;
         resources.push_back(std::move(r));
+        if (t.group.empty() && t.plural == "serviceaccounts")  // the TokenRequest subresource, listed after its parent
+            resources.push_back({{"name", "serviceaccounts/token"},
+                                 {"singularName", ""},
+                                 {"namespaced", true},
+                                 {"group", "authentication.k8s.io"},
+                                 {"version", "v1"},
+                                 {"kind", "TokenRequest"},
+                                 {"verbs", json::array({"create"})}});
     }
     std::string gv = group.empty() ? version : group + "/" + version;
     return {{"kind", "APIResourceList"}, {"apiVersion", "v1"}, {"groupVersion", gv}, {"resources", resources}};
@@ -145,5 +153,9 @@ ApiStatus not_found(const ResourceType& type, const std::string& name) {
 ApiStatus bad_request(const std::string& message) { return {400, "BadRequest", message, "", ""}; }
 
 ApiStatus expired(const std::string& message) { return {410, "Expired", message, "", ""}; }
+
+Reply json_reply(const json& body, int status) { return {status, "application/json", body.dump(), {}}; }
+
+Reply status_reply(const ApiStatus& status) { return json_reply(status_json(status), status.code); }
 
 }  // namespace podid::test::kube

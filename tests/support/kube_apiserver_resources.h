@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -44,5 +45,16 @@ nlohmann::json status_json(const ApiStatus& status);
 ApiStatus not_found(const ResourceType& type, const std::string& name);
 ApiStatus bad_request(const std::string& message);
 ApiStatus expired(const std::string& message);
+
+// One HTTP answer of the double, before the session layer writes it.
+struct Reply {
+    int status = 200;
+    std::string content_type = "application/json";
+    std::string body;
+    std::vector<std::pair<std::string, std::string>> headers;  // more fields (Warning, Cache-Control), set last
+};
+
+Reply json_reply(const nlohmann::json& body, int status = 200);
+Reply status_reply(const ApiStatus& status);
 
 }  // namespace podid::test::kube

@@ -38,7 +38,15 @@ std::vector<std::string> path_segments(const std::string& path) {
     return segs;
 }
 
-Reply json_reply(const json& body, int status = 200) { return {status, "application/json", body.dump()}; }
+constexpr const char* kOpenIdConfigPath = "/.well-known/openid-configuration";
+constexpr const char* kJwksPath = "/openid/v1/jwks";
+
+std::string path_of(const std::string& target) {
+    std::string path = target.substr(0, target.find('?'));
+    if (path.size() > 1 && path.back() == '/')
+        path.pop_back();
+    return path;
+}
 
 ApiStatus no_such_resource() { return {404, "NotFound", "the server could not find the requested resource", "", ""}; }
 
@@ -98,16 +106,44 @@ std::map<std::string, std::string> parse_query(const std::string& query) {
     return out;
 }
 
-Reply status_reply(const ApiStatus& status) { return json_reply(status_json(status), status.code); }
+bool serves_anonymously(const std::string& method, const std::string& target) {
+    std::string path = path_of(target);
+    return method == "GET" && (path == kOpenIdConfigPath || path == kJwksPath);
+}
 
-Routed route_request(const std::string& method, const std::string& target, const ObjectStore& store,
-                     const std::string& server_address) {
+Routed route_request(const ApiRequest& request, const RouteContext& context) {
+    const std::string& method = request.method;
+    const std::string& target = request.target;
+    const ObjectStore& store = context.store;
     Routed out;
     size_t qmark = target.find('?');
-    std::string path = target.substr(0, qmark);
+    std::string path = path_of(target);
     auto query = parse_query(qmark == std::string::npos ? "" : target.substr(qmark + 1));
-    if (path.size() > 1 && path.back() == '/')
-        path.pop_back();
+
+    // POST /api/v1/namespaces/{ns}/serviceaccounts/{name}/token: the only write the double takes over HTTP.
+    if (auto segs = path_segments(path); segs.size() == 7 && segs[0] == "api" && segs[1] == "v1" &&
+                                         segs[2] == "namespaces" && segs[4] == "serviceaccounts" &&
+                                         segs[6] == "token") {
+        out.resource = "serviceaccounts/token";
+        out.ns = segs[3];
+        out.name = segs[5];
+        if (method != "POST") {
+            out.reply = status_reply(
+                {405, "MethodNotAllowed", "the server does not allow this method on the requested resource", "", ""});
+            return out;
+        }
+        out.verb = Routed::Verb::create;
+        if (request.content_type.find("protobuf") != std::string::npos) {
+            out.reply = status_reply(
+                {415, "UnsupportedMediaType", "the double reads JSON only, not " + request.content_type, "", ""});
+            return out;
+        }
+        TokenReply answer =
+            context.tokens.create_token(out.ns, out.name, request.body, store, context.server_url, context.now);
+        out.reply = std::move(answer.reply);
+        out.issued = std::move(answer.issued);
+        return out;
+    }
 
     if (method != "GET") {
         out.reply = status_reply(
@@ -115,10 +151,20 @@ Routed route_request(const std::string& method, const std::string& target, const
         return out;
     }
     if (path == "/healthz" || path == "/livez" || path == "/readyz") {
-        out.reply = {200, "text/plain; charset=utf-8", "ok"};
+        out.reply = {200, "text/plain; charset=utf-8", "ok", {}};
         return out;
     }
-    if (json doc = discovery_document(path, server_address); !doc.is_null()) {
+    if (path == kOpenIdConfigPath) {
+        out.verb = Routed::Verb::discovery;
+        out.reply = context.tokens.openid_configuration(context.server_url);
+        return out;
+    }
+    if (path == kJwksPath) {
+        out.verb = Routed::Verb::discovery;
+        out.reply = context.tokens.jwks();
+        return out;
+    }
+    if (json doc = discovery_document(path, context.server_address); !doc.is_null()) {
         out.verb = Routed::Verb::discovery;
         out.reply = json_reply(doc);
         return out;
