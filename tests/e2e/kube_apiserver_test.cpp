@@ -1,15 +1,24 @@
 // The Kubernetes API-server double checked two ways: against the real kubectl (discovery, lists, CRDs,
 // selectors, jsonpath, Unauthorized, --watch), and at the protocol level with a small Beast client (list
 // resourceVersions and chunking, watch replay, bookmarks, 410 Expired, dropped streams, selector-filtered
-// watches, token rotation, restarts). Needs no privileges: everything is on 127.0.0.1.
+// watches, token rotation, restarts), and its service-account tokens both ways: `kubectl create token` and
+// `kubectl get --raw` of the OIDC documents, then every TokenRequest answer over HTTPS. Tokens are verified with
+// the IMDS emulator's RS256 code against the published JWKS, not with the double's own key. Needs no
+// privileges: everything is on 127.0.0.1.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include <chrono>
+#include <ctime>
 #include <optional>
+#include <regex>
 #include <set>
 #include <string>
 #include <thread>
@@ -25,6 +34,8 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <nlohmann/json.hpp>
 
+#include "imds-emulator/base64url.h"
+#include "imds-emulator/jwt.h"
 #include "support/kube_apiserver.h"
 
 namespace podid::test {
@@ -55,6 +66,50 @@ json azure_identity(const std::string& ns, const std::string& name, const std::s
             {"spec", {{"type", 0}, {"clientID", client_id}, {"resourceID", "/subscriptions/s/rg/" + name}}}};
 }
 
+json pod_of(const std::string& ns, const std::string& name, const std::string& service_account,
+            const std::string& node) {
+    json spec = {{"nodeName", node}, {"containers", json::array()}};
+    if (!service_account.empty())
+        spec["serviceAccountName"] = service_account;
+    return {{"metadata", {{"name", name}, {"namespace", ns}}}, {"spec", spec}, {"status", {{"phase", "Running"}}}};
+}
+
+std::string rfc3339(int64_t unix_seconds) {
+    std::time_t t = static_cast<std::time_t>(unix_seconds);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char text[40];
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return text;
+}
+
+int64_t unix_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+bool is_uuid(const std::string& text) {
+    static const std::regex uuid("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}");
+    return std::regex_match(text, uuid);
+}
+
+// Kubernetes' key id: base64url SHA-256 of the public key's DER SubjectPublicKeyInfo.
+std::string kid_of_pem(const std::string& pem) {
+    BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+    EVP_PKEY* key = bio ? PEM_read_bio_PUBKEY(bio, nullptr, nullptr, nullptr) : nullptr;
+    BIO_free(bio);
+    if (!key)
+        return "(no public key in PEM)";
+    unsigned char* der = nullptr;
+    int len = i2d_PUBKEY(key, &der);
+    EVP_PKEY_free(key);
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int digest_len = 0;
+    EVP_Digest(der, static_cast<size_t>(len), digest, &digest_len, EVP_sha256(), nullptr);
+    OPENSSL_free(der);
+    return emulator::base64url_encode(std::string_view(reinterpret_cast<char*>(digest), digest_len));
+}
+
 std::vector<std::string> names_of(const json& list) {
     std::vector<std::string> names;
     for (const auto& item : list["items"])
@@ -68,6 +123,9 @@ struct HttpResult {
     int status = 0;
     json body;
     std::string raw;
+    std::string content_type;
+    std::string cache_control;
+    std::string warning;
 };
 
 class Client {
@@ -84,8 +142,9 @@ public:
         port_ = api.port();
     }
 
-    // Connects and sends GET (or `method`) for `target`; false when the server cannot be reached.
-    bool send(const std::string& target, const std::string& method = "GET") {
+    // Connects and sends GET (or `method`, with `body` when not empty) for `target`; false when the server cannot
+    // be reached.
+    bool send(const std::string& target, const std::string& method = "GET", const std::string& body = "") {
         boost::system::error_code ec;
         auto& tcp = beast::get_lowest_layer(*stream_);
         tcp.expires_after(5s);
@@ -98,19 +157,26 @@ public:
         stream_->async_handshake(ssl::stream_base::client, [&](auto e) { ec = e, done = true; });
         if (!run_until(done, 5s) || ec)
             return false;
-        http::request<http::empty_body> req{http::string_to_verb(method), target, 11};
+        http::request<http::string_body> req{http::string_to_verb(method), target, 11};
         req.set(http::field::host, "127.0.0.1");
         req.set(http::field::accept, "application/json");
         if (!token_.empty())
             req.set(http::field::authorization, "Bearer " + token_);
+        if (!body.empty()) {
+            req.set(http::field::content_type, "application/json");
+            req.body() = body;
+        }
+        req.prepare_payload();
         done = false;
         http::async_write(*stream_, req, [&](auto e, size_t) { ec = e, done = true; });
         return run_until(done, 5s) && !ec;
     }
 
-    HttpResult get(const std::string& target, const std::string& method = "GET") {
+    HttpResult post(const std::string& target, const std::string& body) { return get(target, "POST", body); }
+
+    HttpResult get(const std::string& target, const std::string& method = "GET", const std::string& body = "") {
         HttpResult out;
-        if (!send(target, method))
+        if (!send(target, method, body))
             return out;
         http::response<http::string_body> res;
         boost::system::error_code ec;
@@ -120,6 +186,9 @@ public:
             return out;
         out.status = res.result_int();
         out.raw = res.body();
+        out.content_type = res[http::field::content_type];
+        out.cache_control = res[http::field::cache_control];
+        out.warning = res[http::field::warning];
         out.body = json::parse(res.body(), nullptr, false);
         return out;
     }
@@ -321,6 +390,21 @@ protected:
                                                         {"spec", {{"azureIdentity", "id1"}, {"selector", "sel"}}}}));
     }
 
+    // Service accounts and pods for TokenRequests: ns1/workload runs pod "app" on node1; pod "x" (from seed) runs
+    // as ns1/default; pod "bare" names no service account (admission would have made it "default").
+    void seed_service_accounts() {
+        seed();
+        for (const char* name : {"default", "workload"}) {
+            auto sa = api.create("ServiceAccount", {{"metadata", {{"name", name}, {"namespace", "ns1"}}}});
+            ASSERT_TRUE(sa) << sa.error().message;
+        }
+        auto app = api.create("Pod", pod_of("ns1", "app", "workload", "node1"));
+        ASSERT_TRUE(app) << app.error().message;
+        ASSERT_TRUE(api.create("Pod", pod_of("ns1", "bare", "", "")));
+        pod_uid = (*app)["metadata"]["uid"];
+        sa_uid = (*api.get("ServiceAccount", "ns1", "workload"))["metadata"]["uid"];
+    }
+
     static KubeApiServerOptions options() {
         KubeApiServerOptions o;
         o.tokens = {kToken};
@@ -329,6 +413,7 @@ protected:
 
     KubeApiServer api{options()};
     std::string home;
+    std::string pod_uid, sa_uid;  // of ns1/app and ns1/workload, once seeded
 };
 
 // ---- kubectl fidelity ------------------------------------------------------------------------------
@@ -738,6 +823,449 @@ TEST_F(KubeApiServerTest, StopAndStartOnTheSamePort) {
     EXPECT_EQ(*again, port);
     HttpResult r = Client(api, kToken).get("/api/v1/pods");
     EXPECT_EQ(names_of(r.body), std::vector<std::string>{"while-down"});
+}
+
+// ---- service-account tokens: kubectl --------------------------------------------------------------------
+
+TEST_F(KubeApiServerTest, KubectlCreateTokenBoundToPodVerifiesAgainstThePublishedJwks) {
+    require_kubectl();
+    seed_service_accounts();
+    int64_t before = unix_now();
+    Kubectl r =
+        kubectl({"create", "token", "workload", "-n", "ns1", "--audience", "api://AzureADTokenExchange", "--duration",
+                 "1h", "--bound-object-kind", "Pod", "--bound-object-name", "app", "--bound-object-uid", pod_uid});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    // kubectl ends the token with a newline only on a terminal; into a pipe it writes the token alone.
+    std::string token = r.out;
+    ASSERT_EQ(token.find_first_of(" \t\r\n"), std::string::npos) << r.out;
+
+    Kubectl config_out = kubectl({"get", "--raw", "/.well-known/openid-configuration"});
+    ASSERT_EQ(config_out.exit_code, 0) << config_out.err;
+    json config = json::parse(config_out.out, nullptr, false);
+    EXPECT_EQ(config, json({{"issuer", api.url()},
+                            {"jwks_uri", api.url() + "/openid/v1/jwks"},
+                            {"response_types_supported", json::array({"id_token"})},
+                            {"subject_types_supported", json::array({"public"})},
+                            {"id_token_signing_alg_values_supported", json::array({"RS256"})}}))
+        << config_out.out;
+
+    Kubectl jwks_out = kubectl({"get", "--raw", "/openid/v1/jwks"});
+    ASSERT_EQ(jwks_out.exit_code, 0) << jwks_out.err;
+    json jwks = json::parse(jwks_out.out, nullptr, false);
+    ASSERT_TRUE(jwks.is_object() && jwks["keys"].is_array() && jwks["keys"].size() == 1) << jwks_out.out;
+    json key = jwks["keys"][0];
+    std::set<std::string> members;
+    for (const auto& item : key.items())
+        members.insert(item.key());
+    EXPECT_EQ(members, (std::set<std::string>{"use", "kty", "kid", "alg", "n", "e"}));
+    EXPECT_EQ(key["use"], "sig");
+    EXPECT_EQ(key["kty"], "RSA");
+    EXPECT_EQ(key["alg"], "RS256");
+    EXPECT_EQ(key["e"], "AQAB");
+    EXPECT_EQ(emulator::base64url_decode(key["n"].get<std::string>()).value_or("").size(), 256u) << "RSA-2048";
+    auto pem = api.service_account_public_key_pem();
+    ASSERT_TRUE(pem) << pem.error().message;
+    EXPECT_EQ(key["kid"], kid_of_pem(*pem)) << "kid = base64url(SHA-256(DER public key)), as Kubernetes makes it";
+
+    // Verified with the emulator's RS256 code and nothing but the JWKS kubectl fetched.
+    auto verified = emulator::verify_jwt(token, jwks);
+    ASSERT_TRUE(verified) << verified.error().message;
+    EXPECT_EQ(verified->header, json({{"alg", "RS256"}, {"kid", key["kid"]}})) << "no typ, as go-jose writes it";
+    const json& claims = verified->claims;
+    ASSERT_TRUE(claims["iat"].is_number_integer()) << claims.dump();
+    int64_t iat = claims["iat"];
+    EXPECT_GE(iat, before - 1);
+    EXPECT_LE(iat, unix_now() + 1);
+    ASSERT_TRUE(claims["jti"].is_string());
+    EXPECT_TRUE(is_uuid(claims["jti"])) << claims["jti"];
+    json expected = {{"aud", json::array({"api://AzureADTokenExchange"})},
+                     {"exp", iat + 3600},
+                     {"iat", iat},
+                     {"iss", api.url()},
+                     {"jti", claims["jti"]},
+                     {"kubernetes.io",
+                      {{"namespace", "ns1"},
+                       {"node", {{"name", "node1"}}},
+                       {"pod", {{"name", "app"}, {"uid", pod_uid}}},
+                       {"serviceaccount", {{"name", "workload"}, {"uid", sa_uid}}}}},
+                     {"nbf", iat},
+                     {"sub", "system:serviceaccount:ns1:workload"}};
+    EXPECT_EQ(claims, expected) << claims.dump(2);
+    EXPECT_TRUE(api.verify_token(token));
+
+    EXPECT_EQ(api.token_requests(), 1u);
+    EXPECT_EQ(api.token_requests("ns1", "workload"), 1u);
+    auto issued = api.issued_tokens();
+    ASSERT_EQ(issued.size(), 1u);
+    EXPECT_EQ(issued[0].token, token);
+    EXPECT_EQ(issued[0].audiences, std::vector<std::string>{"api://AzureADTokenExchange"});
+    EXPECT_EQ(issued[0].bound_kind, "Pod");
+    EXPECT_EQ(issued[0].bound_uid, pod_uid);
+    EXPECT_EQ(issued[0].expiration_seconds, 3600);
+    bool recorded = false;
+    std::string log;
+    for (const auto& rec : api.requests()) {
+        recorded |=
+            rec.method == "POST" &&
+            rec.target.substr(0, rec.target.find('?')) == "/api/v1/namespaces/ns1/serviceaccounts/workload/token" &&
+            rec.verb == "create" && rec.resource == "serviceaccounts/token" && rec.status == 201 &&
+            rec.user == std::string("token:") + kToken;
+        log += rec.method + " " + rec.target + " " + rec.verb + " " + rec.resource + " " + std::to_string(rec.status) +
+               " " + rec.user + "\n";
+    }
+    EXPECT_TRUE(recorded) << log;
+}
+
+TEST_F(KubeApiServerTest, KubectlCreateTokenRefusalsCarryTheRealMessages) {
+    require_kubectl();
+    seed_service_accounts();
+    const std::string wrong_uid = "00000000-0000-4000-8000-000000000000";
+    struct Row {
+        std::string name;
+        std::vector<std::string> args;
+        std::string message;  // what kubectl prints after "error: failed to create token: "
+    } rows[] = {
+        {"shorter than 10 minutes",
+         {"create", "token", "workload", "-n", "ns1", "--duration", "5m"},
+         "TokenRequest.authentication.k8s.io \"\" is invalid: spec.expirationSeconds: Invalid value: 300: may not "
+         "specify a duration less than 10 minutes"},
+        {"pod uid mismatch",
+         {"create", "token", "workload", "-n", "ns1", "--bound-object-kind", "Pod", "--bound-object-name", "app",
+          "--bound-object-uid", wrong_uid},
+         "Operation cannot be fulfilled on Pod \"app\": the UID in the bound object reference (" + wrong_uid +
+             ") does not match the UID in record. The object might have been deleted and then recreated"},
+        {"pod of another service account",
+         {"create", "token", "workload", "-n", "ns1", "--bound-object-kind", "Pod", "--bound-object-name", "x"},
+         "cannot bind token for serviceaccount \"workload\" to pod running with different serviceaccount name."},
+        {"missing service account", {"create", "token", "ghost", "-n", "ns1"}, "serviceaccounts \"ghost\" not found"},
+        {"missing pod",
+         {"create", "token", "workload", "-n", "ns1", "--bound-object-kind", "Pod", "--bound-object-name", "ghost"},
+         "pods \"ghost\" not found"},
+    };
+    for (const auto& row : rows) {
+        Kubectl r = kubectl(row.args);
+        EXPECT_NE(r.exit_code, 0) << row.name;
+        EXPECT_TRUE(r.out.empty()) << row.name << ": " << r.out;
+        EXPECT_NE(r.err.find("error: failed to create token: " + row.message), std::string::npos)
+            << row.name << ": " << r.err;
+    }
+    EXPECT_TRUE(api.issued_tokens().empty());
+    EXPECT_EQ(api.token_requests(), 5u);
+}
+
+TEST_F(KubeApiServerTest, KubectlCreateTokenDefaultsAndTheServersCap) {
+    require_kubectl();
+    seed_service_accounts();
+    Kubectl plain = kubectl({"create", "token", "workload", "-n", "ns1"});
+    ASSERT_EQ(plain.exit_code, 0) << plain.err;
+    auto decoded = api.verify_token(plain.out);
+    ASSERT_TRUE(decoded) << decoded.error().message;
+    const json& claims = decoded->claims;
+    EXPECT_EQ(claims["aud"], json::array({api.url()})) << "no audience: the API audiences, i.e. the issuer";
+    EXPECT_EQ(claims["exp"].get<int64_t>() - claims["iat"].get<int64_t>(), 3600) << "the default lifetime";
+    EXPECT_EQ(claims["kubernetes.io"],
+              json({{"namespace", "ns1"}, {"serviceaccount", {{"name", "workload"}, {"uid", sa_uid}}}}))
+        << "an unbound token names no pod";
+
+    // The server shortens what it was asked for and says so; clients must read the answer's expiry.
+    api.set_max_token_expiration(std::chrono::hours(1));
+    Kubectl capped = kubectl({"create", "token", "workload", "-n", "ns1", "--duration", "2h", "-o", "json"});
+    ASSERT_EQ(capped.exit_code, 0) << capped.err;
+    EXPECT_NE(capped.err.find("Warning: requested expiration of 7200 seconds shortened to 3600 seconds"),
+              std::string::npos)
+        << capped.err;
+    json answer = json::parse(capped.out, nullptr, false);
+    ASSERT_TRUE(answer.is_object()) << capped.out;
+    EXPECT_EQ(answer["spec"]["expirationSeconds"], 3600);
+    auto token = api.verify_token(answer["status"]["token"].get<std::string>());
+    ASSERT_TRUE(token) << token.error().message;
+    int64_t iat = token->claims["iat"];
+    EXPECT_EQ(token->claims["exp"], iat + 3600);
+    EXPECT_EQ(answer["status"]["expirationTimestamp"], rfc3339(iat + 3600));
+}
+
+// ---- service-account tokens: protocol level -------------------------------------------------------------
+
+TEST_F(KubeApiServerTest, TokenRequestAnswers) {
+    seed_service_accounts();
+    const std::string wrong_uid = "00000000-0000-4000-8000-000000000000";
+    auto request = [](json spec) {
+        return json{{"apiVersion", "authentication.k8s.io/v1"}, {"kind", "TokenRequest"}, {"spec", std::move(spec)}}
+            .dump();
+    };
+    auto pod_ref = [](const std::string& name, const std::string& uid = "") {
+        json ref = {{"apiVersion", "v1"}, {"kind", "Pod"}, {"name", name}};
+        if (!uid.empty())
+            ref["uid"] = uid;
+        return ref;
+    };
+    const std::string aud = "api://AzureADTokenExchange";
+    struct Row {
+        std::string name;
+        std::string sa;  // "ns/name"
+        std::string body;
+        int status;
+        std::string reason;    // of the Status; "" for 201
+        std::string message;   // exact Status message
+        int64_t lifetime = 0;  // for 201: exp - iat
+    } rows[] = {
+        {"unbound, all defaults", "ns1/workload", "{}", 201, "", "", 3600},
+        {"kubectl's shape: nulls for what is unset", "ns1/workload",
+         R"({"kind":"TokenRequest","apiVersion":"authentication.k8s.io/v1","metadata":{"creationTimestamp":null},)"
+         R"("spec":{"audiences":null,"expirationSeconds":null,"boundObjectRef":null},)"
+         R"("status":{"token":"","expirationTimestamp":null}})",
+         201, "", "", 3600},
+        {"bound to its pod, uid given", "ns1/workload",
+         request({{"audiences", json::array({aud})},
+                  {"expirationSeconds", 600},
+                  {"boundObjectRef", pod_ref("app", pod_uid)}}),
+         201, "", "", 600},
+        {"bound to its pod, no uid", "ns1/workload", request({{"boundObjectRef", pod_ref("app")}}), 201, "", "", 3600},
+        {"a pod without serviceAccountName runs as default", "ns1/default",
+         request({{"boundObjectRef", pod_ref("bare")}}), 201, "", "", 3600},
+        {"599 s", "ns1/workload", request({{"expirationSeconds", 599}}), 422, "Invalid",
+         "TokenRequest.authentication.k8s.io \"\" is invalid: spec.expirationSeconds: Invalid value: 599: may not "
+         "specify a duration less than 10 minutes"},
+        {"over 2^32 s", "ns1/workload", request({{"expirationSeconds", (int64_t{1} << 32) + 1}}), 422, "Invalid",
+         "TokenRequest.authentication.k8s.io \"\" is invalid: spec.expirationSeconds: Invalid value: 4294967297: may "
+         "not specify a duration larger than 2^32 seconds"},
+        {"missing service account", "ns1/ghost", "{}", 404, "NotFound", "serviceaccounts \"ghost\" not found"},
+        {"service account of another namespace", "ns2/workload", "{}", 404, "NotFound",
+         "serviceaccounts \"workload\" not found"},
+        {"missing pod", "ns1/workload", request({{"boundObjectRef", pod_ref("ghost")}}), 404, "NotFound",
+         "pods \"ghost\" not found"},
+        {"pod of another service account", "ns1/workload", request({{"boundObjectRef", pod_ref("x")}}), 400,
+         "BadRequest",
+         "cannot bind token for serviceaccount \"workload\" to pod running with different serviceaccount name."},
+        {"pod uid mismatch", "ns1/workload", request({{"boundObjectRef", pod_ref("app", wrong_uid)}}), 409, "Conflict",
+         "Operation cannot be fulfilled on Pod \"app\": the UID in the bound object reference (" + wrong_uid +
+             ") does not match the UID in record. The object might have been deleted and then recreated"},
+        {"secret (the double keeps none)", "ns1/workload",
+         request({{"boundObjectRef", {{"apiVersion", "v1"}, {"kind", "Secret"}, {"name", "s"}}}}), 404, "NotFound",
+         "secrets \"s\" not found"},
+        {"node (feature gate off)", "ns1/workload",
+         request({{"boundObjectRef", {{"apiVersion", "v1"}, {"kind", "Node"}, {"name", "node1"}}}}), 400, "BadRequest",
+         "cannot bind token to a Node object as the \"ServiceAccountTokenNodeBinding\" feature-gate is disabled"},
+        {"configmap", "ns1/workload",
+         request({{"boundObjectRef", {{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"name", "c"}}}}), 400, "BadRequest",
+         "cannot bind token to object of type /v1, Kind=ConfigMap"},
+        {"deployment", "ns1/workload",
+         request({{"boundObjectRef", {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", "d"}}}}), 400,
+         "BadRequest", "cannot bind token to object of type apps/v1, Kind=Deployment"},
+        {"body names another service account", "ns1/workload",
+         json{{"metadata", {{"name", "other"}}}, {"spec", json::object()}}.dump(), 422, "Invalid",
+         "TokenRequest.authentication.k8s.io \"workload\" is invalid: metadata.name: Invalid value: \"other\": must "
+         "match the service account name if specified"},
+        {"body names another namespace", "ns1/workload", json{{"metadata", {{"namespace", "ns2"}}}}.dump(), 422,
+         "Invalid",
+         "TokenRequest.authentication.k8s.io \"workload\" is invalid: metadata.namespace: Invalid value: \"ns2\": "
+         "must match the service account namespace if specified"},
+        {"expirationSeconds as a string", "ns1/workload", R"({"spec":{"expirationSeconds":"3600"}})", 400, "BadRequest",
+         "TokenRequest in version \"v1\" cannot be handled as a TokenRequest: json: cannot unmarshal string into Go "
+         "struct field TokenRequestSpec.spec.expirationSeconds of type int64"},
+        {"wrong apiVersion", "ns1/workload", R"({"apiVersion":"v1","kind":"TokenRequest"})", 400, "BadRequest",
+         "the API version in the data (v1) does not match the expected API version (authentication.k8s.io/v1)"},
+    };
+    for (const auto& row : rows) {
+        std::string ns = row.sa.substr(0, row.sa.find('/'));
+        std::string name = row.sa.substr(row.sa.find('/') + 1);
+        HttpResult r =
+            Client(api, kToken).post("/api/v1/namespaces/" + ns + "/serviceaccounts/" + name + "/token", row.body);
+        ASSERT_EQ(r.status, row.status) << row.name << ": " << r.raw;
+        if (row.status != 201) {
+            EXPECT_EQ(r.body["kind"], "Status") << row.name;
+            EXPECT_EQ(r.body["code"], row.status) << row.name;
+            EXPECT_EQ(r.body["reason"], row.reason) << row.name;
+            EXPECT_EQ(r.body["message"], row.message) << row.name;
+            continue;
+        }
+        EXPECT_EQ(r.body["kind"], "TokenRequest") << row.name;
+        EXPECT_EQ(r.body["apiVersion"], "authentication.k8s.io/v1") << row.name;
+        EXPECT_EQ(r.body["metadata"]["name"], name) << row.name;
+        EXPECT_EQ(r.body["metadata"]["namespace"], ns) << row.name;
+        auto token = api.verify_token(r.body["status"]["token"].get<std::string>());
+        ASSERT_TRUE(token) << row.name << ": " << token.error().message;
+        int64_t iat = token->claims["iat"];
+        EXPECT_EQ(token->claims["exp"].get<int64_t>() - iat, row.lifetime) << row.name;
+        EXPECT_EQ(r.body["spec"]["expirationSeconds"], row.lifetime) << row.name;
+        EXPECT_EQ(r.body["status"]["expirationTimestamp"], rfc3339(iat + row.lifetime)) << row.name;
+        EXPECT_EQ(r.body["metadata"]["creationTimestamp"], rfc3339(iat)) << row.name;
+        EXPECT_EQ(token->claims["sub"], "system:serviceaccount:" + ns + ":" + name) << row.name;
+        EXPECT_EQ(r.body["spec"]["audiences"], token->claims["aud"]) << row.name;
+    }
+}
+
+TEST_F(KubeApiServerTest, TokenRequestDetailsOfInvalidAndConflict) {
+    seed_service_accounts();
+    HttpResult invalid =
+        Client(api, kToken)
+            .post("/api/v1/namespaces/ns1/serviceaccounts/workload/token", R"({"spec":{"expirationSeconds":60}})");
+    ASSERT_EQ(invalid.status, 422) << invalid.raw;
+    EXPECT_EQ(invalid.body["details"],
+              json({{"group", "authentication.k8s.io"},
+                    {"kind", "TokenRequest"},
+                    {"causes",
+                     json::array({{{"reason", "FieldValueInvalid"},
+                                   {"message", "Invalid value: 60: may not specify a duration less than 10 minutes"},
+                                   {"field", "spec.expirationSeconds"}}})}}));
+    json conflict_body = {{"spec", {{"boundObjectRef", {{"kind", "Pod"}, {"name", "app"}, {"uid", "nope"}}}}}};
+    HttpResult conflict =
+        Client(api, kToken).post("/api/v1/namespaces/ns1/serviceaccounts/workload/token", conflict_body.dump());
+    ASSERT_EQ(conflict.status, 409) << conflict.raw;
+    EXPECT_EQ(conflict.body["details"], json({{"name", "app"}, {"kind", "Pod"}}));
+    EXPECT_EQ(Client(api, kToken).get("/api/v1/namespaces/ns1/serviceaccounts/workload/token").status, 405);
+    EXPECT_EQ(Client(api, "").post("/api/v1/namespaces/ns1/serviceaccounts/workload/token", "{}").status, 401);
+    EXPECT_EQ(api.token_requests("ns1", "workload"), 3u) << "the 401 never reached the token endpoint";
+}
+
+TEST_F(KubeApiServerTest, TokenRequestAnswerEchoesTheRequest) {
+    seed_service_accounts();
+    json ref = {{"apiVersion", "v1"}, {"kind", "Pod"}, {"name", "app"}};
+    json body = {{"apiVersion", "authentication.k8s.io/v1"},
+                 {"kind", "TokenRequest"},
+                 {"spec", {{"audiences", {"a1", "a2"}}, {"expirationSeconds", 1200}, {"boundObjectRef", ref}}}};
+    HttpResult r = Client(api, kToken).post("/api/v1/namespaces/ns1/serviceaccounts/workload/token", body.dump());
+    ASSERT_EQ(r.status, 201) << r.raw;
+    EXPECT_EQ(r.content_type, "application/json");
+    EXPECT_EQ(r.body["spec"], json({{"audiences", {"a1", "a2"}}, {"expirationSeconds", 1200}, {"boundObjectRef", ref}}))
+        << "the reference as sent: the server does not fill the uid in";
+    auto token = api.verify_token(r.body["status"]["token"].get<std::string>());
+    ASSERT_TRUE(token);
+    EXPECT_EQ(token->claims["aud"], json({"a1", "a2"}));
+    EXPECT_EQ(token->claims["kubernetes.io"]["pod"], json({{"name", "app"}, {"uid", pod_uid}}));
+    EXPECT_NE(token->claims["jti"],
+              api.verify_token(Client(api, kToken)
+                                   .post("/api/v1/namespaces/ns1/serviceaccounts/workload/token", body.dump())
+                                   .body["status"]["token"]
+                                   .get<std::string>())
+                  ->claims["jti"])
+        << "every token has its own id";
+}
+
+TEST_F(KubeApiServerTest, MaxExpirationShortensWithAWarning) {
+    seed_service_accounts();
+    api.set_max_token_expiration(std::chrono::minutes(15));
+    HttpResult r =
+        Client(api, kToken)
+            .post("/api/v1/namespaces/ns1/serviceaccounts/workload/token", R"({"spec":{"expirationSeconds":7200}})");
+    ASSERT_EQ(r.status, 201) << r.raw;
+    EXPECT_EQ(r.warning, "299 - \"requested expiration of 7200 seconds shortened to 900 seconds\"");
+    EXPECT_EQ(r.body["spec"]["expirationSeconds"], 900);
+    auto token = api.verify_token(r.body["status"]["token"].get<std::string>());
+    ASSERT_TRUE(token);
+    EXPECT_EQ(token->claims["exp"].get<int64_t>() - token->claims["iat"].get<int64_t>(), 900);
+    ASSERT_EQ(api.issued_tokens().size(), 1u);
+    EXPECT_EQ(api.issued_tokens()[0].expiration_seconds, 900);
+
+    HttpResult shorter =
+        Client(api, kToken)
+            .post("/api/v1/namespaces/ns1/serviceaccounts/workload/token", R"({"spec":{"expirationSeconds":600}})");
+    EXPECT_EQ(shorter.body["spec"]["expirationSeconds"], 600);
+    EXPECT_EQ(shorter.warning, "") << "nothing shortened, nothing said";
+}
+
+TEST_F(KubeApiServerTest, KubeletsProjectedTokenLifetimeIsExtended) {
+    seed_service_accounts();
+    json ref = {{"apiVersion", "v1"}, {"kind", "Pod"}, {"name", "app"}};
+    // kubelet's default request (3607 s, API audiences, bound to the pod) gets a year, warned after 3607 s.
+    HttpResult kubelet = Client(api, kToken)
+                             .post("/api/v1/namespaces/ns1/serviceaccounts/workload/token",
+                                   json{{"spec", {{"expirationSeconds", 3607}, {"boundObjectRef", ref}}}}.dump());
+    ASSERT_EQ(kubelet.status, 201) << kubelet.raw;
+    auto token = api.verify_token(kubelet.body["status"]["token"].get<std::string>());
+    ASSERT_TRUE(token);
+    int64_t iat = token->claims["iat"];
+    EXPECT_EQ(token->claims["exp"], iat + 365 * 24 * 3600);
+    EXPECT_EQ(token->claims["kubernetes.io"]["warnafter"], iat + 3607);
+    EXPECT_EQ(kubelet.body["status"]["expirationTimestamp"], rfc3339(iat + 3607)) << "the answer keeps 3607 s";
+
+    // Another audience (Entra's) or no pod: no extension.
+    for (const json& spec : {json{{"expirationSeconds", 3607}, {"boundObjectRef", ref}, {"audiences", {"api://x"}}},
+                             json{{"expirationSeconds", 3607}}}) {
+        HttpResult r = Client(api, kToken)
+                           .post("/api/v1/namespaces/ns1/serviceaccounts/workload/token", json{{"spec", spec}}.dump());
+        auto t = api.verify_token(r.body["status"]["token"].get<std::string>());
+        ASSERT_TRUE(t) << r.raw;
+        EXPECT_EQ(t->claims["exp"].get<int64_t>() - t->claims["iat"].get<int64_t>(), 3607) << spec.dump();
+        EXPECT_FALSE(t->claims["kubernetes.io"].contains("warnafter")) << spec.dump();
+    }
+}
+
+TEST_F(KubeApiServerTest, OidcDocumentsAreServedWithoutCredentials) {
+    struct Row {
+        std::string path;
+        std::string content_type;
+    } rows[] = {{"/.well-known/openid-configuration", "application/json"},
+                {"/openid/v1/jwks", "application/jwk-set+json"}};
+    for (const auto& row : rows) {
+        HttpResult anonymous = Client(api, "").get(row.path);
+        EXPECT_EQ(anonymous.status, 200) << row.path << ": " << anonymous.raw;
+        EXPECT_EQ(anonymous.content_type, row.content_type) << row.path;
+        EXPECT_EQ(anonymous.cache_control, "public, max-age=3600") << row.path;
+        EXPECT_EQ(Client(api, kToken).get(row.path).body, anonymous.body) << row.path;
+        EXPECT_EQ(Client(api, "wrong-token").get(row.path).status, 401) << row.path << ": bad credentials still fail";
+    }
+    EXPECT_EQ(api.requests().front().user, "anonymous");
+    EXPECT_EQ(api.requests().front().verb, "discovery");
+    EXPECT_EQ(Client(api, "").get("/api/v1/pods").status, 401) << "anonymous gets the OIDC documents only";
+
+    HttpResult jwks = Client(api, "").get("/openid/v1/jwks");
+    auto published = api.service_account_jwks();
+    ASSERT_TRUE(published);
+    EXPECT_EQ(jwks.body, *published);
+    EXPECT_EQ(jwks.body["keys"][0]["kid"], *api.service_account_key_id());
+    HttpResult config = Client(api, "").get("/.well-known/openid-configuration");
+    EXPECT_EQ(config.body["issuer"], api.service_account_issuer());
+    EXPECT_EQ(config.body["jwks_uri"], api.url() + "/openid/v1/jwks");
+
+    // The subresource is in discovery, as kubectl api-resources shows it.
+    bool listed = false;
+    HttpResult core = Client(api, kToken).get("/api/v1");
+    for (const auto& r : core.body["resources"])
+        listed |= r["name"] == "serviceaccounts/token" && r["kind"] == "TokenRequest" &&
+                  r["group"] == "authentication.k8s.io" && r["verbs"] == json::array({"create"});
+    EXPECT_TRUE(listed);
+}
+
+TEST_F(KubeApiServerTest, ConfiguredIssuerAndAudiences) {
+    KubeApiServerOptions o = options();
+    o.token_issuer.issuer = "https://oidc.example/cluster-1";
+    o.token_issuer.api_audiences = {"https://kubernetes.default.svc"};
+    KubeApiServer other(o);
+    ASSERT_TRUE(other.listen("127.0.0.1", 0));
+    ASSERT_TRUE(other.create("ServiceAccount", {{"metadata", {{"name", "sa"}, {"namespace", "ns1"}}}}));
+    HttpResult r = Client(other, kToken).post("/api/v1/namespaces/ns1/serviceaccounts/sa/token", "{}");
+    ASSERT_EQ(r.status, 201) << r.raw;
+    auto token = other.verify_token(r.body["status"]["token"].get<std::string>());
+    ASSERT_TRUE(token);
+    EXPECT_EQ(token->claims["iss"], "https://oidc.example/cluster-1");
+    EXPECT_EQ(token->claims["aud"], json::array({"https://kubernetes.default.svc"}));
+    EXPECT_EQ(other.service_account_issuer(), "https://oidc.example/cluster-1");
+    HttpResult config = Client(other, "").get("/.well-known/openid-configuration");
+    EXPECT_EQ(config.body["issuer"], "https://oidc.example/cluster-1");
+    EXPECT_EQ(config.body["jwks_uri"], other.url() + "/openid/v1/jwks") << "derived from the server's address";
+
+    // Each server has its own key: a token of one does not verify with the other.
+    EXPECT_NE(*other.service_account_key_id(), *api.service_account_key_id());
+    auto foreign = api.verify_token(r.body["status"]["token"].get<std::string>());
+    ASSERT_FALSE(foreign);
+    EXPECT_NE(foreign.error().message.find("not this server's key"), std::string::npos) << foreign.error().message;
+}
+
+TEST_F(KubeApiServerTest, TokenCountersAndTheirReset) {
+    seed_service_accounts();
+    for (const char* sa : {"workload", "workload", "default", "ghost"})
+        Client(api, kToken).post(std::string("/api/v1/namespaces/ns1/serviceaccounts/") + sa + "/token", "{}");
+    EXPECT_EQ(api.token_requests(), 4u);
+    EXPECT_EQ(api.token_requests("ns1", "workload"), 2u);
+    EXPECT_EQ(api.token_requests("ns1", "default"), 1u);
+    EXPECT_EQ(api.token_requests("ns1", "ghost"), 1u) << "refused requests count too";
+    EXPECT_EQ(api.token_requests("ns2", "workload"), 0u);
+    ASSERT_EQ(api.issued_tokens().size(), 3u);
+    EXPECT_EQ(api.issued_tokens()[2].service_account, "default");
+    api.clear_requests();
+    EXPECT_EQ(api.token_requests(), 0u);
+    EXPECT_TRUE(api.issued_tokens().empty());
 }
 
 }  // namespace
