@@ -1,5 +1,6 @@
-// What informers need from the API server: a paged list and a watch stream. The HTTPS client
-// (client.h) implements it; tests substitute scripted fakes.
+// What podid needs from the API server: informers a paged list and a watch stream (KubeApi); the token and
+// secret readers one object at a time (KubeRequests). The HTTPS client (client.h) implements both; tests
+// substitute scripted fakes.
 #pragma once
 
 #include <chrono>
@@ -64,6 +65,18 @@ public:
         std::string target, std::chrono::milliseconds idle_timeout) = 0;
     // Ends every call in progress and refuses new ones (they fail with ECANCELED). Any thread.
     virtual void shutdown() = 0;
+};
+
+// One object at a time, for TokenRequests (service_account_tokens.h) and Secret reads (secrets.h). Apart from
+// KubeApi so that informer fakes need not implement calls informers never make.
+class KubeRequests {
+public:
+    virtual ~KubeRequests() = default;
+    // GET of one object ("/api/v1/namespaces/ns1/secrets/s1"): the object on 200, else an ApiError.
+    virtual boost::asio::awaitable<ApiResult<nlohmann::json>> get(std::string target) = 0;
+    // POST of `body` as application/json ("/api/v1/namespaces/ns1/serviceaccounts/sa/token"): the object the
+    // server answers with on 201 or 200, else an ApiError.
+    virtual boost::asio::awaitable<ApiResult<nlohmann::json>> create(std::string target, nlohmann::json body) = 0;
 };
 
 }  // namespace podid::kube

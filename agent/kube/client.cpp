@@ -1,5 +1,6 @@
 #include "kube/client.h"
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <deque>
@@ -22,7 +23,6 @@
 #include <boost/beast/core/stream_traits.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
-#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
@@ -134,7 +134,7 @@ public:
             if (ec == http::error::need_buffer)
                 ec = {};
             if (ec)
-                co_return client_->failure(ec, target_, "watch read");
+                co_return client_->failure(ec, http::verb::get, target_, "watch read");
             const std::size_t got = chunk.size() - parser_->get().body().size;
             std::vector<std::string> objects;
             if (!splitter_.feed(std::string_view(chunk.data(), got), objects))
@@ -154,8 +154,7 @@ public:
 
 private:
     ApiError protocol_error(const std::string& what) const {
-        return ApiError{0, "",
-                        make_error("API server " + client_->host_header_ + ": GET " + target_ + ": " + what, EPROTO)};
+        return ApiError{0, "", make_error(client_->where(http::verb::get, target_) + what, EPROTO)};
     }
 
     std::shared_ptr<Client> client_;
@@ -223,8 +222,12 @@ void Client::shutdown() {
             asio::post(connection->stream.get_executor(), [connection] { connection->close(); });
 }
 
-ApiError Client::failure(const error_code& ec, const std::string& target, const char* stage) const {
-    const std::string where = "API server " + host_header_ + ": GET " + target + ": ";
+std::string Client::where(http::verb method, const std::string& target) const {
+    return "API server " + host_header_ + ": " + std::string(http::to_string(method)) + " " + target + ": ";
+}
+
+ApiError Client::failure(const error_code& ec, http::verb method, const std::string& target, const char* stage) const {
+    const std::string where = this->where(method, target);
     if (ec == beast::error::timeout)
         return ApiError{0, "", make_error(where + stage + " timed out", ETIMEDOUT)};
     if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor)
@@ -244,18 +247,21 @@ ApiError Client::failure(const error_code& ec, const std::string& target, const 
     return ApiError{0, "", make_error(where + stage + " failed: " + detail, code)};
 }
 
-ApiError Client::status_failure(unsigned status, const std::string& body, const std::string& target) const {
+ApiError Client::status_failure(unsigned status, const std::string& body, http::verb method,
+                                const std::string& target) const {
     // The API answers errors with a metav1.Status: {"kind":"Status","reason":"Forbidden","message":"…"}.
     const json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
     std::string message = string_at(parsed, "message");
     if (message.empty())
         message = body.substr(0, 200);
-    return ApiError{status, string_at(parsed, "reason"),
-                    make_error("API server " + host_header_ + ": GET " + target + ": HTTP " + std::to_string(status) +
-                               (message.empty() ? "" : ": " + message))};
+    return ApiError{
+        status, string_at(parsed, "reason"),
+        make_error(where(method, target) + "HTTP " + std::to_string(status) + (message.empty() ? "" : ": " + message))};
 }
 
-asio::awaitable<ApiResult<std::shared_ptr<Client::Connection>>> Client::open(const std::string& target) {
+asio::awaitable<ApiResult<std::shared_ptr<Client::Connection>>> Client::open(http::verb method,
+                                                                             const std::string& target,
+                                                                             std::string body) {
     ++requests_;
     auto token = token_.get();
     if (!token)
@@ -266,7 +272,7 @@ asio::awaitable<ApiResult<std::shared_ptr<Client::Connection>>> Client::open(con
     const auto endpoints =
         co_await resolver.async_resolve(config_.host, config_.port, asio::redirect_error(asio::use_awaitable, ec));
     if (ec)
-        co_return failure(ec, target, "resolve");
+        co_return failure(ec, method, target, "resolve");
 
     auto connection = std::make_shared<Connection>(executor, ssl_);
     if (!track(connection))
@@ -275,7 +281,7 @@ asio::awaitable<ApiResult<std::shared_ptr<Client::Connection>>> Client::open(con
     lowest.expires_after(options_.connect_timeout);
     co_await lowest.async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
     if (ec)
-        co_return failure(ec, target, "connect");
+        co_return failure(ec, method, target, "connect");
     // A watch is quiet for minutes; without keepalive a control-plane node that died without a FIN would only be
     // noticed when the watch's idle limit (~10 min) ends. Best effort: a refusal here changes nothing else.
     if (auto keepalive = enable_tcp_keepalive(lowest.socket().native_handle()); !keepalive)
@@ -288,47 +294,65 @@ asio::awaitable<ApiResult<std::shared_ptr<Client::Connection>>> Client::open(con
     co_await connection->stream.async_handshake(ssl::stream_base::client,
                                                 asio::redirect_error(asio::use_awaitable, ec));
     if (ec)
-        co_return failure(ec, target, "TLS handshake");
+        co_return failure(ec, method, target, "TLS handshake");
 
-    http::request<http::empty_body> request(http::verb::get, config_.path_prefix + target, 11);
+    http::request<http::string_body> request(method, config_.path_prefix + target, 11);
     request.set(http::field::host, host_header_);
     request.set(http::field::user_agent, options_.user_agent);
     request.set(http::field::accept, "application/json");
     if (!token->empty())
         request.set(http::field::authorization, "Bearer " + *token);
+    // A GET carries no body and no Content-Length, as kubectl sends it; a POST its JSON and its length.
+    if (method != http::verb::get) {
+        request.set(http::field::content_type, "application/json");
+        request.body() = std::move(body);
+        request.prepare_payload();
+    }
     co_await http::async_write(connection->stream, request, asio::redirect_error(asio::use_awaitable, ec));
     if (ec)
-        co_return failure(ec, target, "send");
+        co_return failure(ec, method, target, "send");
     co_return connection;
 }
 
-asio::awaitable<ApiResult<ListPage>> Client::list(std::string target) {
-    auto opened = co_await open(target);
+asio::awaitable<ApiResult<Client::Answer>> Client::exchange(http::verb method, const std::string& target,
+                                                            std::string body, std::size_t max_bytes, const char* what) {
+    auto opened = co_await open(method, target, std::move(body));
     if (!opened)
         co_return opened.error();
     auto connection = std::move(*opened);
     beast::get_lowest_layer(connection->stream).expires_after(options_.request_timeout);
     http::response_parser<http::string_body> parser;
-    parser.body_limit(options_.max_list_bytes);
+    parser.body_limit(max_bytes);
     error_code ec;
-    co_await http::async_read(connection->stream, connection->buffer, parser,
-                              asio::redirect_error(asio::use_awaitable, ec));
+    // Boost 1.74's parser loses the body_limit error of a Content-Length when it parses the header and body in one
+    // eager pass (async_read's), and then reads the whole body; reading the header on its own first keeps the error.
+    co_await http::async_read_header(connection->stream, connection->buffer, parser,
+                                     asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec)
+        co_await http::async_read(connection->stream, connection->buffer, parser,
+                                  asio::redirect_error(asio::use_awaitable, ec));
     connection->close();
     if (ec == http::error::body_limit)
-        co_return ApiError{0, "",
-                           make_error("API server " + host_header_ + ": GET " + target + ": list larger than " +
-                                          std::to_string(options_.max_list_bytes) + " bytes",
-                                      EMSGSIZE)};
-    if (ec)
-        co_return failure(ec, target, "list read");
-    auto& response = parser.get();
-    if (response.result_int() != 200)
-        co_return status_failure(response.result_int(), response.body(), target);
-    json parsed = json::parse(response.body(), nullptr, /*allow_exceptions=*/false);
-    if (!parsed.is_object() || !parsed["items"].is_array())
         co_return ApiError{
             0, "",
-            make_error("API server " + host_header_ + ": GET " + target + ": the answer is not a list object", EPROTO)};
+            make_error(where(method, target) + what + " larger than " + std::to_string(max_bytes) + " bytes",
+                       EMSGSIZE)};
+    if (ec)
+        co_return failure(ec, method, target, (std::string(what) + " read").c_str());
+    auto& response = parser.get();
+    co_return Answer{response.result_int(), std::move(response.body())};
+}
+
+asio::awaitable<ApiResult<ListPage>> Client::list(std::string target) {
+    auto answer = co_await exchange(http::verb::get, target, {}, options_.max_list_bytes, "list");
+    if (!answer)
+        co_return answer.error();
+    if (answer->status != 200)
+        co_return status_failure(answer->status, answer->body, http::verb::get, target);
+    json parsed = json::parse(answer->body, nullptr, /*allow_exceptions=*/false);
+    if (!parsed.is_object() || !parsed["items"].is_array())
+        co_return ApiError{0, "",
+                           make_error(where(http::verb::get, target) + "the answer is not a list object", EPROTO)};
     ListPage page;
     const json& meta = parsed["metadata"];
     page.resource_version = string_at(meta, "resourceVersion");
@@ -337,9 +361,39 @@ asio::awaitable<ApiResult<ListPage>> Client::list(std::string target) {
     co_return page;
 }
 
+ApiResult<json> Client::object_answer(http::verb method, const std::string& target, ApiResult<Answer> answer,
+                                      std::initializer_list<unsigned> ok) const {
+    if (!answer)
+        return answer.error();
+    // Never a successful answer's body in a message: it may be a Secret or a TokenRequest with its token.
+    if (std::find(ok.begin(), ok.end(), answer->status) == ok.end()) {
+        if (answer->status / 100 != 2)
+            return status_failure(answer->status, answer->body, method, target);
+        return ApiError{answer->status, "",
+                        make_error(where(method, target) + "HTTP " + std::to_string(answer->status) +
+                                   ": not the answer this call expects")};
+    }
+    json parsed = json::parse(answer->body, nullptr, /*allow_exceptions=*/false);
+    if (!parsed.is_object())
+        return ApiError{0, "", make_error(where(method, target) + "the answer is not a JSON object", EPROTO)};
+    return parsed;
+}
+
+asio::awaitable<ApiResult<json>> Client::get(std::string target) {
+    auto answer = co_await exchange(http::verb::get, target, {}, options_.max_object_bytes, "get");
+    co_return object_answer(http::verb::get, target, std::move(answer), {200});
+}
+
+asio::awaitable<ApiResult<json>> Client::create(std::string target, json body) {
+    // dump() would throw on invalid UTF-8; the server refuses the replacement character with a message instead.
+    auto answer = co_await exchange(http::verb::post, target, body.dump(-1, ' ', false, json::error_handler_t::replace),
+                                    options_.max_object_bytes, "create");
+    co_return object_answer(http::verb::post, target, std::move(answer), {201, 200});
+}
+
 asio::awaitable<ApiResult<std::unique_ptr<WatchStream>>> Client::watch(std::string target,
                                                                        std::chrono::milliseconds idle_timeout) {
-    auto opened = co_await open(target);
+    auto opened = co_await open(http::verb::get, target);
     if (!opened)
         co_return opened.error();
     auto connection = std::move(*opened);
@@ -351,7 +405,7 @@ asio::awaitable<ApiResult<std::unique_ptr<WatchStream>>> Client::watch(std::stri
                                      asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
         connection->close();
-        co_return failure(ec, target, "watch header read");
+        co_return failure(ec, http::verb::get, target, "watch header read");
     }
     const unsigned status = parser->get().result_int();
     if (status != 200) {
@@ -367,7 +421,7 @@ asio::awaitable<ApiResult<std::unique_ptr<WatchStream>>> Client::watch(std::stri
             body.append(chunk.data(), chunk.size() - parser->get().body().size);
         }
         connection->close();
-        co_return status_failure(status, body, target);
+        co_return status_failure(status, body, http::verb::get, target);
     }
     // A stream keeps its client alive: the informer may outlive whoever created the client.
     co_return std::unique_ptr<WatchStream>(
