@@ -67,6 +67,16 @@ json identity_json(const Identity& id, bool is_default) {
         j["object_id"] = id.object_id;
     if (!id.name.empty())
         j["name"] = id.name;
+    // Where its tokens come from: the node's IMDS, or Entra ID (federated with the subject Entra will see, or a
+    // service principal with the Secret that holds its credential; never the credential).
+    j["source"] = to_string(id.source());
+    if (id.entra) {
+        j["tenant"] = id.entra->tenant;
+        if (id.entra->source == TokenSource::federated)
+            j["subject"] = id.entra->subject();
+        else
+            j["secret"] = id.entra->secret_ns + "/" + id.entra->secret_name;
+    }
     j["default"] = is_default;
     return j;
 }
@@ -242,6 +252,11 @@ json Introspection::status() const {
                 row["msi_res_id"] = e.key.msi_res_id;
             if (!e.key.object_id.empty())
                 row["object_id"] = e.key.object_id;
+            if (e.key.entra) {
+                row["source"] = to_string(e.key.entra->source);
+                if (!e.key.entra->pod_name.empty())
+                    row["pod"] = e.key.entra->pod_ns + "/" + e.key.entra->pod_name;
+            }
             if (e.expires_on != 0)
                 row["expires_on"] = e.expires_on;
             if (e.refresh_at != 0)

@@ -19,8 +19,10 @@
 #include "datapath/datapath.h"
 #include "datapath/guard.h"
 #include "datapath/probe.h"
+#include "entra/entra_upstream.h"
 #include "http/imds_forwarder.h"
 #include "http/server.h"
+#include "kube/client.h"
 #include "kube/config.h"
 #include "kube/kube_caller_resolver.h"
 #include "kube/state.h"
@@ -125,24 +127,6 @@ int run_agent(const AgentOptions& o) {
     // Task: sockops takes the origin from the connecting task (newer kernels, docs/kernels.md); socket storage: the
     // connect hook keeps it.
     log_info("origin recording", kv("from", origin_recording_name(dp->origin_recording())));
-    if (own_id == 0) {
-        auto discovered = own_cgroup_id_from_redirect(*dp, o.node_ip, o.port);
-        if (!discovered) {
-            log_error("cannot find the agent's own cgroup", kv("reason", discovered.error().message));
-            return 1;
-        }
-        if (*discovered != 0) {
-            exempt->push_back(*discovered);
-            if (auto r = dp->set_exempt(*exempt); !r) {
-                log_error("cannot exempt the agent's own cgroup", kv("reason", r.error().message));
-                return 1;
-            }
-            log_info("agent cgroup found through the redirect (cgroup namespace)",
-                     kv("cgroup_id", std::to_string(*discovered)));
-        } else {
-            log_info("the agent runs outside the cgroup root; it needs no exemption");
-        }
-    }
 
     // The interface guard: AF_PACKET frames from pods' interfaces to 169.254.169.254, which no cgroup hook sees.
     // A failure is loud but not fatal: the cgroup datapath already covers every inet socket.
@@ -206,7 +190,9 @@ int run_agent(const AgentOptions& o) {
         if (metrics)
             metrics->on_upstream(status, seconds);
     };
-    CachingTokenProvider tokens(io.get_executor(), upstream, cache_options);
+    // Each key goes to its identity's source: the node's IMDS, or Entra ID (set up in Kubernetes mode below).
+    SourceRoutedUpstream routed(upstream);
+    CachingTokenProvider tokens(io.get_executor(), routed, cache_options);
     if (file_bindings)
         file_bindings->watch(io);
     if (guard) {
@@ -221,6 +207,10 @@ int run_agent(const AgentOptions& o) {
     }
 
     // Kubernetes mode: node-scoped pod watch, CRDs and service accounts.
+    std::unique_ptr<kube::ServiceAccountTokens> sa_tokens;
+    std::unique_ptr<kube::SecretReader> secrets;
+    std::unique_ptr<entra::EntraClient> entra_client;
+    std::unique_ptr<EntraUpstream> entra_upstream;
     std::unique_ptr<kube::KubeState> kube_state;
     std::unique_ptr<KubeBindingSource> kube_bindings;
     std::unique_ptr<ChainedBindings> chained;
@@ -238,7 +228,11 @@ int run_agent(const AgentOptions& o) {
             return 1;
         }
         kube_state = std::make_unique<kube::KubeState>();
-        kube_state->on_pod_deleted([&metrics, &bpf_collector](const PodInfo& pod) {
+        kube_state->on_pod_deleted([&metrics, &bpf_collector, &sa_tokens, &tokens](const PodInfo& pod) {
+            // A deleted pod's service-account token and the access tokens it was exchanged for go with it.
+            if (sa_tokens)
+                sa_tokens->forget_pod(pod.uid);
+            tokens.forget([&pod](const TokenKey& key) { return key.entra && key.entra->pod_uid == pod.uid; });
             if (metrics)
                 metrics->forget_pod(pod.ns, pod.name);
             if (bpf_collector)
@@ -248,20 +242,49 @@ int run_agent(const AgentOptions& o) {
             log_error("cannot start the Kubernetes watch", kv("reason", r.error().message));
             return 1;
         }
+        // Entra ID token exchange: TokenRequests and Secret reads through the API server, tokens from Entra ID.
+        auto requests = kube::Client::create(*config);
+        if (!requests) {
+            log_error("cannot create the Kubernetes client", kv("reason", requests.error().message));
+            return 1;
+        }
+        entra::EntraClientOptions entra_options;
+        entra_options.authority_host = o.authority_host;
+        // One attempt never outlasts the whole client-facing deadline, as for IMDS.
+        entra_options.request_timeout = std::min(entra_options.request_timeout, o.upstream_timeout);
+        auto client = entra::EntraClient::create(io.get_executor(), entra_options);
+        if (!client) {
+            log_error("cannot set up the Entra ID client",
+                      kv("reason", client.error().message) + kv("authority_host", o.authority_host));
+            return 1;
+        }
+        entra_client = std::move(*client);
+        kube::ServiceAccountTokensOptions sa_options;
+        sa_options.audience = o.sa_token_audience;
+        sa_tokens = std::make_unique<kube::ServiceAccountTokens>(io.get_executor(), *requests, sa_options);
+        secrets = std::make_unique<kube::SecretReader>(io.get_executor(), *requests);
+        entra_upstream = std::make_unique<EntraUpstream>(*entra_client, kube_sources(*sa_tokens, *secrets));
+        routed.set_entra(entra_upstream.get());
+        KubeBindingOptions binding_options;
+        binding_options.federated_workload_identity = o.federated_workload_identity;
+        binding_options.default_tenant = o.tenant_id;
         auto* state = kube_state.get();
         kube_bindings = std::make_unique<KubeBindingSource>([state] { return state->snapshot(); },
-                                                            [state] { return state->synced(); });
+                                                            [state] { return state->synced(); }, binding_options);
         if (file_bindings) {
             chained = std::make_unique<ChainedBindings>(*file_bindings, *kube_bindings);
             bindings = chained.get();
         } else {
             bindings = kube_bindings.get();
         }
-        host_tokens = std::make_unique<KubeHostTokens>(std::move(*policy), *kube_state);
+        host_tokens = std::make_unique<KubeHostTokens>(std::move(*policy), *kube_state, binding_options);
         callers = std::make_unique<KubeCallerResolver>(**paths, kubepods_rel, *kube_state, o.pod_wait);
         log_info("kubernetes mode", kv("node_name", o.node_name) +
                                         kv("kubeconfig", o.kubeconfig.empty() ? "in-cluster" : o.kubeconfig) +
-                                        kv("host_token_callers", o.host_token_callers));
+                                        kv("host_token_callers", o.host_token_callers) +
+                                        kv("workload_identity", o.federated_workload_identity ? "federated" : "node") +
+                                        kv("tenant_id", o.tenant_id.empty() ? "(from annotations)" : o.tenant_id) +
+                                        kv("authority_host", o.authority_host));
     } else {
         callers = std::make_unique<LocalCallerResolver>(**paths, kubepods_rel);
     }
@@ -368,6 +391,27 @@ int run_agent(const AgentOptions& o) {
         if (!ep) {
             log_error("cannot listen", kv("reason", ep.error().message));
             return 1;
+        }
+    }
+
+    // Inside a cgroup namespace, the agent's own cgroup is found through its own redirected connection, now that its
+    // listener queues pods' connections instead of refusing them (they are served once the I/O threads run).
+    if (own_id == 0) {
+        auto discovered = own_cgroup_id_from_redirect(*dp, o.node_ip, o.port);
+        if (!discovered) {
+            log_error("cannot find the agent's own cgroup", kv("reason", discovered.error().message));
+            return 1;
+        }
+        if (*discovered != 0) {
+            exempt->push_back(*discovered);
+            if (auto r = dp->set_exempt(*exempt); !r) {
+                log_error("cannot exempt the agent's own cgroup", kv("reason", r.error().message));
+                return 1;
+            }
+            log_info("agent cgroup found through the redirect (cgroup namespace)",
+                     kv("cgroup_id", std::to_string(*discovered)));
+        } else {
+            log_info("the agent runs outside the cgroup root; it needs no exemption");
         }
     }
 

@@ -37,6 +37,9 @@ enum class Reason : uint16_t {
     error_entra_unavailable = 27,    // Entra ID unreachable, failing or throttling, and no cached token
 };
 
+// The highest code: tests walk every code up to it (update it when appending).
+inline constexpr Reason kLastReason = Reason::error_entra_unavailable;
+
 const char* to_string(Reason reason);  // "ok_bound_identity", ...
 bool is_denial(Reason reason);
 

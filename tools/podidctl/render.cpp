@@ -27,6 +27,13 @@ std::string identity_text(const json& id) {
         s = "object_id " + id["object_id"].get<std::string>();
     if (id.contains("name") && !id["name"].get<std::string>().empty())
         s += " (" + id["name"].get<std::string>() + ")";
+    // Tokens from Entra ID rather than the node's IMDS: say from where, and as whom.
+    const std::string source = str(id, "source", "node_imds");
+    if (source == "federated")
+        s += ", federated: tenant " + str(id, "tenant", "?") + ", subject " + str(id, "subject", "?");
+    else if (source == "client_secret" || source == "client_certificate")
+        s += ", service principal (" + source + " in Secret " + str(id, "secret", "?") + "): tenant " +
+             str(id, "tenant", "?");
     return s;
 }
 
