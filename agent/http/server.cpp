@@ -425,13 +425,16 @@ asio::awaitable<HttpResponse> Server::handle(const HttpRequest& req, const std::
     // Look up what the decision needs: the caller, once per connection (resolving reads cgroupfs, a stat() to
     // validate the cached path, which a keep-alive client would otherwise pay on every request), and a binding.
     const Lookups needs = lookups_for(req, what, loopback);
+    // The self-check needs only the kernel's record; it leaves the connection's caller unresolved, so a later
+    // request on the same connection resolves it in full.
+    Caller origin_only;
     if (!needs.resolve_caller)
-        session_caller = Caller{origin, {}, {}, {}};
+        origin_only.origin = origin;
     else if (session_caller)
         session_caller = co_await deps_.callers->refresh(std::move(*session_caller), needs.may_wait);
     else
         session_caller = co_await deps_.callers->resolve(origin, needs.may_wait);
-    const Caller& caller = *session_caller;
+    const Caller& caller = needs.resolve_caller ? *session_caller : origin_only;
     record.caller = caller;
 
     HandlerOptions options{options_.block_instance_metadata, loopback, HostTokenAccess::not_served};

@@ -1488,7 +1488,7 @@ TEST(Responses, InvalidUtf8IsEscapedNotThrown) {
 TEST(Names, ReasonNamesAreStableSnakeCaseAndDenialsSayDeny) {
     const std::regex snake("[a-z]+(_[a-z]+)*");
     std::set<std::string> seen;
-    for (uint16_t code = 0; code <= static_cast<uint16_t>(Reason::deny_rate_limited); ++code) {
+    for (uint16_t code = 0; code <= static_cast<uint16_t>(kLastReason); ++code) {
         const std::string name = to_string(static_cast<Reason>(code));
         EXPECT_TRUE(std::regex_match(name, snake)) << code << " " << name;
         EXPECT_NE(name, "unknown") << code;
@@ -1500,6 +1500,9 @@ TEST(Names, ReasonNamesAreStableSnakeCaseAndDenialsSayDeny) {
     EXPECT_STREQ(to_string(static_cast<Reason>(11)), "deny_path");
     EXPECT_STREQ(to_string(static_cast<Reason>(18)), "deny_unsupported_identity");
     EXPECT_STREQ(to_string(static_cast<Reason>(19)), "deny_rate_limited");
+    EXPECT_STREQ(to_string(static_cast<Reason>(22)), "deny_federation_untrusted");
+    EXPECT_STREQ(to_string(static_cast<Reason>(27)), "error_entra_unavailable");
+    EXPECT_STREQ(to_string(static_cast<Reason>(static_cast<uint16_t>(kLastReason) + 1)), "unknown");
     EXPECT_STREQ(to_string(static_cast<Reason>(999)), "unknown");
 }
 

@@ -184,7 +184,7 @@ TEST(Metrics, DurationSeriesByKindAndCodeClass) {
 TEST(Metrics, DenialsByEveryReason) {
     Metrics m("t");
     size_t denials = 0;
-    for (int v = 0; v <= static_cast<int>(Reason::deny_rate_limited); ++v) {
+    for (int v = 0; v <= static_cast<int>(kLastReason); ++v) {
         const auto reason = static_cast<Reason>(v);
         AuditRecord rec;
         rec.kind = RequestKind::probe;
@@ -195,7 +195,7 @@ TEST(Metrics, DenialsByEveryReason) {
         denials += is_denial(reason);
     }
     const auto s = m.scrape();
-    for (int v = 0; v <= static_cast<int>(Reason::deny_rate_limited); ++v) {
+    for (int v = 0; v <= static_cast<int>(kLastReason); ++v) {
         const auto reason = static_cast<Reason>(v);
         const std::string series = std::string(R"(podid_denials_total{reason=")") + to_string(reason) + "\"}";
         EXPECT_EQ(sample(s, series), is_denial(reason) ? 2 : -1) << series;

@@ -478,12 +478,10 @@ TEST(Server, SessionsLookUpAnswerAndRecord) {
     }
 }
 
-// The self-check needs no caller, but it leaves its unresolved caller (the origin record alone) as the connection's
-// caller: a later request on the same connection then gets refresh() of that instead of resolve(). The stage's
-// refresh keeps what it is given (LocalCallerResolver; KubeCallerResolver without a pod_ref), so that request is
-// decided with no cgroup path and no pod: a pod that sends the self-check first is denied its identity. Disabled
-// until the server is fixed (found while writing this file); the expectations are the correct behaviour.
-TEST(Server, DISABLED_SelfCheckThenTokenOnOneConnection) {
+// The self-check needs no caller and leaves the connection's caller unresolved: a later request on the same
+// connection gets resolve(), not refresh() of the bare origin record (which would decide it with no cgroup path and
+// no pod, denying a pod its identity).
+TEST(Server, SelfCheckThenTokenOnOneConnection) {
     const auto GET = http::verb::get;
     check_row(Row{.name = "self-check, then a token request on the same connection",
                   .requests = {{GET, "/_podid/selfcheck", {}}, {GET, kTok, kMeta}},
