@@ -36,49 +36,43 @@ uint64_t own_cgroup_id_from_proc(CgroupPathResolver& paths) {
     return paths.id_of(own);
 }
 
-// Asks the kernel instead: connect to 169.254.169.254:80 from this process before it is exempt. If the
-// agent sits under the cgroup root the connect is redirected to node-ip:port, and the origin record
-// names the agent's cgroup exactly as the programs see it. If it is not redirected, the agent is
-// outside the cgroup root and needs no exemption (the connection is closed without sending anything).
+// Asks the kernel instead: connect to 169.254.169.254:80 from this process before it is exempt. If the agent sits
+// under the cgroup root the connect is redirected to node-ip:port, where the agent's own serving listener already
+// listens, the handshake completes in its accept queue, and the origin record of the 4-tuple names the agent's
+// cgroup exactly as the programs see it. Nothing is accepted here: pods connecting meanwhile wait in the queue and
+// are served once the I/O threads run (the server later finds this connection closed). If the connect is not
+// redirected the record is absent: the agent is outside the cgroup root and needs no exemption (the connection is
+// closed without sending anything), known as soon as the handshake ends, not after a deadline.
 Result<uint64_t> own_cgroup_id_from_redirect(const Datapath& dp, const std::string& node_ip, uint16_t port) {
-    Fd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    int one = 1;
-    ::setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sockaddr_in local{};
-    local.sin_family = AF_INET;
-    local.sin_port = htons(port);
-    local.sin_addr.s_addr = *parse_ip4(node_ip);
-    if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0 ||
-        ::listen(listener.get(), 16) != 0)
-        return make_error("cannot listen on " + node_ip + ":" + std::to_string(port) + ": " + std::strerror(errno),
-                          errno);
     Fd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!client.valid())
+        return make_error(std::string("socket: ") + std::strerror(errno), errno);
     sockaddr_in imds{};
     imds.sin_family = AF_INET;
     imds.sin_port = htons(80);
     imds.sin_addr.s_addr = htonl(PODID_METADATA_IP4_HOST);
-    ::connect(client.get(), reinterpret_cast<sockaddr*>(&imds), sizeof(imds));  // EINPROGRESS
-    // A pod may connect at the same moment; keep accepting until our own connection shows up.
-    sockaddr_in client_addr{};
-    socklen_t len = sizeof(client_addr);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-    while (std::chrono::steady_clock::now() < deadline) {
-        pollfd p{listener.get(), POLLIN, 0};
-        if (::poll(&p, 1, 100) <= 0)
-            continue;
-        Fd conn(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
-        if (!conn.valid())
-            continue;
-        sockaddr_in peer{};
-        socklen_t plen = sizeof(peer);
-        ::getpeername(conn.get(), reinterpret_cast<sockaddr*>(&peer), &plen);
-        ::getsockname(client.get(), reinterpret_cast<sockaddr*>(&client_addr), &len);
-        auto origin = dp.origin_of(conn.get());
-        // Matched by port, not pid: in a container the kernel's pid (init namespace) differs from getpid().
-        if (peer.sin_port == client_addr.sin_port && origin)
-            return origin->cgroup_id;
-    }
-    return uint64_t{0};
+    if (::connect(client.get(), reinterpret_cast<sockaddr*>(&imds), sizeof(imds)) != 0 && errno != EINPROGRESS)
+        return uint64_t{0};  // refused or unreachable at once: not redirected (a redirect lands on our listener)
+    // A redirected handshake ends in microseconds (our own listener); one that goes to the real IMDS in
+    // milliseconds. Seconds mean a SYN lost in a full accept queue, retried by the kernel.
+    pollfd p{client.get(), POLLOUT, 0};
+    if (::poll(&p, 1, 5000) <= 0)
+        return make_error(
+            "the agent's own probe connection to 169.254.169.254:80 did not complete in 5 s: cannot tell "
+            "whether it is redirected",
+            ETIMEDOUT);
+    sockaddr_storage mine{};
+    socklen_t len = sizeof(mine);
+    if (::getsockname(client.get(), reinterpret_cast<sockaddr*>(&mine), &len) != 0)
+        return make_error(std::string("getsockname: ") + std::strerror(errno), errno);
+    sockaddr_storage listener{};
+    auto* l = reinterpret_cast<sockaddr_in*>(&listener);
+    l->sin_family = AF_INET;
+    l->sin_port = htons(port);
+    l->sin_addr.s_addr = *parse_ip4(node_ip);
+    // As the listener's side sees the connection: the peer is our end, the local end the serving address.
+    std::optional<Origin> origin = dp.origin_of(mine, listener);
+    return origin ? origin->cgroup_id : uint64_t{0};
 }
 
 }  // namespace podid

@@ -19,8 +19,8 @@ Result<std::vector<uint64_t>> exempt_cgroup_ids(const std::vector<std::string>& 
 uint64_t own_cgroup_id_from_proc(CgroupPathResolver& paths);
 
 // The same through the kernel: connects to 169.254.169.254:80 before the agent is exempt and reads the origin
-// record of its own redirected connection; 0 when the connection was not redirected (the agent runs outside the
-// cgroup root).
+// record of its own redirected connection, without accepting anything; 0 when the connection was not redirected
+// (the agent runs outside the cgroup root). The agent's serving listener must already listen on node_ip:port.
 Result<uint64_t> own_cgroup_id_from_redirect(const Datapath& dp, const std::string& node_ip, uint16_t port);
 
 }  // namespace podid
