@@ -18,6 +18,8 @@ const std::vector<ResourceType>& resource_types() {
          {"spec.nodeName", "spec.serviceAccountName", "spec.hostNetwork", "spec.restartPolicy", "spec.schedulerName",
           "status.phase", "status.podIP", "status.nominatedNodeName"}},
         {"", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", true, {"sa"}, {}},
+        // Read by the agent one at a time (service-principal AzureIdentities' clientPassword), never listed.
+        {"", "v1", "secrets", "secret", "Secret", true, {}, {"type"}},
         {"", "v1", "namespaces", "namespace", "Namespace", false, {"ns"}, {"status.phase"}},
         {"aadpodidentity.k8s.io", "v1", "azureidentities", "azureidentity", "AzureIdentity", true, {}, {}},
         {"aadpodidentity.k8s.io",

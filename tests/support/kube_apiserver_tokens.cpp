@@ -266,7 +266,7 @@ TokenReply ServiceAccountTokens::create_token(const std::string& ns, const std::
                 "cannot bind token to a Node object as the \"ServiceAccountTokenNodeBinding\" feature-gate is "
                 "disabled"));
         } else if (group.empty() && ref.kind == "Secret") {
-            // The double stores no Secrets, so every Secret is missing, as the real server would report one.
+            // Secret-bound tokens are not modelled: every Secret reference is answered as a missing Secret would be.
             return refused(
                 ApiStatus{404, "NotFound", "secrets " + go_quote(ref.name) + " not found", ref.name, "secrets"});
         } else {

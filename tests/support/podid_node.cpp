@@ -124,7 +124,7 @@ void PodidNode::start_agent(std::chrono::milliseconds timeout) {
     argv.insert(argv.end(), options_.agent_args.begin(), options_.agent_args.end());
     if (options_.agent_cgroup_namespace)
         argv.insert(argv.begin(), {"unshare", "--cgroup", "--"});
-    agent_ = node_->spawn(argv, node_->node_netns(), agent_cgroup_);
+    agent_ = node_->spawn(argv, node_->node_netns(), agent_cgroup_, options_.agent_env);
     if (!agent_.wait_for_output("podid-agent ready", timeout)) {
         auto r = agent_.wait(1s);
         throw std::runtime_error("podid-agent did not become ready (exit " + std::to_string(r.exit_code) +

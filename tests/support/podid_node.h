@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,7 +25,8 @@ struct PodidNodeOptions {
     // Run the agent in a cgroup namespace of its own, as containerd/CRI-O do for containers on cgroup v2
     // (its /proc/self/cgroup then reads "0::/").
     bool agent_cgroup_namespace = false;
-    std::string cgroup_driver = "systemd";  // where the agent attaches: kubepods.slice or (cgroupfs) kubepods
+    std::string cgroup_driver = "systemd";         // where the agent attaches: kubepods.slice or (cgroupfs) kubepods
+    std::map<std::string, std::string> agent_env;  // added to the agent's environment (SSL_CERT_FILE, ...)
 };
 
 class PodidNode {
@@ -36,6 +38,7 @@ public:
     Pod& add_pod(const PodSpec& spec) { return node_->add_pod(spec); }
 
     void set_agent_args(std::vector<std::string> args) { options_.agent_args = std::move(args); }
+    void set_agent_env(std::map<std::string, std::string> env) { options_.agent_env = std::move(env); }
     void start_emulator();
     // Starts the agent and waits for its "podid-agent ready" line; fails the test with its stderr if it exits.
     void start_agent(std::chrono::milliseconds timeout = std::chrono::seconds(20));

@@ -2,7 +2,9 @@
 //
 // Three pods (two bound to different identities, one unbound), the IMDS emulator at 169.254.169.254
 // inside the node's network namespace, podid-agent with production defaults; each pod calls IMDS with
-// plain curl. Nothing leaves this machine: every address lives in namespaces the demo creates.
+// plain curl. Then Kubernetes mode with an API-server double and the Entra ID emulator: a Workload Identity
+// pod gets a federated token for an app that exists only in Entra ID. Nothing leaves this machine: every address lives
+// in namespaces the demo creates.
 #include <unistd.h>
 
 #include <cstdio>
@@ -13,6 +15,9 @@
 #include <thread>
 
 #include "datapath/datapath.h"
+#include "support/entra_node.h"
+#include "support/kube_apiserver.h"
+#include "support/kube_node.h"
 #include "support/podid_node.h"
 
 namespace {
@@ -23,6 +28,9 @@ using podid::test::PodidNode;
 const std::string kStorageReader = "5f1c7d2e-8a43-4e6b-9b1a-3c2d4e5f6a7b";
 const std::string kVaultReader = "a0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4d";
 const std::string kNodeIdentity = "0e9d8c7b-6a5f-4e3d-8c2b-1a0f9e8d7c6b";
+const std::string kWebApp = "7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f";  // exists only in Entra ID
+const std::string kTenant = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const std::string kNodeName = "demo-node";
 const char* kPath = "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net";
 
 bool color = isatty(STDOUT_FILENO);
@@ -198,6 +206,57 @@ int run() {
     auto stats = pn->emulator_stats();
     std::cout << "   upstream IMDS token requests (emulator's count): " << stats.value("token_requests", -1) << " for "
               << pn->audit_lines().size() << " pod token requests\n";
+
+    step(
+        "Workload Identity with nothing on the node: the agent in Kubernetes mode exchanges the pod's own "
+        "service-account token with Entra ID");
+    {
+        // The control plane: the API-server double on the node IP (TokenRequest, OIDC issuer documents), and the
+        // Entra ID emulator, which knows an app the node's IMDS has never heard of, federated with web's service
+        // account and checking the assertion against the cluster's issuer for real.
+        podid::test::KubeApiServer api;
+        auto kubeconfig = podid::test::serve_api_on_node(api, pn->node());
+        if (!kubeconfig)
+            throw std::runtime_error(kubeconfig.error().message);
+        json app = {{"tenant", kTenant},
+                    {"client_id", kWebApp},
+                    {"federated_credentials",
+                     {{{"issuer", api.service_account_issuer()},
+                       {"subject", "system:serviceaccount:default:web-sa"},
+                       {"audiences", {"api://AzureADTokenExchange"}}}}}};
+        auto entra = podid::test::EntraNode::start(pn->node(), {{"apps", {app}}}, {api.pki().ca_path()});
+        std::cout << "   Entra ID (emulator) at " << entra->authority_host() << ": app " << kWebApp
+                  << ", federated credential for system:serviceaccount:default:web-sa\n";
+        auto& web = pn->add_pod({.name = "web"});
+        json sa = {{"metadata",
+                    {{"name", "web-sa"},
+                     {"namespace", "default"},
+                     {"annotations", {{"azure.workload.identity/client-id", kWebApp}}}}}};
+        json pod =
+            podid::test::kube_pod_object(web, "default", "web", {{"azure.workload.identity/use", "true"}}, kNodeName);
+        pod["spec"]["serviceAccountName"] = "web-sa";
+        if (!api.create("ServiceAccount", sa).ok() || !api.create("Pod", pod).ok())
+            throw std::runtime_error("the API-server double refused the demo's objects");
+        std::cout << "   ServiceAccount default/web-sa  azure.workload.identity/client-id=" << kWebApp << "\n"
+                  << "   Pod default/web  azure.workload.identity/use=true  (no sidecar, no injected environment)\n";
+        pn->stop_agent();
+        pn->set_agent_args({"--kubeconfig", *kubeconfig, "--node-name", kNodeName, "--tenant-id", kTenant,
+                            "--authority-host", entra->authority_host()});
+        pn->set_agent_env({{"SSL_CERT_FILE", entra->ca_path()}});
+        pn->start_agent();
+        std::cout << "   podid-agent --kubeconfig ... --node-name " << kNodeName << " --tenant-id " << kTenant
+                  << " --authority-host " << entra->authority_host() << "\n";
+        show_token(*pn, "web", kWebApp);
+        expect(api.token_requests("default", "web-sa") == 1,
+               "one TokenRequest, bound to the pod, for api://AzureADTokenExchange");
+        expect(pn->emulator_stats().dump().find(kWebApp) == std::string::npos,
+               "the node's IMDS was never asked for the app: nothing is assigned to the node");
+        std::cout << "   $ podidctl explain default/web\n";
+        auto why_web = ctl({"explain", "default/web"});
+        expect(why_web.out.find("subject system:serviceaccount:default:web-sa") != std::string::npos,
+               "podidctl explain names the subject Entra ID sees");
+        pn->stop_agent();
+    }
 
     step("Cleaning up (namespaces, cgroups, pins)");
     std::string prefix = pn->node().prefix();
