@@ -158,9 +158,16 @@ const std::set<Ref> kCrdObjects = {
     {"CustomResourceDefinition", "azurepodidentityexceptions.aadpodidentity.k8s.io"},
 };
 
-std::set<Ref> both() {
+// The example overlay adds the policy that narrows the agent's TokenRequests (deploy/components/token-request-policy).
+const std::set<Ref> kTokenPolicyObjects = {
+    {"ValidatingAdmissionPolicy", "podid-agent-token-requests"},
+    {"ValidatingAdmissionPolicyBinding", "podid-agent-token-requests"},
+};
+
+std::set<Ref> example() {
     std::set<Ref> all = kAgentObjects;
     all.insert(kCrdObjects.begin(), kCrdObjects.end());
+    all.insert(kTokenPolicyObjects.begin(), kTokenPolicyObjects.end());
     return all;
 }
 
@@ -168,7 +175,7 @@ TEST_F(DeployTest, EachKustomizationRendersExactlyItsObjects) {
     const std::vector<RenderCase> cases = {
         {"base", kAgentObjects},
         {"crds", kCrdObjects},
-        {"overlays/example", both()},
+        {"overlays/example", example()},
     };
     for (const auto& c : cases) {
         SCOPED_TRACE("deploy/" + c.dir);
@@ -191,6 +198,33 @@ TEST_F(DeployTest, NamespacedObjectsLiveInPodidSystem) {
     }
 }
 
+// The example overlay's ValidatingAdmissionPolicy: only the agent's own TokenRequests, only Pod-bound, only Entra's
+// audience, at most a day, denied otherwise. No API server runs here, so this checks what it says, not that it is
+// enforced.
+TEST_F(DeployTest, TokenRequestPolicyNarrowsTheAgentsTokens) {
+    json objects = render("overlays/example");
+    const json* policy = find(objects, "ValidatingAdmissionPolicy", "podid-agent-token-requests");
+    const json* binding = find(objects, "ValidatingAdmissionPolicyBinding", "podid-agent-token-requests");
+    ASSERT_NE(policy, nullptr);
+    ASSERT_NE(binding, nullptr);
+    EXPECT_EQ(at(*policy, "/apiVersion"), "admissionregistration.k8s.io/v1");
+    EXPECT_EQ(at(*policy, "/spec/failurePolicy"), "Fail");
+    EXPECT_EQ(strings((*policy)["spec"]["matchConstraints"]["resourceRules"][0]["resources"]),
+              std::set<std::string>{"serviceaccounts/token"});
+    EXPECT_NE(at(*policy, "/spec/matchConditions/0/expression")
+                  .get<std::string>()
+                  .find("system:serviceaccount:podid-system:podid-agent"),
+              std::string::npos);
+    std::string expressions;
+    for (const auto& v : (*policy)["spec"]["validations"])
+        expressions += v.value("expression", "") + "\n";
+    EXPECT_NE(expressions.find("object.spec.boundObjectRef.kind == 'Pod'"), std::string::npos) << expressions;
+    EXPECT_NE(expressions.find("['api://AzureADTokenExchange']"), std::string::npos) << expressions;
+    EXPECT_NE(expressions.find("<= 86400"), std::string::npos) << expressions;
+    EXPECT_EQ(at(*binding, "/spec/policyName"), "podid-agent-token-requests");
+    EXPECT_EQ(strings((*binding)["spec"]["validationActions"]), std::set<std::string>{"Deny"});
+}
+
 TEST_F(DeployTest, ClusterRoleOnlyReadsWhatDecidesAnIdentity) {
     json objects = render("base");
     const json* role = find(objects, "ClusterRole", "podid-agent");
@@ -200,7 +234,9 @@ TEST_F(DeployTest, ClusterRoleOnlyReadsWhatDecidesAnIdentity) {
     for (const auto& rule : (*role)["rules"]) {
         EXPECT_FALSE(rule.contains("nonResourceURLs")) << rule.dump();
         EXPECT_FALSE(rule.contains("resourceNames")) << rule.dump();
-        EXPECT_EQ(strings(rule["verbs"]), read_only) << rule.dump();
+        // The one write: service-account tokens for Workload Identity federation, create only.
+        const bool token_rule = strings(rule["resources"]) == std::set<std::string>{"serviceaccounts/token"};
+        EXPECT_EQ(strings(rule["verbs"]), token_rule ? std::set<std::string>{"create"} : read_only) << rule.dump();
         for (const auto& group : rule["apiGroups"])
             for (const auto& resource : rule["resources"])
                 granted.insert({group.get<std::string>(), resource.get<std::string>()});
@@ -211,8 +247,9 @@ TEST_F(DeployTest, ClusterRoleOnlyReadsWhatDecidesAnIdentity) {
         {"aadpodidentity.k8s.io", "azureidentities"},
         {"aadpodidentity.k8s.io", "azureidentitybindings"},
         {"aadpodidentity.k8s.io", "azurepodidentityexceptions"},
+        {"", "serviceaccounts/token"},
     };
-    EXPECT_EQ(granted, expected) << "no secrets, no wildcards, nothing the agent does not watch";
+    EXPECT_EQ(granted, expected) << "no secrets, no wildcards, nothing the agent does not watch or need";
 
     const json* binding = find(objects, "ClusterRoleBinding", "podid-agent");
     ASSERT_NE(binding, nullptr);
