@@ -207,6 +207,7 @@ int run_agent(const AgentOptions& o) {
     }
 
     // Kubernetes mode: node-scoped pod watch, CRDs and service accounts.
+    std::shared_ptr<kube::Client> kube_requests;  // TokenRequests and Secret reads
     std::unique_ptr<kube::ServiceAccountTokens> sa_tokens;
     std::unique_ptr<kube::SecretReader> secrets;
     std::unique_ptr<entra::EntraClient> entra_client;
@@ -243,11 +244,15 @@ int run_agent(const AgentOptions& o) {
             return 1;
         }
         // Entra ID token exchange: TokenRequests and Secret reads through the API server, tokens from Entra ID.
-        auto requests = kube::Client::create(*config);
+        // A TokenRequest or a Secret read is part of a pod's request: it never outlasts the client-facing deadline.
+        kube::ClientOptions request_options;
+        request_options.request_timeout = std::min(request_options.request_timeout, o.upstream_timeout);
+        auto requests = kube::Client::create(*config, request_options);
         if (!requests) {
             log_error("cannot create the Kubernetes client", kv("reason", requests.error().message));
             return 1;
         }
+        kube_requests = *requests;
         entra::EntraClientOptions entra_options;
         entra_options.authority_host = o.authority_host;
         // One attempt never outlasts the whole client-facing deadline, as for IMDS.
@@ -491,6 +496,8 @@ int run_agent(const AgentOptions& o) {
                 log_info("stopped; BPF programs stay pinned", kv("bpffs", o.bpffs));
                 if (kube_state)
                     kube_state->stop();
+                if (kube_requests)
+                    kube_requests->shutdown();
                 for (auto& context : serving_only)
                     context->stop();
                 io.stop();

@@ -414,6 +414,12 @@ TEST_F(FederationTest, EntraDownOrThrottlingKeepsCachedTokensAndNeverStorms) {
     for (int i = 0; i < 20; ++i)
         EXPECT_EQ(pn_->curl("wi", kVault).status, 200);
     EXPECT_EQ(entra_->stats().value("token_calls", 0), 0);
+    // Entra ID down (503 on every call): the same.
+    entra_->fault({{"mode", "status"}, {"status", 503}, {"duration_ms", 20000}});
+    for (int i = 0; i < 10; ++i)
+        EXPECT_EQ(pn_->curl("wi", kVault).status, 200);
+    EXPECT_EQ(entra_->stats().value("token_calls", 0), 0);
+    entra_->fault({{"mode", "status"}, {"status", 429}, {"retry_after", 5}, {"duration_ms", 20000}});
 
     // A resource not cached: 30 concurrent requests share one fetch, which honours Retry-After (5 s, beyond the
     // 3 s the client waits): one Entra call, and the pods get Entra's throttling answer.
