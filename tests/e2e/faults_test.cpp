@@ -1,4 +1,4 @@
-// The fault suite of issue 7: what podid promises when things around it fail, checked under load with several
+// The fault suite: what podid promises when things around it fail, checked under load with several
 // pods of different identities. Upstream IMDS throttles, fails, resets, hangs or answers slowly; the API server
 // goes away; the agent is SIGKILLed and restarted, drained with SIGTERM, or replaced by another build the way a
 // DaemonSet rolling update does it. Throughout: every token a pod gets is its own identity's, no pod connection
@@ -784,7 +784,7 @@ TEST_F(FaultsTest, RollingUpgradeUnderLoadSwapsProgramsAndLeaksNothing) {
 // Kubernetes mode, under load from three pods bound through AzureIdentityBindings: the watch drops, then the API
 // server goes away for a while. Pods the agent knows keep getting their own tokens without a single error, and
 // /readyz stays ready (the lists synced; known pods are served). A pod created during the outage gets its token
-// within 10 s of the API server's return (issue 7: it took 57 s when the load helpers had inherited the double's
+// within 10 s of the API server's return (it took 57 s when the load helpers had inherited the double's
 // end of the watch connections, so that the agent saw no FIN; a silent outage: kube_mode_test.cpp). (Watch drops, 410,
 // and a pod created after the outage being bound, one request at a time: kube_mode_test.cpp; readiness with the API
 // server down at start: observability_test.cpp.)

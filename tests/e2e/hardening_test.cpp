@@ -1,4 +1,4 @@
-// Adversarial end-to-end tests (issue 7) on the test node with the real agent: what a hostile pod can try
+// Adversarial end-to-end tests on the test node with the real agent: what a hostile pod can try
 // that agent_test.cpp and datapath_test.cpp do not already cover (docs/security.md maps every claim to its
 // test). Pods' side of each attack runs this same binary in a helper mode (`--podid-helper MODE ARGS...`,
 // handled before GoogleTest starts), placed into the pod's cgroup and network namespace by the test node.

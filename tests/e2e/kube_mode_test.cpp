@@ -245,7 +245,7 @@ TEST_P(KubeModeTest, RecoversFromWatchDropsGoneAndApiServerOutage) {
 }
 
 // The API server vanishes without a word (no FIN: its node died, or a middlebox keeps the dead flows open) and a pod
-// is created meanwhile (issue 7). The agent's watches look healthy and keepalive probes are answered, so nothing tells
+// is created meanwhile. The agent's watches look healthy and keepalive probes are answered, so nothing tells
 // the agent the pod exists but the pod itself asking for a token: the agent then reconnects the pod watch. While the
 // API server is unreachable the agent says so in its log; once it is back, the pod is served within seconds.
 TEST_P(KubeModeTest, PodCreatedDuringSilentOutageIsServedSoonAfterRecovery) {
