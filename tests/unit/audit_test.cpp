@@ -240,7 +240,7 @@ nlohmann::ordered_json reference_line(const AuditRecord& r) {
     j["decision"] = is_denial(r.reason) ? "deny" : "allow";
     j["reason"] = to_string(r.reason);
     j["status"] = r.status;
-    j["kind"] = r.kind;
+    j["kind"] = to_string(r.kind);
     j["method"] = r.method;
     j["path"] = r.path;
     j["listener"] = r.listener;
