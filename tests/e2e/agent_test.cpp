@@ -8,7 +8,9 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "support/node_fixture.h"
@@ -318,6 +320,56 @@ TEST_F(AgentCgroupNamespace, AgentInItsOwnCgroupNamespaceStillReachesImds) {
     auto r = pn_->curl("a", kTokenPath);
     EXPECT_EQ(r.status, 200) << r.body << r.err << "\n" << pn_->agent_log();
     EXPECT_EQ(r.json().value("client_id", ""), kIdA);
+}
+
+// Start-up never takes a pod's connection: a pod calls IMDS on fresh connections in a tight loop while the agent
+// restarts in a cgroup namespace (where it finds its own cgroup through its own redirected connection). Before the
+// new agent listens, connections are refused (curl exit 7, an SDK retries); after, they are answered. None is
+// accepted and then dropped: no empty reply (52) and no reset (56).
+TEST_F(AgentCgroupNamespace, PodsConnectingDuringStartupAreNeverReset) {
+    PodidNodeOptions o;
+    o.vm_identities = {kIdA};
+    o.agent_cgroup_namespace = true;
+    o.bindings = json{{"bindings", json::array()}};
+    build_podid_node(o);
+    pn_->add_pod({.name = "a"});
+    TestNode& n = pn_->node();
+    pn_->write_bindings(json{
+        {"bindings", {{{"cgroup", relative(n, n.pod("a").pod_cgroup_dir)}, {"identities", {{{"client_id", kIdA}}}}}}}});
+    pn_->start_emulator();
+    // A restart, as in a rollout: the pinned programs stay while no agent runs, so pods are refused, never let
+    // through to IMDS; then the new agent starts while the pod keeps calling.
+    pn_->start_agent();
+    pn_->stop_agent();
+    const std::string loop =
+        "for i in $(seq 1 300); do curl -s -o /dev/null -w '%{http_code} %{exitcode}\\n' "
+        "-H 'Metadata: true' --max-time 5 'http://169.254.169.254" +
+        std::string(kTokenPath) + "'; done";
+    Process pod = n.spawn_in_pod("a", {"sh", "-c", loop});
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // refusals first: the agent is not there yet
+    pn_->start_agent();
+    RunResult r = pod.wait(std::chrono::seconds(120));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    std::map<std::string, int> outcomes;
+    std::istringstream lines(r.out);
+    for (std::string line; std::getline(lines, line);)
+        ++outcomes[line];
+    std::string summary;
+    for (const auto& [outcome, count] : outcomes)
+        summary += outcome + " x" + std::to_string(count) + "; ";
+    EXPECT_GT(outcomes["200 0"], 0) << summary;
+    EXPECT_EQ(outcomes["000 52"], 0) << "empty replies (accepted, then closed): " << summary;
+    EXPECT_EQ(outcomes["000 56"], 0) << "resets: " << summary;
+    int total = 0;
+    for (const auto& [outcome, count] : outcomes)
+        total += count;
+    std::map<std::string, int> reasons;
+    for (const auto& line : pn_->audit_lines())
+        ++reasons[line.value("reason", "") + " " + std::to_string(line.value("status", 0))];
+    std::string audited;
+    for (const auto& [reason, count] : reasons)
+        audited += reason + " x" + std::to_string(count) + "; ";
+    EXPECT_EQ(outcomes["200 0"] + outcomes["000 7"], total) << "only answers and refusals: " << summary << audited;
 }
 
 }  // namespace
