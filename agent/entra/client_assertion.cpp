@@ -89,25 +89,43 @@ int pem_password(char* buffer, int size, int /*rwflag*/, void* user) {
 // A library context with the default and legacy providers, made on first use and kept for the process's life
 // (keys opened in it are re-imported into the default context, but a second file may need it again). Null, with
 // the reason, when the legacy provider is not installed (Debian ships it in libssl3 as ossl-modules/legacy.so).
+// Freed at exit, before OpenSSL's own atexit cleanup (registered earlier, so it runs later): otherwise what the
+// legacy provider allocated outlives the library and LeakSanitizer reports it.
 struct LegacyContext {
     OSSL_LIB_CTX* context = nullptr;
+    OSSL_PROVIDER* providers[2] = {nullptr, nullptr};  // default, legacy: each load holds a reference
     std::string error;
+
+    LegacyContext() = default;
+    LegacyContext(LegacyContext&& other) noexcept
+        : context(std::exchange(other.context, nullptr)),
+          providers{std::exchange(other.providers[0], nullptr), std::exchange(other.providers[1], nullptr)},
+          error(std::move(other.error)) {}
+    LegacyContext& operator=(LegacyContext&&) = delete;
+    ~LegacyContext() { release(); }
+    void release() {
+        for (OSSL_PROVIDER*& p : providers)
+            if (p != nullptr)
+                OSSL_PROVIDER_unload(std::exchange(p, nullptr));
+        if (context != nullptr)
+            OSSL_LIB_CTX_free(std::exchange(context, nullptr));
+    }
 };
 
 const LegacyContext& legacy_context() {
     static const LegacyContext instance = [] {
         LegacyContext out;
-        OSSL_LIB_CTX* context = OSSL_LIB_CTX_new();
-        if (context == nullptr) {
+        out.context = OSSL_LIB_CTX_new();
+        if (out.context == nullptr) {
             out.error = take_openssl_error();
             return out;
         }
-        if (OSSL_PROVIDER_load(context, "default") == nullptr || OSSL_PROVIDER_load(context, "legacy") == nullptr) {
+        out.providers[0] = OSSL_PROVIDER_load(out.context, "default");
+        out.providers[1] = out.providers[0] ? OSSL_PROVIDER_load(out.context, "legacy") : nullptr;
+        if (out.providers[1] == nullptr) {
             out.error = take_openssl_error();
-            OSSL_LIB_CTX_free(context);
-            return out;
+            out.release();
         }
-        out.context = context;
         return out;
     }();
     return instance;

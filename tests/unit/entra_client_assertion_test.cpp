@@ -35,6 +35,10 @@ using KeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
 using Pkcs12Ptr = std::unique_ptr<PKCS12, Deleter<PKCS12, PKCS12_free>>;
 using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, Deleter<EVP_MD_CTX, EVP_MD_CTX_free>>;
 using LibCtxPtr = std::unique_ptr<OSSL_LIB_CTX, Deleter<OSSL_LIB_CTX, OSSL_LIB_CTX_free>>;
+struct ProviderUnload {
+    void operator()(OSSL_PROVIDER* p) const { OSSL_PROVIDER_unload(p); }
+};
+using ProviderPtr = std::unique_ptr<OSSL_PROVIDER, ProviderUnload>;
 
 KeyPtr rsa_key() { return KeyPtr(EVP_RSA_gen(2048)); }
 
@@ -253,7 +257,10 @@ TEST(EntraClientAssertion, Pkcs12WithAesRoundTrips) {
 TEST(EntraClientAssertion, Pkcs12WithRc2UsesTheLegacyProviderOnlyForThatFile) {
     // The file is made the way older Windows exports it: certificates under RC2-40-CBC, the key under 3DES.
     LibCtxPtr legacy(OSSL_LIB_CTX_new());
-    if (!OSSL_PROVIDER_load(legacy.get(), "default") || !OSSL_PROVIDER_load(legacy.get(), "legacy")) {
+    // Unloaded before the context is freed (declared after it): each load holds a reference.
+    ProviderPtr default_provider(OSSL_PROVIDER_load(legacy.get(), "default"));
+    ProviderPtr legacy_provider(default_provider ? OSSL_PROVIDER_load(legacy.get(), "legacy") : nullptr);
+    if (!legacy_provider) {
         ERR_clear_error();
         GTEST_SKIP() << "OpenSSL's legacy provider (ossl-modules/legacy.so, part of libssl3) is not installed: "
                         "an RC2-40 PKCS#12 file cannot even be made";
