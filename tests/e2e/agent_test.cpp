@@ -341,10 +341,12 @@ TEST_F(AgentCgroupNamespace, PodsConnectingDuringStartupAreNeverReset) {
     // through to IMDS; then the new agent starts while the pod keeps calling.
     pn_->start_agent();
     pn_->stop_agent();
+    // Until 100 answers, however long the start takes (a sanitizer build starts slower): refusals are quick.
     const std::string loop =
-        "for i in $(seq 1 300); do curl -s -o /dev/null -w '%{http_code} %{exitcode}\\n' "
+        "ok=0; for i in $(seq 1 5000); do r=$(curl -s -o /dev/null -w '%{http_code} %{exitcode}' "
         "-H 'Metadata: true' --max-time 5 'http://169.254.169.254" +
-        std::string(kTokenPath) + "'; done";
+        std::string(kTokenPath) +
+        "'); echo \"$r\"; [ \"$r\" = '200 0' ] && ok=$((ok + 1)); [ $ok -ge 100 ] && break; done";
     Process pod = n.spawn_in_pod("a", {"sh", "-c", loop});
     std::this_thread::sleep_for(std::chrono::milliseconds(300));  // refusals first: the agent is not there yet
     pn_->start_agent();
