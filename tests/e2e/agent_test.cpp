@@ -299,19 +299,26 @@ TEST_F(AgentTest, BadFlagExitsWithOneLineReason) {
 
 // In a container on cgroup v2 the agent sees "0::/" in /proc/self/cgroup; it must still find and
 // exempt its own cgroup (through its own redirected connection), or its upstream calls would loop back.
-class AgentCgroupNamespace : public NodeFixture {};
+class AgentCgroupNamespace : public NodeFixture {
+protected:
+    // The agent in a cgroup namespace of its own, pod "a" bound to identity A, the emulator started.
+    void build() {
+        PodidNodeOptions o;
+        o.vm_identities = {kIdA};
+        o.agent_cgroup_namespace = true;
+        o.bindings = json{{"bindings", json::array()}};
+        build_podid_node(o);
+        pn_->add_pod({.name = "a"});
+        TestNode& n = pn_->node();
+        pn_->write_bindings(
+            json{{"bindings",
+                  {{{"cgroup", relative(n, n.pod("a").pod_cgroup_dir)}, {"identities", {{{"client_id", kIdA}}}}}}}});
+        pn_->start_emulator();
+    }
+};
 
 TEST_F(AgentCgroupNamespace, AgentInItsOwnCgroupNamespaceStillReachesImds) {
-    PodidNodeOptions o;
-    o.vm_identities = {kIdA};
-    o.agent_cgroup_namespace = true;
-    o.bindings = json{{"bindings", json::array()}};
-    build_podid_node(o);
-    pn_->add_pod({.name = "a"});
-    TestNode& n = pn_->node();
-    pn_->write_bindings(json{
-        {"bindings", {{{"cgroup", relative(n, n.pod("a").pod_cgroup_dir)}, {"identities", {{{"client_id", kIdA}}}}}}}});
-    pn_->start_emulator();
+    ASSERT_NO_FATAL_FAILURE(build());
     pn_->start_agent();
     std::string log = pn_->agent_log();
     EXPECT_NE(log.find("agent cgroup found through the redirect"), std::string::npos) << log;
@@ -327,16 +334,8 @@ TEST_F(AgentCgroupNamespace, AgentInItsOwnCgroupNamespaceStillReachesImds) {
 // new agent listens, connections are refused (curl exit 7, an SDK retries); after, they are answered. None is
 // accepted and then dropped: no empty reply (52) and no reset (56).
 TEST_F(AgentCgroupNamespace, PodsConnectingDuringStartupAreNeverReset) {
-    PodidNodeOptions o;
-    o.vm_identities = {kIdA};
-    o.agent_cgroup_namespace = true;
-    o.bindings = json{{"bindings", json::array()}};
-    build_podid_node(o);
-    pn_->add_pod({.name = "a"});
+    ASSERT_NO_FATAL_FAILURE(build());
     TestNode& n = pn_->node();
-    pn_->write_bindings(json{
-        {"bindings", {{{"cgroup", relative(n, n.pod("a").pod_cgroup_dir)}, {"identities", {{{"client_id", kIdA}}}}}}}});
-    pn_->start_emulator();
     // A restart, as in a rollout: the pinned programs stay while no agent runs, so pods are refused, never let
     // through to IMDS; then the new agent starts while the pod keeps calling.
     pn_->start_agent();

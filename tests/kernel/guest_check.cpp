@@ -23,8 +23,8 @@
 #include <vector>
 
 #include "caller/cgroup_paths.h"
-#include "datapath/datapath.h"
 #include "common/fd.h"
+#include "datapath/datapath.h"
 #include "datapath/guard.h"
 #include "datapath/probe.h"
 

@@ -13,9 +13,9 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "admin/admin_socket.h"
 #include "admin/introspect.h"
 #include "client.h"
-#include "admin/admin_socket.h"
 #include "observe/recent_conns.h"
 
 namespace podid {

@@ -1,8 +1,8 @@
 // The audit log: the hand-written JSON line (against nlohmann's reading of it, on nasty strings) and the batching
 // writer (order, flush, SIGHUP-style reopen, drop-and-count when the queue is full, nothing lost at exit).
 #include "observe/audit.h"
-#include "observe/audit_metrics.h"
 #include "common/json_writer.h"
+#include "observe/audit_metrics.h"
 
 #include <gtest/gtest.h>
 

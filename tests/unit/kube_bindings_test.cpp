@@ -469,8 +469,9 @@ TEST(ResolveKubeBinding, ServicePrincipalsAreServedFromTheirSecret) {
     };
     const SpRow rows[] = {
         {"type 1, secret in its namespace", 1, "", TokenSource::client_secret,
-         "(clientID " + kOtherClient + ", service principal with client secret in Secret default/sp-secret, tenant "
-         "contoso.onmicrosoft.com)"},
+         "(clientID " + kOtherClient +
+             ", service principal with client secret in Secret default/sp-secret, tenant "
+             "contoso.onmicrosoft.com)"},
         {"type 1, namespace named", 1, "default", TokenSource::client_secret, "in Secret default/sp-secret"},
         {"type 2", 2, "", TokenSource::client_certificate, "service principal with certificate in Secret"},
         {"secret in another namespace", 1, "kube-system", std::nullopt,
