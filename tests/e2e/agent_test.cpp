@@ -94,7 +94,7 @@ TEST_F(AgentTest, UnboundPodAndForeignIdentityGetIdentityNotFound) {
     // Its own, by client_id, works.
     EXPECT_EQ(token_of("a", "&client_id=" + kIdA).value("client_id", ""), kIdA);
 
-    auto lines = pn_->audit_lines();
+    auto lines = pn_->audit_lines(3);
     ASSERT_GE(lines.size(), 3u);
     const json& denied = lines[1];
     EXPECT_EQ(denied.value("decision", ""), "deny");
@@ -113,7 +113,7 @@ TEST_F(AgentTest, SdkProbeIsAnsweredWithoutUpstream) {
 
 TEST_F(AgentTest, AuditLineDescribesTheCallerAndNeverTheToken) {
     json a = token_of("a");
-    auto lines = pn_->audit_lines();
+    auto lines = pn_->audit_lines(1);
     ASSERT_EQ(lines.size(), 1u);
     const json& l = lines[0];
     const Pod& pod = pn_->node().pod("a");
@@ -281,7 +281,7 @@ TEST_F(AgentTest, AuditLogIsReopenedOnSighupForRotation) {
     ::kill(pn_->agent().pid(), SIGHUP);
     ASSERT_TRUE(pn_->agent().wait_for_output("audit log reopened", 5s)) << pn_->agent_log();
     token_of("b");
-    auto fresh = pn_->audit_lines();
+    auto fresh = pn_->audit_lines(1);
     ASSERT_EQ(fresh.size(), 1u) << "the request after SIGHUP goes to the new file";
     EXPECT_EQ(fresh[0].value("granted_identity", ""), "client_id=" + kIdB);
     std::ifstream old(rotated);

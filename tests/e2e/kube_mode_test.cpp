@@ -139,7 +139,7 @@ TEST_P(KubeModeTest, ServicePrincipalIdentityIsReportedAsUnsupported) {
     auto r = pn_->curl("legacy", kVault);
     EXPECT_EQ(r.status, 400) << r.body;
     EXPECT_EQ(r.json().value("error_description", ""), "Identity not found");
-    auto lines = pn_->audit_lines();
+    auto lines = pn_->audit_lines(1);
     ASSERT_EQ(lines.size(), 1u);
     EXPECT_EQ(lines[0].value("reason", ""), "deny_unsupported_identity");
     EXPECT_NE(lines[0].value("binding", "").find("legacy-sp"), std::string::npos) << lines[0].dump();

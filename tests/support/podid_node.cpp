@@ -230,9 +230,25 @@ std::vector<std::string> PodidNode::emulator_peers() {
     return peers;
 }
 
-std::vector<nlohmann::json> PodidNode::audit_lines() {
-    // The agent writes audit lines in batches, within its flush interval (50 ms) of the request: wait until the
-    // file has not grown for longer than that, so a line for an answer the test already has is there.
+std::vector<nlohmann::json> PodidNode::audit_lines(std::size_t at_least) {
+    // The agent writes audit lines from a writer thread, after the answer is sent and within its flush interval
+    // (50 ms): a test that knows how many lines it expects waits for them (a loaded machine can take longer than
+    // any fixed pause); then wait until the file has not grown for longer than that interval, so a line for an
+    // answer the test already has is there.
+    auto read = [&] {
+        std::vector<nlohmann::json> lines;
+        std::ifstream in(audit_path_);
+        std::string line;
+        while (std::getline(in, line)) {
+            auto j = nlohmann::json::parse(line, nullptr, false);
+            if (!j.is_discarded())
+                lines.push_back(std::move(j));
+        }
+        return lines;
+    };
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (at_least > 0 && read().size() < at_least && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
     std::error_code ec;
     auto size = std::filesystem::file_size(audit_path_, ec);
     for (int i = 0; i < 30; ++i) {
@@ -242,15 +258,7 @@ std::vector<nlohmann::json> PodidNode::audit_lines() {
             break;
         size = now;
     }
-    std::vector<nlohmann::json> lines;
-    std::ifstream in(audit_path_);
-    std::string line;
-    while (std::getline(in, line)) {
-        auto j = nlohmann::json::parse(line, nullptr, false);
-        if (!j.is_discarded())
-            lines.push_back(std::move(j));
-    }
-    return lines;
+    return read();
 }
 
 }  // namespace podid::test

@@ -75,8 +75,8 @@ public:
     };
     FirstOk curl_until_ok(const std::string& pod, const std::string& path_and_query, std::chrono::seconds limit);
 
-    // Every line of the audit log, once the agent's batched writes have settled (the file stopped growing).
-    std::vector<nlohmann::json> audit_lines();
+    // Every line of the audit log; waits (up to 5 s) until there are at least `at_least`, then until the file is quiet.
+    std::vector<nlohmann::json> audit_lines(std::size_t at_least = 0);
     const std::string& audit_path() const { return audit_path_; }
     // The agent's admin socket (podidctl --socket), private to this node.
     const std::string& admin_socket_path() const { return admin_socket_path_; }
