@@ -7,6 +7,8 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <bpf/libbpf.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -36,7 +38,13 @@ int main(int argc, char** argv) {
     }
     switch (options->command) {
     case podid::AgentOptions::Command::help: std::fputs(podid::agent_usage().c_str(), stdout); return 0;
-    case podid::AgentOptions::Command::version: std::printf("podid-agent %s\n", PODID_VERSION); return 0;
+    case podid::AgentOptions::Command::version:
+        // What an operator compares with the image and its labels: the release, the commit it was built from
+        // (cmake/version.cmake), the build type, and the libbpf this process runs with (a shared library, so
+        // the image's, not necessarily the one it was compiled against).
+        std::printf("podid-agent %s\ncommit %s\nbuild %s\nlibbpf %s\n", PODID_VERSION, PODID_GIT_COMMIT_STR,
+                    PODID_BUILD_TYPE_STR, libbpf_version_string());
+        return 0;
     case podid::AgentOptions::Command::uninstall: {
         // The interface guard's tc filters first (in this network namespace: run it where the agent ran).
         auto guards = podid::InterfaceGuard::uninstall(options->bpffs);
