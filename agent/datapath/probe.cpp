@@ -14,6 +14,7 @@
 
 #include "common/cgroupfs.h"
 #include "common/fd.h"
+#include "datapath/privileges.h"
 
 namespace podid {
 namespace {
@@ -61,6 +62,9 @@ const std::vector<FeatureRequirement> kRequirements = {
     {ProbeKind::attach_type, "the cgroup/getpeername6 attach type", "5.8", BPF_CGROUP_INET6_GETPEERNAME},
 };
 
+// The row a report holds alone when a capability is missing (datapath/privileges.h names which).
+const FeatureRequirement kPrivileges{ProbeKind::privileges, "the capabilities podid-agent needs", "5.8"};
+
 // The BPF instructions the probes need; linux/bpf.h has the encodings but no constructors.
 bpf_insn mov64_imm(uint8_t dst, int32_t imm) {
     return bpf_insn{static_cast<uint8_t>(BPF_ALU64 | BPF_MOV | BPF_K), dst, 0, 0, imm};
@@ -94,17 +98,42 @@ int load_trivial(bpf_prog_type type, bpf_attach_type expected, int ctx_offset = 
     return fd < 0 ? -errno : fd;
 }
 
+// Where the throwaway cgroup goes when the caller names no parent: the kubepods cgroup where kubelet makes it on a
+// node, else the mount. The agent writes below kubepods anyway (its self-check cgroup); the cgroup2 root is mode
+// 0555, so creating a cgroup there needs CAP_DAC_OVERRIDE, which the DaemonSet does not grant.
+std::string default_probe_parent(const std::string& mount) {
+    for (const char* name : {"/kubepods.slice", "/kubepods"}) {
+        struct stat st {};
+        if (stat((mount + name).c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+            return mount + name;
+    }
+    return mount;
+}
+
 // A cgroup made for the attach probes and removed afterwards, so no real workload ever runs a probe program.
 class ThrowawayCgroup {
 public:
-    static Result<ThrowawayCgroup> create() {
-        auto mount = find_cgroup2_mount();
-        if (!mount)
-            return mount.error();
+    static Result<ThrowawayCgroup> create(const std::string& parent_in) {
+        std::string parent = parent_in;
+        if (parent.empty()) {
+            auto mount = find_cgroup2_mount();
+            if (!mount)
+                return mount.error();
+            parent = default_probe_parent(*mount);
+        }
         ThrowawayCgroup cg;
-        cg.path_ = *mount + "/podid-probe-" + std::to_string(getpid());
-        if (mkdir(cg.path_.c_str(), 0755) != 0 && errno != EEXIST)
-            return make_error("cannot create the probe cgroup " + cg.path_ + ": " + errno_text(errno), errno);
+        cg.path_ = parent + "/podid-probe-" + std::to_string(getpid());
+        if (mkdir(cg.path_.c_str(), 0755) != 0 && errno != EEXIST) {
+            int err = errno;
+            cg.path_.clear();
+            return make_error("cannot create the probe cgroup " + parent + "/podid-probe-" + std::to_string(getpid()) +
+                                  ": " + errno_text(err) +
+                                  (err == EACCES || err == EROFS
+                                       ? " (the agent needs that cgroup directory writable, as the DaemonSet "
+                                         "mounts /sys/fs/cgroup)"
+                                       : ""),
+                              err);
+        }
         cg.fd_ = Fd(open(cg.path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         if (!cg.fd_.valid())
             return make_error("cannot open the probe cgroup " + cg.path_ + ": " + errno_text(errno), errno);
@@ -143,6 +172,7 @@ int probe_attach(const ThrowawayCgroup& cg, bpf_attach_type attach) {
 int run_probe(const FeatureRequirement& r, const Result<ThrowawayCgroup>* cg) {
     switch (r.kind) {
     case ProbeKind::cgroup2: return find_cgroup2_mount().ok() ? 1 : 0;
+    case ProbeKind::privileges: return check_privileges().ok() ? 1 : -EPERM;
     case ProbeKind::prog_type:
         if (r.attach != 0) {
             // libbpf 1.1 loads sock_addr probes without an expected attach type, which the kernel refuses.
@@ -182,9 +212,12 @@ std::string missing_feature_message(const FeatureRequirement& r) {
     return std::string("the kernel lacks ") + r.what + " (Linux " + r.min_kernel + "+)";
 }
 
-std::vector<FeatureResult> probe_kernel_features_report() {
-    // Created only if a probe needs it; a missing cgroup v2 shows up as its own requirement.
-    auto cg = ThrowawayCgroup::create();
+std::vector<FeatureResult> probe_kernel_features_report(const std::string& probe_cgroup_parent) {
+    // Without a capability every probe below fails with EPERM: say which one instead.
+    if (auto privileges = check_privileges(); !privileges)
+        return {FeatureResult{&kPrivileges, false, privileges.error().message}};
+    // A missing cgroup v2 shows up as its own requirement.
+    auto cg = ThrowawayCgroup::create(probe_cgroup_parent);
     std::vector<FeatureResult> results;
     for (const auto& r : kRequirements) {
         FeatureResult result{&r, false, ""};
@@ -195,12 +228,9 @@ std::vector<FeatureResult> probe_kernel_features_report() {
         } else if (rc == 0) {
             result.detail = missing_feature_message(r);
         } else if (!cg.ok() && (r.kind == ProbeKind::cgroup_link || r.kind == ProbeKind::attach_type)) {
-            result.undetermined = true;
-            result.detail = "could not probe " + std::string(r.what) + ": " + cg.error().message;
+            result.detail = "cannot probe " + std::string(r.what) + ": " + cg.error().message;
         } else {
-            result.undetermined = true;
-            result.detail = "could not probe " + std::string(r.what) + ": " + errno_text(-rc) +
-                            (-rc == EPERM ? " (the agent needs CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN)" : "");
+            result.detail = "cannot probe " + std::string(r.what) + ": " + errno_text(-rc);
         }
         results.push_back(std::move(result));
     }
@@ -229,10 +259,10 @@ bool sockops_reads_current_task() {
     return fd.valid();
 }
 
-Result<void> probe_kernel_features() {
+Result<void> probe_kernel_features(const std::string& probe_cgroup_parent) {
     std::string missing;
-    for (const auto& r : probe_kernel_features_report()) {
-        if (r.ok || r.undetermined)
+    for (const auto& r : probe_kernel_features_report(probe_cgroup_parent)) {
+        if (r.ok)
             continue;
         if (!missing.empty())
             missing += "; ";
