@@ -186,6 +186,7 @@ asio::awaitable<void> run_flight(std::shared_ptr<State> s, TokenKey key, std::sh
     }
     // The entry is gone only when forget() dropped it during the fetch: the waiters get the outcome, the cache
     // keeps nothing (a deleted pod's token must not come back).
+    bool stored = false;
     if (std::lock_guard lock(s->mu); s->entries.contains(key)) {
         const int64_t now = s->now();
         Entry& entry = s->entries[key];
@@ -196,6 +197,7 @@ asio::awaitable<void> run_flight(std::shared_ptr<State> s, TokenKey key, std::sh
             entry.fetched_ms = now;
             entry.refresh_at_ms = s->refresh_time(*entry.token, now);
             entry.negative.reset();
+            stored = true;
         } else if (end.remember_error) {
             entry.negative = end.outcome;
             entry.negative_until_ms = now + milliseconds(s->options.negative_ttl).count();
@@ -207,6 +209,8 @@ asio::awaitable<void> run_flight(std::shared_ptr<State> s, TokenKey key, std::sh
         if (flight->background)
             ++(end.outcome.token ? s->counters.refreshes_ok : s->counters.refreshes_failed);
     }
+    if (stored && s->options.on_stored)
+        s->options.on_stored();
     flight->done.set(std::move(end.outcome));
 }
 
@@ -321,8 +325,21 @@ TokenCacheStats CachingTokenProvider::stats() const {
 }
 
 std::size_t CachingTokenProvider::forget(const std::function<bool(const TokenKey&)>& matches) {
-    std::lock_guard lock(state_->mu);
-    return std::erase_if(state_->entries, [&](const auto& item) { return matches(item.first); });
+    std::size_t dropped = 0;
+    bool dropped_token = false;
+    {
+        std::lock_guard lock(state_->mu);
+        dropped = std::erase_if(state_->entries, [&](const auto& item) {
+            if (!matches(item.first))
+                return false;
+            dropped_token = dropped_token || item.second.token != nullptr;
+            return true;
+        });
+    }
+    // A persisted copy of a deleted pod's token should not outlive it for long either.
+    if (dropped_token && state_->options.on_stored)
+        state_->options.on_stored();
+    return dropped;
 }
 
 std::vector<TokenCacheEntryInfo> CachingTokenProvider::entries() const {
@@ -343,6 +360,44 @@ std::vector<TokenCacheEntryInfo> CachingTokenProvider::entries() const {
         out.push_back(std::move(info));
     }
     return out;
+}
+
+std::vector<CachedToken> CachingTokenProvider::snapshot() const {
+    std::lock_guard lock(state_->mu);
+    const int64_t now = state_->now();
+    std::vector<CachedToken> out;
+    for (const auto& [key, entry] : state_->entries) {
+        if (!state_->usable(entry, now))
+            continue;
+        CachedToken item{key, *entry.token};
+        item.token.rendering.reset();  // the cache's own, made again by seed()
+        out.push_back(std::move(item));
+    }
+    return out;
+}
+
+std::size_t CachingTokenProvider::seed(std::vector<CachedToken> tokens) {
+    std::lock_guard lock(state_->mu);
+    const int64_t now = state_->now();
+    std::size_t taken = 0;
+    for (auto& item : tokens) {
+        if (auto it = state_->entries.find(item.key); it != state_->entries.end()) {
+            const Entry& present = it->second;
+            if (present.token || present.flight || (present.negative && now < present.negative_until_ms))
+                continue;
+        }
+        if (to_ms(item.token.expires_on) - now <= milliseconds(state_->options.safety_margin).count())
+            continue;  // expired, or too close to expiry to be served
+        // As run_flight() stores a fetched token: rendered once, refresh-ahead from the life it has left.
+        auto token = std::make_shared<Token>(std::move(item.token));
+        token->rendering = render_once(*token);
+        Entry& entry = state_->entries[item.key];
+        entry.token = std::move(token);
+        entry.fetched_ms = now;
+        entry.refresh_at_ms = state_->refresh_time(*entry.token, now);
+        ++taken;
+    }
+    return taken;
 }
 
 }  // namespace podid

@@ -17,6 +17,9 @@
 //  - other upstream errors (400 "Identity not found", 401, 403, ...) are passed through and
 //    remembered for `negative_ttl` so a misconfigured pod cannot storm IMDS;
 //  - bypass_cache=true refreshes at most once per key per `bypass_interval` (single-flight too).
+//
+// Restarts: snapshot() and seed() carry the stored tokens over an agent restart (token/token_cache_file.h writes
+// them to a root-only file), so a restarted agent serves them without asking IMDS again.
 #pragma once
 
 #include <chrono>
@@ -50,6 +53,10 @@ struct TokenCacheOptions {
     std::function<boost::asio::awaitable<void>(std::chrono::milliseconds)> sleep;
     // Called after every upstream attempt: HTTP status (0 = no answer) and its duration in seconds.
     std::function<void(int status, double seconds)> on_upstream;
+    // Called after the stored tokens changed: a fetch or a refresh stored a new token, or forget() dropped one (not
+    // by seed()). Called on the fetch's executor or forget()'s caller, never with the cache's lock held: it should
+    // only schedule work (token/token_cache_file.h's TokenCachePersister writes the file later, once per burst).
+    std::function<void()> on_stored;
     uint64_t jitter_seed = 0;  // 0 = seed from std::random_device
 };
 
@@ -74,6 +81,12 @@ struct TokenCacheEntryInfo {
     bool negative = false;     // an upstream error is being remembered
 };
 
+// A stored token and the key it answers, for carrying the cache over a restart. `token.rendering` is left empty.
+struct CachedToken {
+    TokenKey key;
+    Token token;
+};
+
 class CachingTokenProvider : public TokenProvider {
 public:
     // Upstream fetches and background refreshes run on `executor`; get() may be co_awaited from
@@ -92,6 +105,15 @@ public:
     // answers its waiters but stores nothing. Returns how many were dropped.
     std::size_t forget(const std::function<bool(const TokenKey&)>& matches);
     std::vector<TokenCacheEntryInfo> entries() const;  // for the admin endpoint; never token values
+
+    // Every stored token that is still servable (more than `safety_margin` of its life left), with its key; no
+    // fetches in flight, no remembered errors.
+    std::vector<CachedToken> snapshot() const;
+    // Stores tokens as if they had just been fetched (rendered once, refresh-ahead from their remaining life), for a
+    // restarted agent. Skips tokens that are expired or inside `safety_margin`, and keys the cache already holds
+    // something for (a token, a fetch in flight, a remembered error). Returns how many were stored. Does not call
+    // on_stored: the tokens came from where it would write them.
+    std::size_t seed(std::vector<CachedToken> tokens);
 
     struct State;  // shared with in-flight fetches, which may outlive this object
 

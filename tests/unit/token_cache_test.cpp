@@ -19,7 +19,9 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "token/shared_result.h"
+#include "token/token_body.h"
 #include "token/token_cache.h"
+#include "token/token_fingerprint.h"
 
 namespace podid {
 namespace {
@@ -561,6 +563,196 @@ TEST(TokenCache, ForgetDuringAFetchKeepsNothing) {
         EXPECT_EQ(value_of(o), "tok-0");
     EXPECT_EQ(f.provider->stats().entries, 0u);
     EXPECT_FALSE(f.get(federated_key("uid-9")).cache_hit);
+}
+
+}  // namespace
+}  // namespace podid
+
+namespace podid {
+namespace {
+
+CachedToken cached(TokenKey key, const std::string& value, int64_t expires_on) {
+    CachedToken out{std::move(key), Token{}};
+    out.token.access_token = value;
+    out.token.client_id = out.key.client_id;
+    out.token.resource = out.key.resource;
+    out.token.expires_on = expires_on;
+    return out;
+}
+
+// snapshot(): servable tokens with their keys; nothing for remembered errors, nothing inside the safety margin.
+TEST(TokenCacheRestart, SnapshotHoldsOnlyServableTokens) {
+    Fixture f;
+    f.upstream->respond = [&](const TokenKey& key, int call) {
+        if (key.client_id == "denied")
+            return failure(400, R"({"error":"invalid_request","error_description":"Identity not found"})");
+        return ok_token("tok-" + std::to_string(call), f.time.seconds() + kLifetimeS);
+    };
+    ASSERT_TRUE(f.get(key_for("a")).token);
+    ASSERT_TRUE(f.get(federated_key("uid-1")).token);
+    ASSERT_FALSE(f.get(key_for("denied")).token);
+    EXPECT_EQ(f.provider->stats().entries, 3u);
+
+    auto snap = f.provider->snapshot();
+    std::sort(snap.begin(), snap.end(),
+              [](const CachedToken& x, const CachedToken& y) { return x.token.access_token < y.token.access_token; });
+    ASSERT_EQ(snap.size(), 2u);
+    EXPECT_EQ(snap[0].key, key_for("a"));
+    EXPECT_EQ(snap[0].token.access_token, "tok-0");
+    EXPECT_EQ(snap[0].token.expires_on, kStartMs / 1000 + kLifetimeS);
+    EXPECT_EQ(snap[1].key, federated_key("uid-1"));
+    EXPECT_EQ(snap[1].token.access_token, "tok-1");
+    for (const auto& item : snap)
+        EXPECT_FALSE(item.token.rendering) << "the cache's rendering does not leave it";
+
+    // 60 s before expiry the tokens are no longer servable, so they are not worth keeping either.
+    f.time.now = (kStartMs / 1000 + kLifetimeS - 60) * 1000;
+    EXPECT_TRUE(f.provider->snapshot().empty());
+}
+
+// A restarted agent's cache, seeded with the old one's tokens, serves them without a single upstream call.
+TEST(TokenCacheRestart, SeededTokensAreServedWithoutUpstreamCalls) {
+    Fixture before;
+    ASSERT_TRUE(before.get(key_for("a")).token);
+    ASSERT_TRUE(before.get(federated_key("uid-1")).token);
+    auto snap = before.provider->snapshot();
+    ASSERT_EQ(snap.size(), 2u);
+
+    Fixture after;
+    after.time.advance(10min);  // the restart took a while
+    EXPECT_EQ(after.provider->seed(snap), 2u);
+    for (const auto& item : snap) {
+        SCOPED_TRACE(item.key.to_string());
+        auto outcome = after.get(item.key);
+        ASSERT_TRUE(outcome.token);
+        EXPECT_TRUE(outcome.cache_hit);
+        EXPECT_EQ(outcome.token->access_token, item.token.access_token);
+        EXPECT_EQ(outcome.token->expires_on, item.token.expires_on);
+        // Rendered once on the way in, as a fetched token is.
+        ASSERT_TRUE(outcome.token->rendering);
+        EXPECT_EQ(outcome.token->rendering->fingerprint, token_fingerprint(item.token.access_token));
+        EXPECT_EQ(outcome.token->rendering->imds.at(after.time.seconds()),
+                  TokenBody(item.token, item.token.client_id, item.token.resource, false).at(after.time.seconds()));
+    }
+    EXPECT_EQ(after.upstream->calls.load(), 0);
+    EXPECT_EQ(after.provider->stats().hits, 2u);
+}
+
+// What seed() takes: rows are the token's life left at seeding, and what the cache already holds for its key.
+TEST(TokenCacheRestart, SeedSkipsExpiredTokensTheSafetyMarginAndKeysPresent) {
+    enum class Present { nothing, token, negative, fetching };
+    struct Row {
+        std::string name;
+        int64_t seconds_left;
+        Present present;
+        bool taken;
+    };
+    const Row rows[] = {
+        {"an hour left", 3600, Present::nothing, true},
+        {"just outside the margin", 61, Present::nothing, true},
+        {"at the margin", 60, Present::nothing, false},
+        {"inside the margin", 30, Present::nothing, false},
+        {"expired", -5, Present::nothing, false},
+        {"key holds a token", 3600, Present::token, false},
+        {"key holds a remembered error", 3600, Present::negative, false},
+        {"key has a fetch in flight", 3600, Present::fetching, false},
+    };
+    for (const auto& row : rows) {
+        SCOPED_TRACE(row.name);
+        Fixture f;
+        f.upstream->respond = [&](const TokenKey&, int call) {
+            if (row.present == Present::negative)
+                return failure(400, R"({"error":"invalid_request"})");
+            return ok_token("fetched-" + std::to_string(call), f.time.seconds() + kLifetimeS);
+        };
+        std::vector<TokenOutcome> out;
+        std::mutex mu;
+        if (row.present == Present::token || row.present == Present::negative) {
+            f.get(key_for("a"));
+        } else if (row.present == Present::fetching) {
+            f.upstream->gate = std::make_shared<SharedResult<bool>>();
+            f.spawn_gets(1, key_for("a"), false, out, mu);
+            f.run_until([&] { return f.upstream->calls.load() == 1; });
+        }
+        const int calls_before = f.upstream->calls.load();
+
+        const std::size_t taken =
+            f.provider->seed({cached(key_for("a"), "seeded", f.time.seconds() + row.seconds_left)});
+        EXPECT_EQ(taken, row.taken ? 1u : 0u);
+
+        if (row.present == Present::fetching) {
+            f.upstream->gate->set(true);
+            f.run_until([&] {
+                std::lock_guard lock(mu);
+                return out.size() == 1;
+            });
+            EXPECT_EQ(value_of(out[0]), "fetched-0");
+        }
+        f.upstream->respond = nullptr;
+        auto outcome = f.get(key_for("a"));
+        if (row.taken) {
+            EXPECT_EQ(value_of(outcome), "seeded");
+            EXPECT_EQ(f.upstream->calls.load(), calls_before);
+        } else {
+            EXPECT_NE(value_of(outcome), "seeded");
+        }
+    }
+}
+
+// A seeded token refreshes ahead like a fetched one, from the life it had left when it was seeded.
+TEST(TokenCacheRestart, SeededTokenRefreshesAheadFromItsRemainingLife) {
+    Fixture f;
+    constexpr int64_t kLeftS = 1000;
+    ASSERT_EQ(f.provider->seed({cached(key_for("a"), "seeded", f.time.seconds() + kLeftS)}), 1u);
+    auto entries = f.provider->entries();
+    ASSERT_EQ(entries.size(), 1u);
+    const int64_t refresh_in = entries[0].refresh_at - f.time.seconds();
+    EXPECT_GE(refresh_in, kLeftS * 45 / 100);
+    EXPECT_LE(refresh_in, kLeftS * 55 / 100);
+
+    f.time.advance(milliseconds(kLeftS * 1000 * 40 / 100));
+    EXPECT_EQ(value_of(f.get(key_for("a"))), "seeded");
+    EXPECT_EQ(f.upstream->calls.load(), 0);
+
+    f.time.advance(milliseconds(kLeftS * 1000 * 20 / 100));  // 60 % of its remaining life gone
+    EXPECT_EQ(value_of(f.get(key_for("a"))), "seeded");      // served while the refresh runs
+    f.run_until([&] { return f.provider->stats().refreshes_ok == 1; });
+    EXPECT_EQ(f.upstream->calls.load(), 1);
+    EXPECT_EQ(value_of(f.get(key_for("a"))), "tok-0");
+}
+
+// on_stored: after every new token stored (a miss, a refresh) and after forget() dropped a token; never for hits,
+// errors or seeding.
+TEST(TokenCacheRestart, OnStoredFollowsEveryChangeOfTheStoredTokens) {
+    TokenCacheOptions options;
+    std::atomic<int> stored{0};
+    options.on_stored = [&] { ++stored; };
+    Fixture f(options);
+
+    ASSERT_TRUE(f.get(key_for("a")).token);
+    EXPECT_EQ(stored.load(), 1);
+    ASSERT_TRUE(f.get(key_for("a")).cache_hit);
+    EXPECT_EQ(stored.load(), 1) << "a hit stores nothing";
+
+    f.upstream->respond = [](const TokenKey&, int) { return failure(400, R"({"error":"invalid_request"})"); };
+    ASSERT_FALSE(f.get(key_for("denied")).token);
+    EXPECT_EQ(stored.load(), 1) << "a remembered error is not a token";
+    f.upstream->respond = nullptr;
+    EXPECT_EQ(f.provider->forget([](const TokenKey& k) { return k.client_id == "denied"; }), 1u);
+    EXPECT_EQ(stored.load(), 1) << "it held no token";
+
+    EXPECT_EQ(f.provider->seed({cached(key_for("b"), "seeded", f.time.seconds() + kLifetimeS)}), 1u);
+    EXPECT_EQ(stored.load(), 1) << "seeding writes nothing back";
+
+    f.time.advance(milliseconds(kLifetimeS * 1000 * 60 / 100));
+    ASSERT_TRUE(f.get(key_for("a")).cache_hit);  // starts the background refresh
+    f.run_until([&] { return f.provider->stats().refreshes_ok == 1; });
+    EXPECT_EQ(stored.load(), 2);
+
+    EXPECT_EQ(f.provider->forget([](const TokenKey& k) { return k.client_id == "nobody"; }), 0u);
+    EXPECT_EQ(stored.load(), 2);
+    EXPECT_EQ(f.provider->forget([](const TokenKey& k) { return k.client_id == "b"; }), 1u);
+    EXPECT_EQ(stored.load(), 3);
 }
 
 }  // namespace
