@@ -10,7 +10,6 @@
 #include <filesystem>
 #include <mutex>
 #include <optional>
-#include <random>
 
 #include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
@@ -213,12 +212,14 @@ Result<void> save(const std::string& path, const std::vector<CachedToken>& token
     const std::string text = encode(tokens);
 
     // A fresh name each time: O_EXCL never opens a file someone else made, O_NOFOLLOW never follows a planted link.
-    std::random_device rng;
+    // The name need not be unguessable (O_EXCL is what makes it safe), only unlikely to exist.
+    static std::atomic<uint32_t> sequence{0};
+    const auto clock = static_cast<uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count());
     std::string temp;
     Fd fd;
     for (int attempt = 0; attempt < 8 && !fd.valid(); ++attempt) {
-        char suffix[32];
-        std::snprintf(suffix, sizeof(suffix), ".%d.%08x", static_cast<int>(::getpid()), rng());
+        char suffix[48];
+        std::snprintf(suffix, sizeof(suffix), ".%d.%08x.%u", static_cast<int>(::getpid()), clock, sequence++);
         temp = "." + name + ".tmp" + suffix;
         fd = Fd(::openat(dir_fd.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
         if (!fd.valid() && errno != EEXIST)
