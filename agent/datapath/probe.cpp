@@ -219,16 +219,25 @@ std::vector<FeatureResult> probe_kernel_features_report(const std::string& probe
     // A missing cgroup v2 shows up as its own requirement.
     auto cg = ThrowawayCgroup::create(probe_cgroup_parent);
     std::vector<FeatureResult> results;
+    bool cgroup_reported = false;
     for (const auto& r : kRequirements) {
         FeatureResult result{&r, false, ""};
+        const bool needs_cgroup = r.kind == ProbeKind::cgroup_link || r.kind == ProbeKind::attach_type;
+        if (needs_cgroup && !cg.ok()) {
+            // One sentence for all the attach probes, which share the cgroup they could not get.
+            if (cgroup_reported)
+                continue;
+            cgroup_reported = true;
+            result.detail = "cannot probe the cgroup attach types: " + cg.error().message;
+            results.push_back(std::move(result));
+            continue;
+        }
         int rc = run_probe(r, &cg);
         if (rc > 0) {
             result.ok = true;
             result.detail = "ok";
         } else if (rc == 0) {
             result.detail = missing_feature_message(r);
-        } else if (!cg.ok() && (r.kind == ProbeKind::cgroup_link || r.kind == ProbeKind::attach_type)) {
-            result.detail = "cannot probe " + std::string(r.what) + ": " + cg.error().message;
         } else {
             result.detail = "cannot probe " + std::string(r.what) + ": " + errno_text(-rc);
         }
