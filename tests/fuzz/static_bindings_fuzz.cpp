@@ -1,4 +1,4 @@
-// The --bindings file parser and its glob matcher (agent/policy/static_bindings). Input: a bindings
+// The --bindings file parser and its glob matcher (agent/policy/static_bindings_file, cgroup_glob). Input: a bindings
 // document, then a NUL, then a cgroup path to match. Invariants: parse never throws; an accepted table
 // has at least one identity per entry; a match names an identity of the matching entry.
 #include <cstddef>
@@ -7,7 +7,8 @@
 #include <string_view>
 
 #include "fuzz_check.h"
-#include "policy/static_bindings.h"
+#include "policy/cgroup_glob.h"
+#include "policy/static_bindings_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string_view input(reinterpret_cast<const char*>(data), size);
@@ -15,7 +16,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string_view doc = input.substr(0, nul);
     std::string_view path =
         nul == std::string_view::npos ? std::string_view("/kubepods.slice/a/b.scope") : input.substr(nul + 1);
-    auto table = podid::StaticBindings::parse(doc, "fuzz.json");
+    auto table = podid::parse_bindings_file(doc, "fuzz.json");
     if (!table) {
         PODID_FUZZ_CHECK(table.error().message.rfind("fuzz.json", 0) == 0);
         return 0;
