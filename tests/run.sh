@@ -9,6 +9,9 @@
 # The two sanitizer builds, then the fuzz build and runs, go at nice 19 while ctest runs: the end-to-end tests
 # mostly wait on the network and timers, so they use cores that would idle (CI time, see README).
 # PODID_SKIP_SANITIZERS=1 skips the stage.
+# The image stage: deploy/Containerfile built with podman (tests/image/build.sh; the base images start before the
+# main build, the image build is the last step of the background chain, nice 19), then the image run on the test
+# node with the DaemonSet's security context (build/tests/image_test). PODID_SKIP_IMAGE=1 skips it.
 # Run as root: the end-to-end tests load BPF programs and build network namespaces and cgroups.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,6 +36,11 @@ if ((have_kib < need_kib)); then
     "for $build, which needs $((need_kib / 1024)) MiB (cold run: builds, sanitizer builds, fuzz, ccache);" \
     "free space (old build directories, ~/.cache/ccache) or set BUILD_DIR elsewhere" >&2
   exit 1
+fi
+# The image stage's base images (tests/image/build.sh: mmdebstrap, once per machine; it downloads and unpacks, using
+# little CPU) while the main build compiles. The image build itself (below) waits for them on build.sh's lock.
+if [[ ${PODID_SKIP_IMAGE:-0} != 1 ]]; then
+  nice -n 19 "$root/tests/image/build.sh" --base-only >"$build/image-base.log" 2>&1 &
 fi
 t0=$(date +%s)
 "$root/tools/build.sh"
@@ -98,15 +106,17 @@ if [[ $skip_san != 1 ]]; then
       env BUILD_DIR="$tsan" nice -n 19 "$sanitize" thread build
     background_step fuzz "fuzz (${PODID_FUZZ_SECONDS:-3} s/target, bg)" \
       env BUILD_DIR="$build/fuzz" nice -n 19 "$root/tests/fuzz/run.sh" "${PODID_FUZZ_SECONDS:-3}"
-    # A user's build: Release, warnings not errors, the packaged compiler. It must build.
-    background_step release "release build (background)" \
-      env BUILD_DIR="$build/release" BUILD_TYPE=Release PODID_WERROR=OFF nice -n 19 "$root/tools/build.sh" \
-      podid-agent podidctl podid-imds-emulator
+    # A user's build: deploy/Containerfile builds podid-agent and podidctl as Release with the packaged compiler and
+    # warnings not errors (the build the old "release build" step made), into the image the image test runs.
+    if [[ ${PODID_SKIP_IMAGE:-0} != 1 ]]; then
+      background_step image "image build (background)" --note "$build/image.summary" \
+        nice -n 19 "$root/tests/image/build.sh" "$build/image.summary"
+    fi
   ) >"$build/background.log" 2>&1 &
   background=$!
 fi
 
-# wait_background <address|asan-unit|thread|fuzz|release>: waits until that background step is over, then
+# wait_background <address|asan-unit|thread|fuzz|image>: waits until that background step is over, then
 # adds its row.
 wait_background() {
   while [[ ! -f $build/background-$1.row ]] && kill -0 "$background" 2>/dev/null; do sleep 2; done
@@ -138,9 +148,32 @@ else
   wait_background thread
   stage "tsan unit" --note "$tsan/sanitize-logs/unit.summary" env BUILD_DIR="$tsan" "$sanitize" thread unit
   stage "tsan e2e" --note "$tsan/sanitize-logs/e2e.summary" env BUILD_DIR="$tsan" "$sanitize" thread e2e
-  for step in asan-unit fuzz release; do wait_background "$step"; done
+  for step in asan-unit fuzz; do wait_background "$step"; done
+  [[ ${PODID_SKIP_IMAGE:-0} == 1 ]] || wait_background image
   wait "$background" || true
   sed 's/^/  /' "$build/background.log"
+fi
+
+# The image on the test node with the DaemonSet's security context (tests/image/image_test.cpp), once the image of
+# this commit is built. PODID_SKIP_IMAGE=1 skips the image stage.
+run_image_test() {
+  local rc=0
+  "$build/tests/image_test" | tee "$build/image_test.log" || rc=$?
+  sed -n 's/^\[  PASSED  \] \([0-9]*\) tests\?.*/\1 tests passed/p' "$build/image_test.log" >"$build/image_test.summary"
+  { grep -m1 '^\[  SKIPPED \]' "$build/image_test.log" || true; } | sed 's/^/skipped: /' >>"$build/image_test.summary"
+  return $rc
+}
+if [[ ${PODID_SKIP_IMAGE:-0} == 1 ]]; then
+  rows+=("$(printf '%-26s %-14s' image 'skipped (PODID_SKIP_IMAGE=1)')")
+else
+  if [[ $skip_san == 1 ]]; then
+    stage "image build" --note "$build/image.summary" "$root/tests/image/build.sh" "$build/image.summary"
+  fi
+  if [[ ${rows[-1]} == *FAIL* ]]; then
+    rows+=("$(printf '%-26s %-14s' "image e2e" 'not run (no image)')")
+  else
+    stage "image e2e" --note "$build/image_test.summary" run_image_test
+  fi
 fi
 
 printf '\n%-26s %-14s %6s  %s\n' step result time tests

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Installs what podid needs to build, test and run the demo on Debian 12 (bookworm). Idempotent.
+# podman, buildah, runc and mmdebstrap are the image stage's (tests/image/): build deploy/Containerfile without a
+# registry and run it on the test node.
 set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git ccache clang-format
@@ -10,6 +12,7 @@ packages=(
   wrk nginx-light iptables
   yq yamllint
   qemu-system-x86 busybox-static cpio xz-utils
+  podman buildah runc mmdebstrap
 )
 missing=()
 for p in "${packages[@]}"; do

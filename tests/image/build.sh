@@ -6,6 +6,7 @@
 # layer cache and the build stage's ccache (a cache mount), so a warm run rebuilds only what changed.
 #
 # Usage: tests/image/build.sh [note file]
+#        tests/image/build.sh --base-only     (only the base images; tests/run.sh starts this early)
 #   PODID_IMAGE          the tag to build (default localhost/podid:ci; tests/e2e/image_test.cpp runs it)
 #   PODID_DEBIAN_MIRROR  the Debian mirror mmdebstrap uses (default: its own, deb.debian.org); the base images'
 #                        apt sources point there, so the build stage installs from it too (air-gapped mirrors)
@@ -14,6 +15,11 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 podman=$root/tests/image/podman.sh
 image=${PODID_IMAGE:-localhost/podid:ci}
+base_only=0
+if [[ ${1:-} == --base-only ]]; then
+  base_only=1
+  shift
+fi
 note=${1:-/dev/null}
 fail() {
   echo "image: $*" >&2
@@ -21,17 +27,39 @@ fail() {
 }
 
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+# podman's cgroupfs manager leaves the (empty) cgroups of its build containers' parent behind, in every hierarchy.
+cleanup() {
+  rm -rf "$tmp"
+  local d
+  for d in /sys/fs/cgroup/libpod_parent /sys/fs/cgroup/*/libpod_parent; do
+    [[ -d $d ]] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+  done
+  true
+}
+trap cleanup EXIT
+# One maker of the base images at a time: a second build.sh waits here until the first has tagged them.
+mkdir -p /var/cache/podid-image
+exec 9>/var/cache/podid-image/base.lock
+flock 9
 if ! "$podman" image exists docker.io/library/debian:bookworm ||
   ! "$podman" image exists docker.io/library/debian:bookworm-slim; then
   echo "image: making the Debian 12 base image with mmdebstrap (once per machine)" >&2
+  # Slim as Docker Hub's bookworm-slim: no manuals, documentation (but the copyrights) or translations, and apt
+  # keeps no package caches; the dpkg and apt settings stay in the image, so the Containerfile's installs follow them.
   # shellcheck disable=SC2086  # an empty mirror is no argument
-  mmdebstrap --variant=minbase --mode=root --quiet bookworm "$tmp/bookworm.tar" ${PODID_DEBIAN_MIRROR:-}
+  mmdebstrap --variant=minbase --mode=root --quiet \
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+    --aptopt='Dir::Cache::pkgcache ""; Dir::Cache::srcpkgcache "";' \
+    bookworm "$tmp/bookworm.tar" ${PODID_DEBIAN_MIRROR:-}
   "$podman" import --quiet "$tmp/bookworm.tar" docker.io/library/debian:bookworm >/dev/null
-  # Docker Hub's bookworm-slim is bookworm without documentation; minbase is smaller than either.
+  # Both names: the build stage needs nothing that the slim variant leaves out.
   "$podman" tag docker.io/library/debian:bookworm docker.io/library/debian:bookworm-slim
   rm -f "$tmp/bookworm.tar"
 fi
+flock -u 9
+((base_only)) && exit 0
 
 commit=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)
 version=$(sed -n 's/^project(podid VERSION \([0-9.]*\).*/\1/p' "$root/CMakeLists.txt")
