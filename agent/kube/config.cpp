@@ -38,7 +38,7 @@ std::string resolve(const std::string& base_dir, const std::string& path) {
     return base_dir + "/" + path;
 }
 
-std::string trim(std::string text) {
+std::string trim(const std::string& text) {
     const auto first = text.find_first_not_of(" \t\r\n");
     if (first == std::string::npos)
         return {};

@@ -81,7 +81,7 @@ public:
     void on_accept_wait(double seconds) override;
     // A request has been read and is being handled; on_request() ends it. Servers that never call this
     // leave podid_requests_in_flight at 0 (on_request never takes it below zero).
-    void on_request_begin();
+    void on_request_begin() override;
 
     // TokenCacheOptions::on_upstream: one upstream IMDS attempt (status 0 = no answer).
     void on_upstream(int status, double seconds);

@@ -32,7 +32,7 @@ public:
     bool ready() const override { return true; }
     BindingTrace trace(const Caller&) const override {
         BindingTrace t;
-        t.steps.push_back("no bindings source configured (--bindings or Kubernetes mode): nobody is bound");
+        t.steps.emplace_back("no bindings source configured (--bindings or Kubernetes mode): nobody is bound");
         return t;
     }
 };

@@ -10,7 +10,7 @@
 
 #include "common/result.h"
 
-typedef struct evp_pkey_st EVP_PKEY;
+using EVP_PKEY = struct evp_pkey_st;
 
 namespace podid::emulator {
 
