@@ -46,12 +46,15 @@ if ! "$podman" image exists docker.io/library/debian:bookworm ||
   echo "image: making the Debian 12 base image with mmdebstrap (once per machine)" >&2
   # Slim as Docker Hub's bookworm-slim: no manuals, documentation (but the copyrights) or translations, and apt
   # keeps no package caches; the dpkg and apt settings stay in the image, so the Containerfile's installs follow them.
+  # mmdebstrap's minbase converts /usr with usrmerge, which keeps perl (45 MB) installed; usr-is-merged, as in Docker
+  # Hub's images, marks the (already merged) tree instead, and perl goes (perl-base, which dpkg needs, stays).
   # shellcheck disable=SC2086  # an empty mirror is no argument
   mmdebstrap --variant=minbase --mode=root --quiet \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
     --aptopt='Dir::Cache::pkgcache ""; Dir::Cache::srcpkgcache "";' \
+    --customize-hook='chroot "$1" sh -c "apt-get install -y -qq usr-is-merged && apt-get purge -y -qq usrmerge perl libperl5.36 perl-modules-5.36 libgdbm-compat4 libgdbm6" >/dev/null' \
     bookworm "$tmp/bookworm.tar" ${PODID_DEBIAN_MIRROR:-}
   "$podman" import --quiet "$tmp/bookworm.tar" docker.io/library/debian:bookworm >/dev/null
   # Both names: the build stage needs nothing that the slim variant leaves out.

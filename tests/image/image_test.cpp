@@ -11,12 +11,14 @@
 // of another commit fails it.
 #include <gtest/gtest.h>
 
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "image/daemonset_container.h"
@@ -69,8 +71,19 @@ protected:
             skip_ = "podman cannot run here (" + trim(info.err) + "); tools/install-deps.sh installs it";
             return;
         }
-        if (run_host({kPodman, "image", "exists", image()}, 30s).exit_code != 0)
+        if (run_host({kPodman, "image", "exists", image()}, 30s).exit_code != 0) {
             skip_ = "the image " + image() + " is absent: build it with tests/image/build.sh";
+            return;
+        }
+        // Containers of an earlier run that was killed ("podid-t<pid>-agent-<n>", that pid gone), which would keep
+        // their test node's cgroups busy.
+        auto names = run_host({kPodman, "ps", "--all", "--filter", "name=^podid-t", "--format", "{{.Names}}"}, 30s);
+        std::istringstream lines(names.out);
+        for (std::string name; std::getline(lines, name);) {
+            pid_t owner = std::atoi(name.c_str() + std::strlen("podid-t"));
+            if (owner > 0 && ::kill(owner, 0) != 0 && errno == ESRCH)
+                run_host({kPodman, "rm", "--force", "--time", "0", name}, 60s);
+        }
     }
 
     static RunResult run_host(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
