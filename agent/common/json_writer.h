@@ -23,20 +23,20 @@ public:
     JsonObjectWriter(const JsonObjectWriter&) = delete;
     JsonObjectWriter& operator=(const JsonObjectWriter&) = delete;
 
-    JsonObjectWriter& field(std::string_view key, std::string_view value);
-    JsonObjectWriter& field(std::string_view key, const char* value) { return field(key, std::string_view(value)); }
-    JsonObjectWriter& field(std::string_view key, const std::string& value) {
-        return field(key, std::string_view(value));
+    JsonObjectWriter& field(std::string_view name, std::string_view value);
+    JsonObjectWriter& field(std::string_view name, const char* value) { return field(name, std::string_view(value)); }
+    JsonObjectWriter& field(std::string_view name, const std::string& value) {
+        return field(name, std::string_view(value));
     }
-    JsonObjectWriter& field(std::string_view key, int64_t value);
-    JsonObjectWriter& field(std::string_view key, uint64_t value);
-    JsonObjectWriter& field(std::string_view key, uint32_t value) { return field(key, uint64_t{value}); }
-    JsonObjectWriter& field(std::string_view key, bool value);
-    JsonObjectWriter& field(std::string_view key, double value);
-    JsonObjectWriter& null_field(std::string_view key);
+    JsonObjectWriter& field(std::string_view name, int64_t value);
+    JsonObjectWriter& field(std::string_view name, uint64_t value);
+    JsonObjectWriter& field(std::string_view name, uint32_t value) { return field(name, uint64_t{value}); }
+    JsonObjectWriter& field(std::string_view name, bool value);
+    JsonObjectWriter& field(std::string_view name, double value);
+    JsonObjectWriter& null_field(std::string_view name);
 
     // A nested object: write its fields with the returned writer, then call end() on it.
-    JsonObjectWriter object(std::string_view key);
+    JsonObjectWriter object(std::string_view name);
     // Closes the object. After the outermost object's end(), `out` holds exactly the text written.
     void end();
 

@@ -51,7 +51,7 @@ bool is_denial(Reason reason) {
     case Reason::deny_host_token_caller:
     case Reason::deny_host_token_pod:
     case Reason::deny_not_ready:
-    case Reason::deny_unsupported_identity: return true;
+    case Reason::deny_unsupported_identity:
     case Reason::deny_rate_limited:
     case Reason::deny_identity_missing:
     case Reason::deny_tenant_unknown:

@@ -171,18 +171,19 @@ Result<std::string> token_request_form(const EntraTokenRequest& request, std::st
     return form_encode(fields);
 }
 
-EntraClient::EntraClient(asio::any_io_executor executor, EntraClientOptions options)
-    : strand_(asio::make_strand(std::move(executor))), options_(std::move(options)), ssl_(ssl::context::tls_client) {
+EntraClient::EntraClient(const asio::any_io_executor& executor, EntraClientOptions options)
+    : strand_(asio::make_strand(executor)), options_(std::move(options)), ssl_(ssl::context::tls_client) {
     if (!options_.now)
         options_.now = system_now;
 }
 
 EntraClient::~EntraClient() = default;
 
-Result<std::unique_ptr<EntraClient>> EntraClient::create(asio::any_io_executor executor, EntraClientOptions options) {
+Result<std::unique_ptr<EntraClient>> EntraClient::create(const asio::any_io_executor& executor,
+                                                         EntraClientOptions options) {
     if (auto endpoint = entra_endpoint(options.authority_host, "organizations"); !endpoint)
         return make_error(endpoint.error().message, EINVAL);
-    std::unique_ptr<EntraClient> client(new EntraClient(std::move(executor), std::move(options)));
+    std::unique_ptr<EntraClient> client(new EntraClient(executor, std::move(options)));
     error_code ec;
     client->ssl_.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
                                  ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1,

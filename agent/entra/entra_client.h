@@ -78,7 +78,7 @@ public:
     // certificate is always verified against the authority host's name (SNI sent for names). Fails on a malformed
     // authority host or a trust store that does not load. Socket work runs on a strand of `executor`; callers may
     // co_await from any executor. The client must outlive every call.
-    static Result<std::unique_ptr<EntraClient>> create(boost::asio::any_io_executor executor,
+    static Result<std::unique_ptr<EntraClient>> create(const boost::asio::any_io_executor& executor,
                                                        EntraClientOptions options);
     ~EntraClient();
     EntraClient(const EntraClient&) = delete;
@@ -98,7 +98,7 @@ public:
     struct Failure;     // why there was no answer
 
 private:
-    EntraClient(boost::asio::any_io_executor executor, EntraClientOptions options);
+    EntraClient(const boost::asio::any_io_executor& executor, EntraClientOptions options);
     using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
 
     boost::asio::awaitable<Result<Answer, Failure>> exchange(const EntraEndpoint& endpoint, HttpRequest& request);
