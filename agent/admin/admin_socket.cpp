@@ -21,6 +21,7 @@
 
 #include "admin/admin_session.h"
 #include "common/log.h"
+#include "common/unix_listener.h"
 
 namespace podid {
 
@@ -32,19 +33,6 @@ using local = asio::local::stream_protocol;
 bool admin_peer_allowed(uint32_t peer_uid, uint32_t own_uid) { return peer_uid == 0 || peer_uid == own_uid; }
 
 namespace {
-
-// True when something accepts connections on `path` (another agent is alive there).
-bool socket_answers(const std::string& path) {
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return false;
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-    bool alive = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-    ::close(fd);
-    return alive;
-}
 
 AdminResponse forbidden(const AdminRequest& req) {
     AdminResponse res(http::status::forbidden, req.version());
@@ -62,38 +50,15 @@ AdminSocketServer::AdminSocketServer(asio::io_context& io, AdminRoute route) : i
 AdminSocketServer::~AdminSocketServer() { shutdown(); }
 
 Result<void> AdminSocketServer::listen(const std::string& path) {
-    if (path.size() >= sizeof(sockaddr_un::sun_path))
-        return make_error("admin socket path " + path + " is longer than " +
-                              std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes",
-                          ENAMETOOLONG);
-    std::error_code fec;
-    auto dir = std::filesystem::path(path).parent_path();
-    if (!dir.empty() && !std::filesystem::exists(dir, fec)) {
-        std::filesystem::create_directories(dir, fec);
-        if (fec)
-            return make_error("cannot create " + dir.string() + ": " + fec.message(), fec.value());
-        ::chmod(dir.c_str(), 0700);
-    }
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) == 0) {
-        if (!S_ISSOCK(st.st_mode))
-            return make_error(path + " exists and is not a socket; refusing to replace it", EEXIST);
-        if (socket_answers(path))
-            return make_error("another process is serving " + path + " (a second agent on this node?)", EADDRINUSE);
-        ::unlink(path.c_str());  // left by an agent that was killed
-    }
+    auto fd = bind_unix_listener(path, "admin socket");
+    if (!fd)
+        return fd.error();
     auto acceptor = std::make_shared<acceptor_type>(io_);
     boost::system::error_code ec;
-    acceptor->open(local(), ec);
-    // Created 0600 from the start: no window in which another user could connect before the chmod.
-    mode_t old = ::umask(0177);
-    if (!ec)
-        acceptor->bind(local::endpoint(path), ec);
-    ::umask(old);
-    if (!ec)
-        acceptor->listen(64, ec);
+    acceptor->assign(local(), fd->get(), ec);
     if (ec)
         return make_error("cannot listen on " + path + ": " + ec.message(), ec.value());
+    fd->release();
     {
         std::lock_guard lock(mu_);
         acceptor_ = acceptor;
