@@ -13,8 +13,12 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <cstring>
 
 namespace podid {
 
@@ -91,8 +95,31 @@ Result<tcp::endpoint> AdminServer::listen(const tcp::endpoint& endpoint) {
     auto opened = open_acceptor(io_.get_executor(), endpoint, "for metrics");
     if (!opened)
         return opened.error();
-    auto acceptor = *opened;
-    auto bound = acceptor->local_endpoint();
+    return serve(*opened);
+}
+
+Result<tcp::endpoint> AdminServer::adopt(Fd listener) {
+    sockaddr_storage address{};
+    socklen_t len = sizeof(address);
+    if (::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&address), &len) != 0)
+        return make_error(std::string("the passed metrics listener is not a socket: ") + std::strerror(errno), errno);
+    auto acceptor = std::make_shared<tcp::acceptor>(io_);
+    boost::system::error_code ec;
+    acceptor->assign(address.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), listener.get(), ec);
+    if (ec)
+        return make_error("cannot serve the passed metrics listener: " + ec.message(), ec.value());
+    listener.release();
+    return serve(acceptor);
+}
+
+int AdminServer::listener_fd() const {
+    std::lock_guard lock(mu_);
+    return acceptor_ ? acceptor_->native_handle() : -1;
+}
+
+Result<tcp::endpoint> AdminServer::serve(std::shared_ptr<tcp::acceptor> acceptor) {
+    boost::system::error_code bound_ec;
+    auto bound = acceptor->local_endpoint(bound_ec);
     {
         std::lock_guard lock(mu_);
         acceptor_ = acceptor;

@@ -18,6 +18,7 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include "common/fd.h"
 #include "common/result.h"
 #include "observe/health.h"
 
@@ -47,16 +48,20 @@ public:
 
     // Binds and starts accepting; returns the bound endpoint (port 0 picks one).
     Result<boost::asio::ip::tcp::endpoint> listen(const boost::asio::ip::tcp::endpoint& endpoint);
+    // Serves a listening socket the previous agent passed on (admin/handover.h).
+    Result<boost::asio::ip::tcp::endpoint> adopt(Fd listener);
+    int listener_fd() const;  // to pass on; -1 before listen/adopt
     // Stops accepting and closes open connections.
     void shutdown();
 
 private:
+    Result<boost::asio::ip::tcp::endpoint> serve(std::shared_ptr<boost::asio::ip::tcp::acceptor> acceptor);
     boost::asio::awaitable<void> accept_loop(std::shared_ptr<boost::asio::ip::tcp::acceptor> acceptor);
     boost::asio::awaitable<void> session(std::shared_ptr<boost::asio::ip::tcp::socket> socket);
 
     boost::asio::io_context& io_;
     AdminHandlers handlers_;
-    std::mutex mu_;
+    mutable std::mutex mu_;
     std::shared_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
     std::set<std::shared_ptr<boost::asio::ip::tcp::socket>> sockets_;
     std::atomic<bool> stopping_{false};

@@ -183,6 +183,17 @@ json Introspection::status() const {
         j["node_name"] = s_.node_name;
     j["cgroup_root"] = s_.cgroup_root;
     j["bpffs"] = s_.bpffs;
+    if (s_.pins) {
+        json pins = s_.pins();
+        for (const char* field : {"holding_since_ms", "handed_over_ms"})
+            if (pins.contains(field) && pins[field].is_number_integer()) {
+                const int64_t ms = pins[field].get<int64_t>();
+                pins.erase(field);
+                if (ms != 0)
+                    pins[std::string(field).substr(0, std::string(field).size() - 3)] = rfc3339_ms(ms);
+            }
+        j["pins_holder"] = pins;
+    }
     if (s_.health) {
         Readiness r = s_.health->readiness();
         j["ready"] = r.ready;

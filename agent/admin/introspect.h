@@ -53,6 +53,7 @@ struct IntrospectSources {
     const RecentConnections* conns = nullptr;
     const InterfaceGuard* guard = nullptr;  // null with --guard-interfaces none (or not loaded)
     std::function<size_t()> connections_open;
+    std::function<nlohmann::json()> pins;  // who holds the pins and since when (admin/handover.h); optional
 };
 
 class Introspection {

@@ -5,12 +5,17 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cstring>
+#include <optional>
 #include <thread>
 
 #include "admin/admin_http.h"
 #include "admin/admin_socket.h"
+#include "admin/handover.h"
 #include "admin/introspect.h"
 #include "caller/cgroup_paths.h"
 #include "caller/local_caller_resolver.h"
@@ -42,6 +47,7 @@
 #include "token/imds_client.h"
 #include "token/imds_token_upstream.h"
 #include "token/token_cache.h"
+#include "token/token_cache_file.h"
 
 namespace podid {
 
@@ -52,6 +58,59 @@ namespace {
 int64_t now_epoch() {
     return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
         .count();
+}
+
+int64_t now_epoch_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// How long a handed-over agent keeps an idle keep-alive connection open for the client's next request (answered
+// with `Connection: close`), so that the close never races a request the client is sending.
+constexpr std::chrono::milliseconds kHandoverIdleLinger{2000};
+
+// An upgrade: the running agent's listeners, asked for before this agent binds anything (admin/handover.h). Empty
+// when no agent runs, or when it cannot hand over (then this agent binds its own, as at a first start).
+std::optional<HandoverClient> ask_predecessor(const AgentOptions& o) {
+    if (o.handover_socket.empty())
+        return std::nullopt;
+    auto asked = HandoverClient::request(o.handover_socket, std::chrono::seconds(5));
+    if (!asked) {
+        log_warn("hand-over: the running agent did not hand over; binding the listeners",
+                 kv("reason", asked.error().message) + kv("socket", o.handover_socket));
+        return std::nullopt;
+    }
+    if (!*asked)
+        return std::nullopt;
+    HandoverOffer& offer = (*asked)->offer();
+    log_info("hand-over: listeners received from the running agent",
+             kv("predecessor_pid", std::to_string(offer.pid)) + kv("predecessor_version", offer.version) +
+                 kv("listeners", std::to_string(offer.listeners.size())));
+    return std::move(**asked);
+}
+
+// The passed listener with `role` when it is bound where this agent would listen; else empty (bind anew).
+Fd passed_listener(std::optional<HandoverClient>& predecessor, const char* role,
+                   const boost::asio::ip::tcp::endpoint& wanted) {
+    if (!predecessor)
+        return Fd();
+    Fd fd = predecessor->offer().take(role);
+    if (!fd.valid())
+        return fd;
+    sockaddr_storage address{};
+    socklen_t len = sizeof(address);
+    boost::asio::ip::tcp::endpoint bound;
+    if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&address), &len) == 0 && len <= bound.capacity()) {
+        std::memcpy(bound.data(), &address, len);
+        bound.resize(len);
+    }
+    if (bound != wanted) {
+        log_warn("hand-over: a passed listener is bound elsewhere than this agent's flags say; not used",
+                 kv("role", role) + kv("passed", bound.address().to_string() + ":" + std::to_string(bound.port())) +
+                     kv("wanted", wanted.address().to_string() + ":" + std::to_string(wanted.port())));
+        return Fd();
+    }
+    return fd;
 }
 
 }  // namespace
@@ -98,6 +157,19 @@ int run_agent(const AgentOptions& o) {
     if (own_id != 0)
         exempt->push_back(own_id);
 
+    // An upgrade: take the running agent's listeners first. It stays exempt (its own cgroup among what it exempts)
+    // until it has drained, so its last token fetches still reach IMDS.
+    HandoverState handover_state;
+    std::optional<HandoverClient> predecessor = ask_predecessor(o);
+    std::vector<uint64_t> datapath_exempt = *exempt;
+    if (predecessor) {
+        for (uint64_t id : predecessor->offer().exempt)
+            if (std::find(datapath_exempt.begin(), datapath_exempt.end(), id) == datapath_exempt.end())
+                datapath_exempt.push_back(id);
+        handover_state.predecessor_pid = predecessor->offer().pid;
+        handover_state.received = 1;
+    }
+
     // Every kernel capability the datapath relies on, each failure naming the feature and the kernel
     // that has it, before anything is loaded (docs/kernels.md).
     std::string missing_features;
@@ -116,12 +188,13 @@ int run_agent(const AgentOptions& o) {
     dc.pin_dir = o.bpffs;
     dc.agent_ip4 = *parse_ip4(o.node_ip);
     dc.agent_port = o.port;
-    dc.exempt_cgroups = *exempt;
+    dc.exempt_cgroups = datapath_exempt;
     auto dp = Datapath::install(dc);
     if (!dp) {
         log_error("cannot install the datapath", kv("reason", dp.error().message));
         return 1;
     }
+    handover_state.holding_since_ms = now_epoch_ms();
     for (const auto& r : dp->report())
         log_info("program attached", kv("program", r.program) + kv("how", r.how) + kv("cgroup", cgroup_root));
     // Task: sockops takes the origin from the connecting task (newer kernels, docs/kernels.md); socket storage: the
@@ -190,9 +263,29 @@ int run_agent(const AgentOptions& o) {
         if (metrics)
             metrics->on_upstream(status, seconds);
     };
+    // Tokens survive a restart: written to a root-only file after each store, read back here (the previous agent
+    // wrote its last ones before it handed over).
+    std::unique_ptr<TokenCachePersister> persister;
+    if (!o.token_cache_file.empty()) {
+        persister = std::make_unique<TokenCachePersister>(io.get_executor(), o.token_cache_file);
+        cache_options.on_stored = persister->on_stored();
+    }
     // Each key goes to its identity's source: the node's IMDS, or Entra ID (set up in Kubernetes mode below).
     SourceRoutedUpstream routed(upstream);
     CachingTokenProvider tokens(io.get_executor(), routed, cache_options);
+    if (persister) {
+        auto loaded = load_token_cache(o.token_cache_file, now_epoch());
+        if (!loaded) {
+            log_warn("token cache file not read; starting with an empty cache",
+                     kv("reason", loaded.error().message) + kv("path", o.token_cache_file));
+        } else {
+            const std::size_t taken = tokens.seed(std::move(loaded->tokens));
+            log_info("token cache restored",
+                     kv("tokens", std::to_string(taken)) + kv("expired", std::to_string(loaded->expired)) +
+                         kv("malformed", std::to_string(loaded->malformed)) + kv("path", o.token_cache_file));
+        }
+        persister->attach(tokens);
+    }
     if (file_bindings)
         file_bindings->watch(io);
     if (guard) {
@@ -351,6 +444,9 @@ int run_agent(const AgentOptions& o) {
     metrics->add_collectable(bpf_collector.get());
     AuditMetrics audit_metrics(**audit);  // podid_audit_lines_dropped_total
     metrics->add_collectable(&audit_metrics);
+    HandoverMetrics handover_metrics(
+        handover_state);  // podid_handovers_total, podid_handover_drained_connections_total
+    metrics->add_collectable(&handover_metrics);
     std::unique_ptr<AdminServer> admin;
     if (!o.metrics_addr.empty()) {
         auto ep = parse_listen_address(o.metrics_addr);
@@ -362,7 +458,8 @@ int run_agent(const AgentOptions& o) {
         handlers.metrics = [&metrics] { return metrics->scrape(); };
         handlers.readiness = [&health] { return health.readiness(); };
         admin = std::make_unique<AdminServer>(io, handlers);
-        auto bound = admin->listen(*ep);
+        Fd passed = passed_listener(predecessor, kHandoverMetrics, *ep);
+        auto bound = passed.valid() ? admin->adopt(std::move(passed)) : admin->listen(*ep);
         if (!bound) {
             log_error("cannot serve metrics", kv("reason", bound.error().message));
             return 1;
@@ -392,7 +489,9 @@ int run_agent(const AgentOptions& o) {
 
     using tcp = asio::ip::tcp;
     for (auto [address, loopback] : {std::pair{o.node_ip, false}, std::pair{std::string("127.0.0.1"), true}}) {
-        auto ep = server.listen(tcp::endpoint(asio::ip::make_address(address), o.port), loopback);
+        const tcp::endpoint wanted(asio::ip::make_address(address), o.port);
+        Fd passed = passed_listener(predecessor, loopback ? kHandoverImdsLoopback : kHandoverImds, wanted);
+        auto ep = passed.valid() ? server.adopt(std::move(passed), loopback) : server.listen(wanted, loopback);
         if (!ep) {
             log_error("cannot listen", kv("reason", ep.error().message));
             return 1;
@@ -409,7 +508,8 @@ int run_agent(const AgentOptions& o) {
         }
         if (*discovered != 0) {
             exempt->push_back(*discovered);
-            if (auto r = dp->set_exempt(*exempt); !r) {
+            datapath_exempt.push_back(*discovered);
+            if (auto r = dp->set_exempt(datapath_exempt); !r) {
                 log_error("cannot exempt the agent's own cgroup", kv("reason", r.error().message));
                 return 1;
             }
@@ -442,6 +542,7 @@ int run_agent(const AgentOptions& o) {
     views_sources.conns = &recent_conns;
     views_sources.guard = guard.get();
     views_sources.connections_open = [&server] { return server.connections(); };
+    views_sources.pins = [&handover_state] { return handover_state.to_json(); };
     Introspection views(std::move(views_sources));
     std::unique_ptr<AdminSocketServer> admin_socket;
     if (!o.admin_socket.empty()) {
@@ -460,8 +561,51 @@ int run_agent(const AgentOptions& o) {
     asio::signal_set stop_signals(io, SIGTERM, SIGINT);
     asio::signal_set hup(io, SIGHUP);
     asio::steady_timer drain_timer(io);
+    std::unique_ptr<HandoverServer> handover;
+    bool draining = false;
     // Lives as long as the I/O loop: the drain timer calls it again every 20 ms after the signal handler returned.
     std::function<void()> drain_check;
+    auto stop_io = [&] {
+        if (kube_state)
+            kube_state->stop();
+        if (kube_requests)
+            kube_requests->shutdown();
+        for (auto& context : serving_only)
+            context->stop();
+        io.stop();
+    };
+    // Stops accepting and lets in-flight requests finish; `drained` runs once they have (or the drain timed out).
+    // Handed over, the listeners live on in the next agent: idle connections get a linger for their next request,
+    // the token cache file is the next agent's now, and the hand-over socket file stays.
+    auto begin_drain = [&](bool handed_over, std::function<void()> drained) {
+        if (draining)
+            return;
+        draining = true;
+        server.shutdown(handed_over ? kHandoverIdleLinger : std::chrono::milliseconds(0));
+        if (admin)
+            admin->shutdown();
+        if (handover)
+            handover->shutdown();
+        if (handed_over)
+            persister.reset();  // its last write was before the hand-over; later ones would overwrite the next agent's
+        self_check.stop();
+        if (guard)
+            guard->stop();  // the filters stay: tc keeps them in force while no agent runs
+        auto deadline = std::chrono::steady_clock::now() + limits.drain_timeout;
+        drain_check = [&, deadline, drained = std::move(drained)] {
+            if ((server.connections() == 0 && !server.accepting()) || std::chrono::steady_clock::now() >= deadline) {
+                (*audit)->flush();
+                if (persister)
+                    if (auto r = persister->flush(); !r)
+                        log_warn("cannot write the token cache file", kv("reason", r.error().message));
+                drained();
+                return;
+            }
+            drain_timer.expires_after(std::chrono::milliseconds(20));
+            drain_timer.async_wait([&drain_check](const boost::system::error_code&) { drain_check(); });
+        };
+        drain_check();
+    };
     std::function<void()> wait_hup = [&] {
         hup.async_wait([&](const boost::system::error_code& ec, int) {
             if (ec)
@@ -478,36 +622,98 @@ int run_agent(const AgentOptions& o) {
     stop_signals.async_wait([&](const boost::system::error_code& ec, int signo) {
         if (ec)
             return;
+        hup.cancel();
+        if (draining) {  // handed over already (and waiting for this signal), or a second signal
+            log_info("stopped", kv("signal", signo == SIGTERM ? "SIGTERM" : "SIGINT"));
+            stop_io();
+            return;
+        }
         log_info("draining", kv("signal", signo == SIGTERM ? "SIGTERM" : "SIGINT") +
                                  kv("in_flight_connections", std::to_string(server.connections())));
-        server.shutdown();
-        if (admin)
-            admin->shutdown();
         if (admin_socket)
             admin_socket->shutdown();
-        self_check.stop();
-        if (guard)
-            guard->stop();  // the filters stay: tc keeps them in force while no agent runs
-        hup.cancel();
-        auto deadline = std::chrono::steady_clock::now() + limits.drain_timeout;
-        drain_check = [&, deadline] {
-            if (server.connections() == 0 || std::chrono::steady_clock::now() >= deadline) {
-                (*audit)->flush();
-                log_info("stopped; BPF programs stay pinned", kv("bpffs", o.bpffs));
-                if (kube_state)
-                    kube_state->stop();
-                if (kube_requests)
-                    kube_requests->shutdown();
-                for (auto& context : serving_only)
-                    context->stop();
-                io.stop();
-                return;
-            }
-            drain_timer.expires_after(std::chrono::milliseconds(20));
-            drain_timer.async_wait([&drain_check](const boost::system::error_code&) { drain_check(); });
-        };
-        drain_check();
+        begin_drain(false, [&] {
+            log_info("stopped; BPF programs stay pinned", kv("bpffs", o.bpffs));
+            stop_io();
+        });
     });
+
+    // Upgrades: the next agent asks here for the listeners (admin/handover.h).
+    if (!o.handover_socket.empty()) {
+        HandoverHooks hooks;
+        hooks.offer = [&] {
+            // The next agent reads the token cache file right after this: write the latest tokens now.
+            if (persister)
+                if (auto r = persister->flush(); !r)
+                    log_warn("hand-over: cannot write the token cache file", kv("reason", r.error().message));
+            HandoverContent content;
+            for (auto [fd, loopback] : server.listeners())
+                content.listeners.emplace_back(loopback ? kHandoverImdsLoopback : kHandoverImds, fd);
+            if (admin && admin->listener_fd() >= 0)
+                content.listeners.emplace_back(kHandoverMetrics, admin->listener_fd());
+            content.exempt = dp->exempt();
+            content.holding_since_ms = handover_state.holding_since_ms.load();
+            content.version = PODID_VERSION;
+            return content;
+        };
+        hooks.drain = [&](int successor_pid, std::function<void()> done) {
+            const std::size_t in_flight = server.connections();
+            handover_state.successor_pid = successor_pid;
+            handover_state.handed_over_ms = now_epoch_ms();
+            handover_state.given = 1;
+            handover_state.drained_connections = in_flight;
+            log_info("hand-over: the new agent serves; draining",
+                     kv("successor_pid", std::to_string(successor_pid)) +
+                         kv("in_flight_connections", std::to_string(in_flight)));
+            begin_drain(true, [&, done = std::move(done)] {
+                done();
+                if (o.exit_after_handover) {
+                    log_info("hand-over: drained; exiting (the new agent holds the pins)");
+                    if (admin_socket)
+                        admin_socket->shutdown();
+                    // Let the "drained" line reach the new agent before the loop stops.
+                    drain_timer.expires_after(std::chrono::milliseconds(50));
+                    drain_timer.async_wait([&](const boost::system::error_code&) { stop_io(); });
+                } else {
+                    log_info("hand-over: drained; waiting for SIGTERM (the new agent holds the pins)");
+                }
+            });
+            return in_flight;
+        };
+        handover = std::make_unique<HandoverServer>(io, std::move(hooks));
+        Fd passed = predecessor ? predecessor->offer().take(kHandoverSocket) : Fd();
+        auto opened = passed.valid() ? handover->adopt(std::move(passed), o.handover_socket)
+                                     : handover->listen(o.handover_socket);
+        if (!opened) {
+            log_error("cannot open the hand-over socket",
+                      kv("reason", opened.error().message) +
+                          kv("fix",
+                             "pass --handover-socket PATH (shared by the agents of one node), or \"\" to "
+                             "disable hand-over"));
+            return 1;
+        }
+    }
+    // The previous agent serves until told to drain, which it is now that this one serves. It stays exempt until it
+    // says it has drained.
+    // Asked from the I/O loop, so that this agent's accept loops run by then.
+    if (predecessor)
+        asio::post(io, [&] {
+            auto draining_count = predecessor->drain(std::chrono::seconds(5));
+            if (!draining_count) {
+                log_warn("hand-over: the previous agent did not acknowledge the drain",
+                         kv("reason", draining_count.error().message));
+            } else {
+                log_info("hand-over: serving; the previous agent drains",
+                         kv("predecessor_pid", std::to_string(predecessor->offer().pid)) +
+                             kv("its_connections", std::to_string(*draining_count)));
+            }
+            predecessor->on_drained(io, [&, pid = predecessor->offer().pid] {
+                if (auto r = dp->set_exempt(*exempt); !r)
+                    log_warn("cannot drop the previous agent's exemption", kv("reason", r.error().message));
+                log_info("hand-over: complete; the previous agent has drained",
+                         kv("predecessor_pid", std::to_string(pid)));
+            });
+        });
 
     log_info("podid-agent ready", kv("node_ip", o.node_ip) + kv("port", std::to_string(o.port)) +
                                       kv("cgroup_root", cgroup_root) + kv("bpffs", o.bpffs) +

@@ -100,6 +100,14 @@ Observability:
   --metrics-addr HOST:PORT  /metrics, /healthz and /readyz (default 0.0.0.0:9090; "" disables)
   --admin-socket PATH       unix socket for podidctl, root only (default /run/podid/admin.sock; "" disables)
 
+restarts and upgrades (docs/upgrades.md):
+  --handover-socket PATH    where the running agent hands its listeners to a new one, so an upgrade fails no
+                            request; must be shared by both agents (default /run/podid/handover.sock; "" disables)
+  --after-handover exit|wait  after handing over and draining: exit (default), or wait for SIGTERM (a
+                            DaemonSet container, which the kubelet would restart if it exited)
+  --token-cache-file PATH   tokens survive a restart: a root-only 0600 file, to be kept on a tmpfs
+                            (default /run/podid/token-cache.json; "" disables)
+
   --help, --version
 )";
 }
@@ -193,6 +201,15 @@ Result<AgentOptions> parse_agent_options(const std::vector<std::string>& args,
         {"--metrics-addr", text(o.metrics_addr)},
         {"--guard-interfaces", text(o.guard_interfaces)},
         {"--admin-socket", text(o.admin_socket)},
+        {"--handover-socket", text(o.handover_socket)},
+        {"--token-cache-file", text(o.token_cache_file)},
+        {"--after-handover",
+         [&o](const std::string& v) -> Result<void> {
+             if (v != "exit" && v != "wait")
+                 return make_error("--after-handover: '" + v + "' is not exit or wait", EINVAL);
+             o.exit_after_handover = v == "exit";
+             return {};
+         }},
         {"--caller-max-connections",
          [&o](const std::string& v) -> Result<void> {
              auto n = parse_uint("--caller-max-connections", v, 0, 1'000'000);
@@ -287,6 +304,12 @@ Result<AgentOptions> parse_agent_options(const std::vector<std::string>& args,
                 return g.error();
         if (!o.admin_socket.empty() && o.admin_socket[0] != '/')
             return make_error("--admin-socket: '" + o.admin_socket + "' must be an absolute path", EINVAL);
+        if (!o.handover_socket.empty() && o.handover_socket[0] != '/')
+            return make_error("--handover-socket: '" + o.handover_socket + "' must be an absolute path", EINVAL);
+        if (!o.handover_socket.empty() && o.handover_socket == o.admin_socket)
+            return make_error("--handover-socket and --admin-socket must differ", EINVAL);
+        if (!o.token_cache_file.empty() && o.token_cache_file[0] != '/')
+            return make_error("--token-cache-file: '" + o.token_cache_file + "' must be an absolute path", EINVAL);
         if (o.authority_host.rfind("https://", 0) != 0)
             return make_error("--authority-host: '" + o.authority_host +
                                   "' must be an https:// URL (token requests carry credentials)",

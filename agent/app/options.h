@@ -56,6 +56,11 @@ struct AgentOptions {
     // Observability
     std::string metrics_addr = "0.0.0.0:9090";           // --metrics-addr ("" disables)
     std::string admin_socket = "/run/podid/admin.sock";  // --admin-socket (podidctl; "" disables)
+
+    // Restarts and upgrades (docs/upgrades.md)
+    std::string handover_socket = "/run/podid/handover.sock";      // --handover-socket ("" disables hand-over)
+    bool exit_after_handover = true;                               // --after-handover exit|wait
+    std::string token_cache_file = "/run/podid/token-cache.json";  // --token-cache-file ("" disables)
 };
 
 // argv[0] is skipped. `env` supplies $NODE_IP and friends (tests pass their own).

@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -65,19 +66,41 @@ public:
 
     asio::awaitable<void> run();
 
-    // Called on the session's strand when the server drains.
-    void drain() {
+    // Called on the session's executor when the server drains. A request being served is answered with
+    // `Connection: close`. An idle connection is closed at once, or, with a linger (a hand-over: the listeners live
+    // on in the next agent), kept for that long so that a client sending its next request gets the answer with
+    // `Connection: close` and reconnects, rather than a close racing its request.
+    void drain(std::chrono::milliseconds linger) {
         draining_ = true;
-        if (!busy_) {
-            beast::error_code ec;
-            stream_.socket().cancel(ec);
-            stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+        if (busy_)
+            return;
+        // A connection that has not sent its first request yet was accepted to be answered: it gets its chance.
+        if (served_ == 0)
+            linger = std::max(linger, std::chrono::milliseconds(1000));
+        if (linger.count() <= 0) {
+            close_idle();
+            return;
         }
+        linger_timer_.expires_after(linger);
+        linger_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+            if (!ec && !self->finished_ && !self->busy_)
+                self->close_idle();
+        });
     }
 
     asio::any_io_executor executor() { return stream_.get_executor(); }
 
 private:
+    // Between requests: our FIN, then the wait for the next request ends. A request crossing the FIN is read and
+    // dropped (the client sees the close and retries on a new connection), never answered with a reset.
+    void close_idle() {
+        beast::error_code ec;
+        if (!sent_fin_)
+            stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+        sent_fin_ = true;
+        stream_.socket().cancel(ec);
+    }
+    asio::awaitable<void> discard_until_close();
     asio::awaitable<bool> wait_readable(const beast::flat_buffer& buffer);
     void arm_idle_watch(std::chrono::steady_clock::time_point at);
     asio::awaitable<beast::error_code> read_request(beast::flat_buffer& buffer,
@@ -93,8 +116,10 @@ private:
     std::optional<Caller> caller_;        // resolved at the first request that needed it, refreshed after
     bool busy_ = false;
     bool draining_ = false;
+    uint64_t served_ = 0;  // requests answered on this connection
     bool sent_fin_ = false;
     asio::steady_timer idle_timer_{stream_.get_executor()};
+    asio::steady_timer linger_timer_{stream_.get_executor()};
     std::chrono::steady_clock::time_point idle_since_;  // when the current wait for a request began
     bool waiting_ = false;                              // between requests (what the idle timeout limits)
     bool idle_watch_armed_ = false;
@@ -113,7 +138,8 @@ asio::awaitable<bool> Server::Session::wait_readable(const beast::flat_buffer& b
     beast::error_code ec;
     co_await stream_.socket().async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
     waiting_ = false;
-    co_return !ec && !draining_;
+    // While draining, a request that arrives is still answered (with `Connection: close`); after our FIN it is not.
+    co_return !ec && !sent_fin_;
 }
 
 // One timer per connection, re-armed only when it fires: a request costs a clock read, not a timer operation.
@@ -213,6 +239,7 @@ asio::awaitable<void> Server::Session::run() {
         ~Finish() {
             s.finished_ = true;
             s.idle_timer_.cancel();
+            s.linger_timer_.cancel();
         }
     } finish{*this};
     const std::optional<Origin>& origin = origin_;
@@ -272,13 +299,36 @@ asio::awaitable<void> Server::Session::run() {
             sink->on_request(record);
         ec = co_await write_response(res);
         busy_ = false;
+        ++served_;
         if (ec || !res.keep_alive())
             break;
     }
     beast::error_code ignored;
     if (!sent_fin_)
         stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    // While draining, read until the client closes too: closing with a request of its unread in our buffer would
+    // send a reset, which a client reports as a failure instead of retrying.
+    if (draining_ || server_.stopping_.load())
+        co_await discard_until_close();
     stream_.socket().close(ignored);
+}
+
+asio::awaitable<void> Server::Session::discard_until_close() {
+    char sink[4096];
+    beast::error_code ec;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    for (;;) {
+        stream_.socket().read_some(asio::buffer(sink), ec);
+        if (ec == asio::error::would_block || ec == asio::error::try_again) {
+            if (std::chrono::steady_clock::now() >= until)
+                co_return;
+            stream_.expires_at(until);
+            ec = {};
+            co_await stream_.async_read_some(asio::buffer(sink), asio::redirect_error(asio::use_awaitable, ec));
+        }
+        if (ec)
+            co_return;  // the client's FIN (eof), a reset or the deadline
+    }
 }
 
 Server::Server(std::vector<asio::io_context*> contexts, ServerDeps deps, HandlerOptions options, ServerLimits limits)
@@ -295,9 +345,36 @@ Result<tcp::endpoint> Server::listen(const tcp::endpoint& endpoint, bool loopbac
     auto opened = open_acceptor(contexts_.front()->get_executor(), endpoint);
     if (!opened)
         return opened.error();
+    return serve(*opened, loopback);
+}
+
+Result<tcp::endpoint> Server::adopt(Fd listener, bool loopback) {
+    sockaddr_storage address{};
+    socklen_t len = sizeof(address);
+    if (::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&address), &len) != 0)
+        return make_error(std::string("a passed listener is not a socket: ") + std::strerror(errno), errno);
+    const auto protocol = address.ss_family == AF_INET6 ? tcp::v6() : tcp::v4();
+    auto acceptor = std::make_shared<tcp::acceptor>(*contexts_.front());
+    beast::error_code ec;
+    acceptor->assign(protocol, listener.get(), ec);
+    if (ec)
+        return make_error("cannot serve a passed listener: " + ec.message(), ec.value());
+    listener.release();
+    return serve(acceptor, loopback);
+}
+
+std::vector<std::pair<int, bool>> Server::listeners() const {
+    std::vector<std::pair<int, bool>> out;
+    for (const auto& [acceptor, loopback] : primary_)
+        out.emplace_back(acceptor->native_handle(), loopback);
+    return out;
+}
+
+Result<tcp::endpoint> Server::serve(std::shared_ptr<tcp::acceptor> opened, bool loopback) {
+    primary_.emplace_back(opened, loopback);
     beast::error_code nodelay_ec;  // accepted sockets inherit TCP_NODELAY from the listener: one call, not one each
-    (*opened)->set_option(tcp::no_delay(true), nodelay_ec);
-    std::vector<std::shared_ptr<tcp::acceptor>> per_thread = {*opened};
+    opened->set_option(tcp::no_delay(true), nodelay_ec);
+    std::vector<std::shared_ptr<tcp::acceptor>> per_thread = {opened};
     for (size_t i = 1; i < contexts_.size(); ++i) {
         const int fd = ::dup(per_thread.front()->native_handle());
         if (fd < 0)
@@ -305,7 +382,7 @@ Result<tcp::endpoint> Server::listen(const tcp::endpoint& endpoint, bool loopbac
                 std::string("cannot share the listening socket between I/O threads: ") + std::strerror(errno), errno);
         beast::error_code ec;
         auto acceptor = std::make_shared<tcp::acceptor>(*contexts_[i]);
-        acceptor->assign(endpoint.protocol(), fd, ec);
+        acceptor->assign(opened->local_endpoint().protocol(), fd, ec);
         if (ec) {
             ::close(fd);
             return make_error("cannot share the listening socket between I/O threads: " + ec.message(), ec.value());
@@ -314,7 +391,8 @@ Result<tcp::endpoint> Server::listen(const tcp::endpoint& endpoint, bool loopbac
     }
     const tcp::endpoint bound = per_thread.front()->local_endpoint();
     for (auto& acceptor : per_thread) {
-        acceptors_.push_back(acceptor);
+        acceptors_.push_back({acceptor, bound, loopback});
+        ++open_acceptors_;
         asio::co_spawn(acceptor->get_executor(), accept_loop(acceptor, bound, loopback), asio::detached);
     }
     return bound;
@@ -338,7 +416,9 @@ asio::awaitable<void> Server::accept_loop(std::shared_ptr<tcp::acceptor> accepto
         beast::error_code ec;
         tcp::endpoint peer;
         tcp::socket socket = co_await acceptor->async_accept(peer, asio::redirect_error(asio::use_awaitable, ec));
-        if (ec == asio::error::operation_aborted || stopping_.load())
+        // A connection accepted as the drain began is still served (its answer says `Connection: close`): closing
+        // it unanswered would fail a request.
+        if (ec == asio::error::operation_aborted || (ec && stopping_.load()))
             co_return;
         if (ec) {
             // EMFILE and friends: back off briefly instead of spinning.
@@ -347,70 +427,92 @@ asio::awaitable<void> Server::accept_loop(std::shared_ptr<tcp::acceptor> accepto
             co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
             continue;
         }
-        if (active_.load() >= limits_.max_connections) {
-            socket.close(ec);  // over the limit: refuse rather than queue without bound
-            continue;
-        }
-        // Attribution happens once per connection, from the kernel's record of who connected; the per-caller
-        // connection cap is counted by the same key.
-        sockaddr_storage peer_end{};
-        std::memcpy(&peer_end, peer.data(), peer.size());
-        std::optional<Origin> origin = deps_.origins->origin_of(peer_end, local_end(socket, bound));
-        const auto accepted_at = std::chrono::steady_clock::now();
-        if (origin && origin->connect_ns != 0) {
-            // libstdc++'s steady_clock reads CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns().
-            const auto now_ns = static_cast<uint64_t>(
-                std::chrono::duration_cast<std::chrono::nanoseconds>(accepted_at.time_since_epoch()).count());
-            const double waited =
-                now_ns > origin->connect_ns ? static_cast<double>(now_ns - origin->connect_ns) / 1e9 : 0;
-            for (RequestSink* sink : deps_.sinks)
-                sink->on_accept_wait(waited);
-        }
-        const uint64_t caller_key = origin ? origin->cgroup_id : 0;
-        if (!caller_limits_.try_open(caller_key, accepted_at)) {
-            socket.close(ec);  // this caller already holds its share of connections
-            continue;
-        }
-        socket.non_blocking(true, ec);  // sessions try the socket first and wait only when it has no data/room
-        auto session = std::make_shared<Session>(*this, std::move(socket), loopback, std::move(origin));
-        {
-            std::lock_guard lock(sessions_mu_);
-            sessions_.insert(session);
-        }
-        ++active_;
-        for (RequestSink* sink : deps_.sinks)
-            sink->on_connection(+1);
-        asio::co_spawn(session->executor(), session->run(), [this, session, caller_key](std::exception_ptr e) {
-            if (e) {
-                try {
-                    std::rethrow_exception(e);
-                } catch (const std::exception& ex) {
-                    std::fprintf(stderr, "podid: session ended with an error: %s\n", ex.what());
-                }
-            }
-            {
-                std::lock_guard lock(sessions_mu_);
-                sessions_.erase(session);
-            }
-            caller_limits_.close(caller_key, std::chrono::steady_clock::now());
-            --active_;
-            for (RequestSink* sink : deps_.sinks)
-                sink->on_connection(-1);
-        });
+        start_session(std::move(socket), peer, bound, loopback);
     }
 }
 
-void Server::shutdown() {
+void Server::start_session(tcp::socket socket, const tcp::endpoint& peer, const tcp::endpoint& bound, bool loopback) {
+    beast::error_code ec;
+    if (active_.load() >= limits_.max_connections) {
+        socket.close(ec);  // over the limit: refuse rather than queue without bound
+        return;
+    }
+    // Attribution happens once per connection, from the kernel's record of who connected; the per-caller
+    // connection cap is counted by the same key.
+    sockaddr_storage peer_end{};
+    std::memcpy(&peer_end, peer.data(), peer.size());
+    std::optional<Origin> origin = deps_.origins->origin_of(peer_end, local_end(socket, bound));
+    const auto accepted_at = std::chrono::steady_clock::now();
+    if (origin && origin->connect_ns != 0) {
+        // libstdc++'s steady_clock reads CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns().
+        const auto now_ns = static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(accepted_at.time_since_epoch()).count());
+        const double waited = now_ns > origin->connect_ns ? static_cast<double>(now_ns - origin->connect_ns) / 1e9 : 0;
+        for (RequestSink* sink : deps_.sinks)
+            sink->on_accept_wait(waited);
+    }
+    const uint64_t caller_key = origin ? origin->cgroup_id : 0;
+    if (!caller_limits_.try_open(caller_key, accepted_at)) {
+        socket.close(ec);  // this caller already holds its share of connections
+        return;
+    }
+    socket.non_blocking(true, ec);  // sessions try the socket first and wait only when it has no data/room
+    auto session = std::make_shared<Session>(*this, std::move(socket), loopback, std::move(origin));
+    {
+        std::lock_guard lock(sessions_mu_);
+        sessions_.insert(session);
+    }
+    if (stopping_.load())
+        session->drain(std::chrono::milliseconds(drain_linger_ms_.load()));
+    ++active_;
+    for (RequestSink* sink : deps_.sinks)
+        sink->on_connection(+1);
+    asio::co_spawn(session->executor(), session->run(), [this, session, caller_key](std::exception_ptr e) {
+        if (e) {
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+                std::fprintf(stderr, "podid: session ended with an error: %s\n", ex.what());
+            }
+        }
+        {
+            std::lock_guard lock(sessions_mu_);
+            sessions_.erase(session);
+        }
+        caller_limits_.close(caller_key, std::chrono::steady_clock::now());
+        --active_;
+        for (RequestSink* sink : deps_.sinks)
+            sink->on_connection(-1);
+    });
+}
+
+void Server::shutdown(std::chrono::milliseconds idle_linger) {
+    drain_linger_ms_.store(idle_linger.count());
     stopping_.store(true);
-    for (auto& acceptor : acceptors_) {
-        asio::post(acceptor->get_executor(), [acceptor] {
+    // Handed over (a linger), the listening sockets live on in the next agent: closing our descriptors loses
+    // nothing. Stopping for good, the connections already in the accept queue are taken and answered first: the
+    // kernel resets those still queued when the last descriptor closes. New ones are refused from then on.
+    const bool take_queue = idle_linger.count() <= 0;
+    for (auto& [acceptor, bound, loopback] : acceptors_) {
+        asio::post(acceptor->get_executor(), [this, acceptor, bound, loopback, take_queue] {
             beast::error_code ec;
+            if (take_queue) {
+                acceptor->non_blocking(true, ec);
+                for (;;) {
+                    tcp::endpoint peer;
+                    tcp::socket socket = acceptor->accept(peer, ec);
+                    if (ec)
+                        break;
+                    start_session(std::move(socket), peer, bound, loopback);
+                }
+            }
             acceptor->close(ec);
+            --open_acceptors_;
         });
     }
     std::lock_guard lock(sessions_mu_);
     for (const auto& session : sessions_)
-        asio::post(session->executor(), [session] { session->drain(); });
+        asio::post(session->executor(), [session, idle_linger] { session->drain(idle_linger); });
 }
 
 asio::awaitable<HttpResponse> Server::handle(const HttpRequest& req, const std::optional<Origin>& origin, bool loopback,

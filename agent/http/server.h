@@ -24,6 +24,7 @@
 
 #include "caller/caller.h"
 #include "caller/caller_resolver.h"
+#include "common/fd.h"
 #include "common/result.h"
 #include "datapath/origin_source.h"
 #include "http/caller_limits.h"
@@ -70,12 +71,24 @@ public:
 
     // Binds and listens; `loopback` marks the 127.0.0.1 listener (where /host/token lives).
     Result<boost::asio::ip::tcp::endpoint> listen(const boost::asio::ip::tcp::endpoint& endpoint, bool loopback);
-    // Stops accepting, closes idle connections, lets in-flight requests finish (up to drain_timeout).
-    void shutdown();
+    // Serves a listening socket another agent passed on (admin/handover.h); returns its address.
+    Result<boost::asio::ip::tcp::endpoint> adopt(Fd listener, bool loopback);
+    // The listening sockets (one per listen/adopt call) and whether each is the loopback one, to pass on.
+    std::vector<std::pair<int, bool>> listeners() const;
+    // Stops accepting, lets in-flight requests finish (up to drain_timeout) and closes idle connections: at once,
+    // or after `idle_linger` during which a new request is still answered (with `Connection: close`).
+    void shutdown(std::chrono::milliseconds idle_linger = {});
     size_t connections() const { return active_.load(); }
+    // False once shutdown() has closed every listener (after taking what was queued): only then may the process
+    // exit without the kernel resetting connections still in an accept queue.
+    bool accepting() const { return open_acceptors_.load() > 0; }
 
 private:
     class Session;
+    Result<boost::asio::ip::tcp::endpoint> serve(std::shared_ptr<boost::asio::ip::tcp::acceptor> acceptor,
+                                                 bool loopback);
+    void start_session(boost::asio::ip::tcp::socket socket, const boost::asio::ip::tcp::endpoint& peer,
+                       const boost::asio::ip::tcp::endpoint& bound, bool loopback);
     boost::asio::awaitable<void> accept_loop(std::shared_ptr<boost::asio::ip::tcp::acceptor> acceptor,
                                              boost::asio::ip::tcp::endpoint bound, bool loopback);
     // `caller` is the session's: empty before the connection's first resolution, which fills it.
@@ -86,11 +99,19 @@ private:
     ServerDeps deps_;
     HandlerOptions options_;
     ServerLimits limits_;
-    std::vector<std::shared_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
+    struct Listening {
+        std::shared_ptr<boost::asio::ip::tcp::acceptor> acceptor;
+        boost::asio::ip::tcp::endpoint bound;
+        bool loopback = false;
+    };
+    std::vector<Listening> acceptors_;
+    std::vector<std::pair<std::shared_ptr<boost::asio::ip::tcp::acceptor>, bool>> primary_;
+    std::atomic<int64_t> drain_linger_ms_{0};  // set by shutdown(), read by accept loops on every thread
     std::mutex sessions_mu_;
     std::set<std::shared_ptr<Session>> sessions_;
     CallerLimits caller_limits_;
     std::atomic<size_t> active_{0};
+    std::atomic<size_t> open_acceptors_{0};
     std::atomic<bool> stopping_{false};
 };
 

@@ -755,6 +755,7 @@ TEST_F(FaultsTest, RollingUpgradeUnderLoadSwapsProgramsAndLeaksNothing) {
     extra_agent_ =
         node().spawn({next_bin, "--node-ip", node().node_ip(), "--cgroup-root", node().kubepods_dir(), "--bpffs",
                       pn_->pin_dir(), "--audit-log", pn_->audit_path(), "--admin-socket", pn_->admin_socket_path(),
+                      "--handover-socket", pn_->handover_socket_path(), "--token-cache-file", pn_->token_cache_path(),
                       "--bindings", pn_->bindings_path(), "--upstream-timeout", "3s"},
                      node().node_netns(), next_cgroup);
     ASSERT_TRUE(extra_agent_.wait_for_output("podid-agent ready", 20s)) << extra_agent_.read_err();

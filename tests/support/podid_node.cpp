@@ -71,6 +71,9 @@ std::unique_ptr<PodidNode> PodidNode::create(PodidNodeOptions options) {
     n->bindings_path_ = n->node_->workdir() + "/bindings.json";
     n->audit_path_ = n->node_->workdir() + "/audit.log";
     n->admin_socket_path_ = n->node_->workdir() + "/admin.sock";
+    // The node's own directory for what agents share (hand-over socket, token cache): root-only, as /run/podid.
+    std::filesystem::create_directories(n->node_->workdir() + "/node-run");
+    std::filesystem::permissions(n->node_->workdir() + "/node-run", std::filesystem::perms::owner_all);
     if (!n->options_.bindings.is_null())
         n->write_bindings(n->options_.bindings);
     return n;
@@ -104,19 +107,13 @@ void PodidNode::start_emulator() {
         throw std::runtime_error("the IMDS emulator did not start: " + emulator_.read_err());
 }
 
-void PodidNode::start_agent(std::chrono::milliseconds timeout) {
+std::vector<std::string> PodidNode::agent_argv(const std::string& admin_socket) const {
     std::vector<std::string> argv = {
-        PODID_AGENT_BIN,
-        "--node-ip",
-        node_->node_ip(),
-        "--cgroup-root",
-        options_.cgroup_driver == "cgroupfs" ? node_->kubepods_cgroupfs_dir() : node_->kubepods_dir(),
-        "--bpffs",
-        pin_dir(),
-        "--audit-log",
-        audit_path_,
-        "--admin-socket",
-        admin_socket_path_};
+        PODID_AGENT_BIN, "--node-ip", node_->node_ip(), "--cgroup-root",
+        options_.cgroup_driver == "cgroupfs" ? node_->kubepods_cgroupfs_dir() : node_->kubepods_dir(), "--bpffs",
+        pin_dir(), "--audit-log", audit_path_, "--admin-socket", admin_socket,
+        // Shared by every agent of this node, as the DaemonSet's host directory is; never the machine's /run/podid.
+        "--handover-socket", handover_socket_path(), "--token-cache-file", token_cache_path()};
     if (!options_.bindings.is_null()) {
         argv.push_back("--bindings");
         argv.push_back(bindings_path_);
@@ -124,7 +121,27 @@ void PodidNode::start_agent(std::chrono::milliseconds timeout) {
     argv.insert(argv.end(), options_.agent_args.begin(), options_.agent_args.end());
     if (options_.agent_cgroup_namespace)
         argv.insert(argv.begin(), {"unshare", "--cgroup", "--"});
-    agent_ = node_->spawn(argv, node_->node_netns(), agent_cgroup_, options_.agent_env);
+    return argv;
+}
+
+std::string PodidNode::surge_agent_cgroup(int n) {
+    char uid[64];
+    std::snprintf(uid, sizeof uid, "c0ffee00_0000_4000_8000_%012d", 100 + n);
+    return node_->make_cgroup("kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + std::string(uid) +
+                              ".slice/cri-containerd-" + std::string(64, static_cast<char>('a' + n % 6)) + ".scope");
+}
+
+Process PodidNode::spawn_agent(const std::string& cgroup, const std::string& admin_socket,
+                               const std::vector<std::string>& extra_args) {
+    std::vector<std::string> argv = agent_argv(admin_socket);
+    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+    return node_->spawn(argv, node_->node_netns(), cgroup, options_.agent_env);
+}
+
+void PodidNode::adopt_agent(Process agent) { agent_ = std::move(agent); }
+
+void PodidNode::start_agent(std::chrono::milliseconds timeout) {
+    agent_ = node_->spawn(agent_argv(admin_socket_path_), node_->node_netns(), agent_cgroup_, options_.agent_env);
     if (!agent_.wait_for_output("podid-agent ready", timeout)) {
         auto r = agent_.wait(1s);
         throw std::runtime_error("podid-agent did not become ready (exit " + std::to_string(r.exit_code) +

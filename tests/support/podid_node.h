@@ -42,6 +42,15 @@ public:
     void start_emulator();
     // Starts the agent and waits for its "podid-agent ready" line; fails the test with its stderr if it exits.
     void start_agent(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+    // Another agent on this node, as a DaemonSet's surge pod: its own cgroup and admin socket, the node's shared
+    // hand-over socket and token cache. Not waited for. adopt_agent() makes it the node's agent (killed at teardown).
+    Process spawn_agent(const std::string& cgroup, const std::string& admin_socket,
+                        const std::vector<std::string>& extra_args = {});
+    void adopt_agent(Process agent);
+    // A cgroup for the n-th surge agent pod (a new pod UID, as the DaemonSet controller creates it).
+    std::string surge_agent_cgroup(int n);
+    std::string handover_socket_path() const { return node_->workdir() + "/node-run/handover.sock"; }
+    std::string token_cache_path() const { return node_->workdir() + "/node-run/token-cache.json"; }
     void kill_agent();  // SIGKILL
     int stop_agent();   // SIGTERM, returns exit code
     bool agent_running();
@@ -88,6 +97,7 @@ public:
 
 private:
     PodidNode() = default;
+    std::vector<std::string> agent_argv(const std::string& admin_socket) const;
     HttpResult run_curl(const std::vector<std::string>& argv, const std::string& netns, const std::string& cgroup);
 
     PodidNodeOptions options_;

@@ -107,6 +107,18 @@ std::string render_status(const json& agent, const json& pins) {
             about += ", node " + str(agent, "node_name");
         line(out, "", about);
         line(out, "redirect", "169.254.169.254:80 -> " + str(agent, "node_ip") + ":" + str(agent, "port"));
+        if (agent.contains("pins_holder") && agent["pins_holder"].is_object()) {
+            const json& h = agent["pins_holder"];
+            std::string holder;
+            if (h.contains("handed_over_to_pid"))
+                holder = "handed over to pid " + str(h, "handed_over_to_pid") + " at " + str(h, "handed_over") +
+                         " (this agent drains)";
+            else
+                holder = "this agent (pid " + str(h, "holder_pid") + ") since " + str(h, "holding_since");
+            if (h.value("taken_over_from_pid", 0) != 0)
+                holder += ", taken over from pid " + str(h, "taken_over_from_pid");
+            line(out, "pins held by", holder);
+        }
         line(out, "cgroup root", str(agent, "cgroup_root"));
         if (agent.contains("self_check")) {
             const json& sc = agent["self_check"];
