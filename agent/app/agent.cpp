@@ -408,6 +408,10 @@ int run_agent(const AgentOptions& o) {
     health_sources.programs_expected = dp->report().size();
     health_sources.self_check = [&self_check] { return self_check.status(); };
     health_sources.bindings_ready = [bindings] { return bindings->ready(); };
+    health_sources.retired = [&handover_state]() -> std::string {
+        const int successor = handover_state.successor_pid.load();
+        return successor == 0 ? "" : "handed over to the agent with pid " + std::to_string(successor);
+    };
     Health health(health_sources);
     BpfCollectorSources bpf_sources;
     bpf_sources.counters = [&dp] { return dp->counters(); };

@@ -13,6 +13,9 @@ Health::Health(HealthSources sources) : s_(std::move(sources)) {
 }
 
 Readiness Health::readiness() const {
+    if (s_.retired)
+        if (std::string why = s_.retired(); !why.empty())
+            return {false, why};
     size_t attached = s_.programs_attached ? s_.programs_attached() : 0;
     if (attached == 0)
         return {false, "BPF programs not attached"};

@@ -29,7 +29,10 @@ struct HealthSources {
     bool self_check_enabled = true;
     std::chrono::milliseconds self_check_max_age{90'000};  // a pass older than this no longer counts
     std::function<bool()> bindings_ready;                  // BindingSource::ready
-    std::function<int64_t()> now_ms;                       // steady clock; default: std::chrono::steady_clock
+    // Non-empty once this agent has handed its listeners to the next one (admin/handover.h): it serves nobody new,
+    // so it is not ready, whatever else holds. Optional.
+    std::function<std::string()> retired;
+    std::function<int64_t()> now_ms;  // steady clock; default: std::chrono::steady_clock
 };
 
 struct Readiness {

@@ -48,5 +48,24 @@ TEST(Health, ReadinessTable) {
     }
 }
 
+// An agent that handed its listeners to the next one is not ready, however healthy it is otherwise; before that,
+// the retired provider changes nothing.
+TEST(Health, HandedOverAgentIsNotReady) {
+    std::string retired;
+    HealthSources s;
+    s.programs_attached = [] { return size_t{6}; };
+    s.programs_expected = 6;
+    s.self_check_enabled = false;
+    s.bindings_ready = [] { return true; };
+    s.now_ms = [] { return int64_t{0}; };
+    s.retired = [&] { return retired; };
+    Health health(s);
+    EXPECT_TRUE(health.readiness().ready);
+    retired = "handed over to the agent with pid 42";
+    Readiness r = health.readiness();
+    EXPECT_FALSE(r.ready);
+    EXPECT_EQ(r.reason, retired);
+}
+
 }  // namespace
 }  // namespace podid
