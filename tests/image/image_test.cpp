@@ -126,8 +126,11 @@ protected:
                 << image() << " was built from another commit: rebuild it with tests/image/build.sh";
         }
 
-        auto rendered = run_host({"sh", "-c", "kubectl kustomize '" + kSource + "/deploy/base' | yq -s ."}, 60s);
-        ASSERT_EQ(rendered.exit_code, 0) << "kubectl kustomize deploy/base | yq -s . failed: " << rendered.err;
+        // PODID_IMAGE_MANIFEST: another kustomization to read the DaemonSet from (an overlay, a changed base).
+        const char* manifest_env = std::getenv("PODID_IMAGE_MANIFEST");
+        const std::string manifest = manifest_env && *manifest_env ? manifest_env : kSource + "/deploy/base";
+        auto rendered = run_host({"sh", "-c", "kubectl kustomize '" + manifest + "' | yq -s ."}, 60s);
+        ASSERT_EQ(rendered.exit_code, 0) << "kubectl kustomize " << manifest << " | yq -s . failed: " << rendered.err;
         auto spec = daemonset_container(json::parse(rendered.out), "podid-agent");
         ASSERT_TRUE(spec.ok()) << spec.error().message;
         spec_ = *spec;
