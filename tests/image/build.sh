@@ -48,7 +48,7 @@ if ! "$podman" image exists docker.io/library/debian:bookworm ||
   # keeps no package caches; the dpkg and apt settings stay in the image, so the Containerfile's installs follow them.
   # mmdebstrap's minbase converts /usr with usrmerge, which keeps perl (45 MB) installed; usr-is-merged, as in Docker
   # Hub's images, marks the (already merged) tree instead, and perl goes (perl-base, which dpkg needs, stays).
-  # shellcheck disable=SC2086  # an empty mirror is no argument
+  # shellcheck disable=SC2086,SC2016  # an empty mirror is no argument; mmdebstrap expands the hook's $1
   mmdebstrap --variant=minbase --mode=root --quiet \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
@@ -67,10 +67,16 @@ flock -u 9
 commit=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)
 version=$(sed -n 's/^project(podid VERSION \([0-9.]*\).*/\1/p' "$root/CMakeLists.txt")
 source=$(git -C "$root" remote get-url origin 2>/dev/null || echo "file://$root")
-"$podman" build --pull=never --layers -f "$root/deploy/Containerfile" \
+# The build's own output (apt, compiler) goes to a log; its end is shown when it fails.
+log=/var/cache/podid-image/build.log
+echo "image: building $image from $root (log: $log)" >&2
+if ! "$podman" build --pull=never --layers -f "$root/deploy/Containerfile" \
   --ignorefile "$root/deploy/Containerfile.dockerignore" \
   --build-arg PODID_GIT_COMMIT="$commit" --build-arg PODID_VERSION="$version" --build-arg PODID_SOURCE="$source" \
-  -t "$image" "$root"
+  -t "$image" "$root" >"$log" 2>&1; then
+  tail -n 60 "$log" >&2
+  fail "podman build failed (the whole output: $log)"
+fi
 # An earlier build's image and build-stage layers, untagged by this one, go after a day (kept that long so that
 # a branch switch back and forth still hits the layer cache).
 "$podman" image prune --force --filter until=24h >/dev/null || true
