@@ -81,7 +81,7 @@ struct SecretReader::State {
     };
 
     State(asio::any_io_executor executor, std::shared_ptr<KubeRequests> api, SecretReaderOptions options)
-        : strand(asio::make_strand(std::move(executor))), api(std::move(api)), options(std::move(options)) {}
+        : strand(asio::make_strand(executor)), api(std::move(api)), options(std::move(options)) {}
 
     int64_t now_ms() const {
         if (options.now_ms)

@@ -319,7 +319,7 @@ KubeResolution resolve_kube(const PodInfo& pod, const kube::Snapshot& s, const K
             out.steps.push_back("takes precedence over " + std::string(kAadPodIdBindingLabel) + "=" + *selector);
         }
         if (const std::string* use = find_in(pod.labels, kWorkloadIdentityUseLabel); use && *use == "true") {
-            out.steps.push_back("takes precedence over workload identity");
+            out.steps.emplace_back("takes precedence over workload identity");
         }
         out.binding.explanation = prefix + join(out.steps, "; ");
         return out;
@@ -337,10 +337,10 @@ KubeResolution resolve_kube(const PodInfo& pod, const kube::Snapshot& s, const K
         // Selected by a binding yet nothing servable: stays an AAD binding with no identity, so the handler answers
         // "Identity not found" and the audit can name the unsupported identities.
         out.binding.kind = BindingKind::aad_pod_identity;
-        parts.push_back("no identity to serve");
+        parts.emplace_back("no identity to serve");
     } else {
         out.binding.kind = BindingKind::none;
-        parts.insert(parts.begin(), std::move(exception_looked_at));
+        parts.insert(parts.begin(), exception_looked_at);  // copied: moved below when a binding applied
         parts.insert(parts.begin(), "no binding");
     }
     out.binding.identities = std::move(offer.identities());

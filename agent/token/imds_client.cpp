@@ -84,7 +84,7 @@ void strip_hop_by_hop(http::fields& fields) {
 }
 
 ImdsClient::ImdsClient(asio::any_io_executor executor, ImdsClientOptions options)
-    : strand_(asio::make_strand(std::move(executor))), options_(std::move(options)) {}
+    : strand_(asio::make_strand(executor)), options_(std::move(options)) {}
 
 std::size_t ImdsClient::idle_connections() const {
     std::lock_guard lock(mu_);

@@ -36,7 +36,7 @@ std::string digest_of(std::string_view data, const EVP_MD* md) {
     return std::string(reinterpret_cast<char*>(out), len);
 }
 
-std::string format_uuid(unsigned char bytes[16]) {
+std::string format_uuid(const unsigned char bytes[16]) {
     static const char* kHex = "0123456789abcdef";
     std::string out;
     for (int i = 0; i < 16; ++i) {
