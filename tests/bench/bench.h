@@ -23,5 +23,6 @@ void bench_connect_path(const BenchOptions& options, Section& out);
 void bench_upstream_amplification(const BenchOptions& options, Section& out);
 void bench_footprint(const BenchOptions& options, Section& out);
 void bench_cold_paths(const BenchOptions& options, Section& out);
+void bench_upgrades(const BenchOptions& options, Section& out);
 
 }  // namespace podid::bench

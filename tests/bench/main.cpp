@@ -32,6 +32,7 @@ const Entry kBenchmarks[] = {
     {"upstream_amplification", "3. Upstream amplification: N pods x concurrent bursts", bench_upstream_amplification},
     {"footprint", "4. Footprint: RSS and CPU, idle and under load", bench_footprint},
     {"cold_paths", "5. Cold paths: start to ready, new pod to first token", bench_cold_paths},
+    {"upgrades", "6. Upgrades: surge hand-over vs plain restart vs crash, seen by a pod", bench_upgrades},
 };
 
 std::string now_iso() {
