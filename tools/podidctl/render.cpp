@@ -254,7 +254,7 @@ std::string render_pods(const json& body) {
         rows.push_back({who, str(p, "binding"), identity, std::to_string(p.value("cgroups", json::array()).size()),
                         str(c, "redirected", "0"), str(c, "blocked", "0")});
     }
-    out << format_table({kube ? "POD" : "POD", "BINDING", "IDENTITY", "CGROUPS", "REDIRECTED", "BLOCKED"}, rows);
+    out << format_table({"POD", "BINDING", "IDENTITY", "CGROUPS", "REDIRECTED", "BLOCKED"}, rows);
     const json others = body.value("other_cgroups", json::array());
     if (!others.empty()) {
         std::vector<std::vector<std::string>> orows;

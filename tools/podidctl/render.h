@@ -14,9 +14,9 @@ std::string format_table(const std::vector<std::string>& header, const std::vect
 
 // `status`: agent = the agent's /v1/status body, or {"error": "..."} when it could not be reached; pins = read_pins().
 std::string render_status(const nlohmann::json& agent, const nlohmann::json& pins);
-std::string render_pods(const nlohmann::json& pods);
+std::string render_pods(const nlohmann::json& body);  // the agent's /v1/pods body
 std::string render_explain(const nlohmann::json& explain);
-std::string render_conns(const nlohmann::json& conns);
+std::string render_conns(const nlohmann::json& body);  // the agent's /v1/conns body
 
 // "3m12s", "2h5m", "12s"
 std::string format_duration(int64_t seconds);
