@@ -30,6 +30,7 @@ struct AuditRecord {
     std::string requested_identity;  // what the client asked for ("client_id=...") or ""
     std::string granted_identity;    // identity served ("client_id=..."), "node" for passthrough, "" when denied
     std::string binding;             // BindingKind + explanation
+    std::string binding_name;        // bindings file entry's name (standalone callers' metrics label), else ""
     std::string resource;
     std::string target_pod;  // /host/token: "namespace/name" the caller asked for
     Reason reason = Reason::deny_no_origin;

@@ -556,9 +556,11 @@ asio::awaitable<HttpResponse> Server::handle(const HttpRequest& req, const std::
     // The audit line names the binding the decision saw: none for a /host/token caller refused before any lookup.
     const bool refused_early =
         needs.binding == BindingNeeded::named_pod && options.host_token_access != HostTokenAccess::allowed;
-    if (what.kind != RequestKind::selfcheck && !refused_early)
+    if (what.kind != RequestKind::selfcheck && !refused_early) {
         record.binding =
             std::string(to_string(binding.kind)) + (binding.explanation.empty() ? "" : ": " + binding.explanation);
+        record.binding_name = binding.name;
+    }
 
     Plan plan = plan_request(req, what, caller, binding, options);
     if (auto* reply = std::get_if<Reply>(&plan)) {

@@ -228,10 +228,16 @@ void Metrics::on_request(const AuditRecord& r) {
     if (kind != kTokenSlot && kind != kHostTokenSlot)
         return;
 
+    // A pod by its name; a caller that is no pod (standalone mode) by the bindings file entry that matched it, a
+    // set the file bounds; anything else under _node.
     std::string_view ns, pod = kNodePodLabel;
+    std::string by_binding;
     if (r.caller.pod) {
         ns = r.caller.pod->ns;
         pod = r.caller.pod->name;
+    } else if (!r.binding_name.empty()) {
+        by_binding = kBindingPodLabelPrefix + r.binding_name;
+        pod = by_binding;
     }
     count_token_request(ns, pod, !r.granted_identity.empty() ? r.granted_identity : r.requested_identity, r.status);
 }

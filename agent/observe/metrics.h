@@ -7,7 +7,8 @@
 // its metrics are then left out of the scrape rather than reported as zero.
 //
 // Per-pod series are bounded by the pods on the node: forget_pod() drops a deleted pod's label sets, and callers
-// that are not known pods are aggregated under namespace="" pod="_node" (never one series per cgroup).
+// that are not known pods are labelled by the bindings file entry that matched them (namespace="" pod="binding:web",
+// standalone mode: a set the file bounds) or aggregated under namespace="" pod="_node" (never one series per cgroup).
 //
 // on_request() runs inline on the I/O threads for every request, so it never builds a label set once a series
 // exists: series are created on first use (a scrape shows only what happened) and their handles kept, in fixed
@@ -42,6 +43,8 @@ namespace podid {
 
 // The pod label values of callers that are not a known pod (host processes, pods not in the directory yet).
 inline constexpr const char* kNodePodLabel = "_node";
+// Standalone mode: callers that matched a bindings file entry are labelled pod="binding:<entry name>".
+inline constexpr const char* kBindingPodLabelPrefix = "binding:";
 
 // Per-resource counters of the Kubernetes watches (pods, azureidentities, ...).
 struct WatchCounters {

@@ -64,6 +64,9 @@ struct Binding {
     // Selected, but some identities it names cannot be served (unknown AzureIdentity types, incomplete service
     // principals): with no identity left the audit says deny_unsupported_identity, else deny_identity_missing.
     bool unsupported_identities = false;
+    // Bindings file: the entry's name ("name", else "entry-<n>"), which labels standalone callers in the metrics
+    // (a set bounded by the file). Empty for other sources: their callers are pods.
+    std::string name{};
 };
 
 // An AzureIdentity a pod's binding names but podid cannot serve: an unknown type, or a service principal without a

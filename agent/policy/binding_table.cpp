@@ -37,6 +37,7 @@ Binding BindingTable::match(std::string_view cgroup_path) const {
     binding.kind = BindingKind::static_file;
     binding.identities = entry.identities;
     binding.explanation = "bindings entry " + std::to_string(index + 1) + " (" + entry.glob + ")";
+    binding.name = entry.name;
     return binding;
 }
 

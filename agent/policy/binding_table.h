@@ -19,6 +19,7 @@ class BindingTable {
 public:
     struct Entry {
         std::string glob;                   // as written in the file
+        std::string name;                   // "name", else "entry-<n>" (1-based)
         std::vector<std::string> segments;  // the glob compiled by compile_cgroup_glob (policy/cgroup_glob.h)
         std::vector<Identity> identities;   // at least one; the first is the default
         int line = 0;                       // where the entry starts in the file (1-based; 0 when unknown)

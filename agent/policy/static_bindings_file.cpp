@@ -19,6 +19,16 @@ using nlohmann::json;
 // {"bindings": [{"identities": [{...}]}]}: deeper values are not part of the schema and need no positions.
 constexpr std::size_t kSchemaDepth = 5;
 
+// A bindings entry's name: a metrics label value and a word in logs.
+bool is_entry_name(std::string_view s) {
+    if (s.empty() || s.size() > 63)
+        return false;
+    for (char c : s)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-')
+            return false;
+    return true;
+}
+
 bool is_guid(std::string_view s) {
     if (s.size() != 36)
         return false;
@@ -104,10 +114,18 @@ private:
         if (!e.is_object())
             return error_at(entry_offset, what + "must be an object {\"cgroup\": ..., \"identities\": [...]}");
         for (const auto& [key, value] : e.items()) {
-            if (key != "cgroup" && key != "identities")
+            if (key != "cgroup" && key != "identities" && key != "name")
                 return error_at(offset_of(at + "/" + json_pointer_escape(key)), what + "unknown key \"" + key + "\"");
         }
         BindingTable::Entry entry;
+        entry.name = "entry-" + std::to_string(i + 1);
+        if (e.contains("name")) {
+            const json& name = e["name"];
+            if (!name.is_string() || !is_entry_name(name.get<std::string>()))
+                return error_at(offset_of(at + "/name"),
+                                what + "\"name\" must be 1-63 letters, digits, '.', '_' or '-' (it labels metrics)");
+            entry.name = name.get<std::string>();
+        }
         entry.line = text_position(text_, entry_offset).line;
         if (!e.contains("cgroup"))
             return error_at(entry_offset, what + "missing \"cgroup\" (a cgroup path pattern)");

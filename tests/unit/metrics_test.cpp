@@ -76,6 +76,29 @@ TEST(Metrics, TokenRequestsPerPodIdentityAndCode) {
     EXPECT_EQ(sample(s, R"(podid_build_info{version="1.2.3"})"), 1);
 }
 
+// Standalone mode: callers are no pods; each is counted under the bindings file entry that matched it.
+TEST(Metrics, StandaloneCallersAreLabelledByTheirBindingsEntry) {
+    Metrics m("1.2.3");
+    AuditRecord web = token_record("", "", 200, Reason::ok_bound_identity);
+    web.binding_name = "web";
+    m.on_request(web);
+    m.on_request(web);
+    AuditRecord batch = token_record("", "", 200, Reason::ok_bound_identity);
+    batch.binding_name = "entry-2";
+    m.on_request(batch);
+    m.on_request(token_record("", "", 404, Reason::deny_no_binding));  // matched no entry
+    std::string s = m.scrape();
+    EXPECT_EQ(
+        sample(s, R"(podid_token_requests_total{code="200",identity="client_id=aaaa",namespace="",pod="binding:web"})"),
+        2);
+    EXPECT_EQ(
+        sample(
+            s,
+            R"(podid_token_requests_total{code="200",identity="client_id=aaaa",namespace="",pod="binding:entry-2"})"),
+        1);
+    EXPECT_EQ(sample(s, R"(podid_token_requests_total{code="404",identity="",namespace="",pod="_node"})"), 1);
+}
+
 TEST(Metrics, DurationBucketsSpan100MicrosecondsTo10Seconds) {
     const auto& b = request_duration_buckets();
     ASSERT_FALSE(b.empty());

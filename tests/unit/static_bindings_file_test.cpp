@@ -135,6 +135,31 @@ TEST(BindingsFileParse, ValuesAndDefaults) {
     EXPECT_EQ(entries[0].identities[1].name, "second");
 }
 
+// An entry's name labels its callers in the metrics: given, or "entry-<n>"; anything that is no label value is
+// refused where it stands.
+TEST(BindingsFileParse, EntryNames) {
+    auto parsed = parse_bindings_file(
+        "{\"bindings\": [\n  {\"name\": \"web\", \"cgroup\": \"/a\", \"identities\": "
+        "[{\"client_id\": \"" +
+            kGuid1 + "\"}]},\n  " + entry("/b") + "\n]}",
+        "f");
+    ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+    ASSERT_EQ((*parsed)->entries().size(), 2u);
+    EXPECT_EQ((*parsed)->entries()[0].name, "web");
+    EXPECT_EQ((*parsed)->entries()[1].name, "entry-2");
+    EXPECT_EQ((*parsed)->match("/b/c").name, "entry-2");
+    for (const std::string& bad :
+         std::vector<std::string>{"\"\"", "\"a b\"", "\"x/y\"", "7", "\"" + std::string(64, 'n') + "\""}) {
+        auto refused =
+            parse_bindings_file("{\"bindings\": [\n  {\"name\": " + bad +
+                                    ", \"cgroup\": \"/a\", \"identities\": [{\"client_id\": \"" + kGuid1 + "\"}]}\n]}",
+                                "f");
+        ASSERT_FALSE(refused.ok()) << bad;
+        EXPECT_EQ(refused.error().message.rfind("f:2:", 0), 0u) << refused.error().message;
+        EXPECT_NE(refused.error().message.find("\"name\" must be"), std::string::npos) << refused.error().message;
+    }
+}
+
 TEST(BindingsFileRead, MissingFile) {
     TempDir dir;
     auto r = read_bindings_file((dir.path / "absent.json").string());
