@@ -42,7 +42,7 @@ thread)
     # server (imds_handler_test), the audit batch writer, the informer and node state, the metrics registry,
     # the admin socket, the IMDS client.
     unit="token_cache_test imds_handler_test audit_test kube_informer_test kube_state_test metrics_test"
-    unit+=" admin_socket_test token_imds_client_test"
+    unit+=" admin_socket_test token_imds_client_test handover_test"
     # Kube mode (informer), the metrics server, the admin socket, the audit writer, 2 I/O threads (the default).
     e2e="observability_test kube_mode_test"
     export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:history_size=4
