@@ -157,6 +157,24 @@ int run_agent(const AgentOptions& o) {
     if (own_id != 0)
         exempt->push_back(own_id);
 
+    // The capabilities, then every kernel feature the datapath relies on, each failure naming the feature and the
+    // kernel that has it, before anything is loaded or asked of a running agent (docs/kernels.md). The attach
+    // probes' throwaway cgroup goes below the cgroup root, which the agent may write (the mount's root is 0555).
+    std::string missing_features;
+    for (const auto& f : probe_kernel_features_report(cgroup_root)) {
+        if (f.ok)
+            continue;
+        if (f.requirement->kind == ProbeKind::privileges) {
+            log_error("podid-agent lacks a privilege it needs", kv("reason", f.detail));
+            return 1;
+        }
+        missing_features += (missing_features.empty() ? "" : "; ") + f.detail;
+    }
+    if (!missing_features.empty()) {
+        log_error("this kernel cannot run podid", kv("reason", missing_features));
+        return 1;
+    }
+
     // An upgrade: take the running agent's listeners first. It stays exempt (its own cgroup among what it exempts)
     // until it has drained, so its last token fetches still reach IMDS.
     HandoverState handover_state;
@@ -170,19 +188,6 @@ int run_agent(const AgentOptions& o) {
         handover_state.received = 1;
     }
 
-    // Every kernel capability the datapath relies on, each failure naming the feature and the kernel
-    // that has it, before anything is loaded (docs/kernels.md).
-    std::string missing_features;
-    for (const auto& f : probe_kernel_features_report()) {
-        if (f.undetermined)
-            log_warn("kernel feature not probed", kv("reason", f.detail));
-        else if (!f.ok)
-            missing_features += (missing_features.empty() ? "" : "; ") + f.detail;
-    }
-    if (!missing_features.empty()) {
-        log_error("this kernel cannot run podid", kv("reason", missing_features));
-        return 1;
-    }
     DatapathConfig dc;
     dc.cgroup_root = cgroup_root;
     dc.pin_dir = o.bpffs;
