@@ -168,6 +168,17 @@ TEST_F(HandoverTest, TwentySurgeHandoversFailNoRequest) {
         old = std::move(next);
     }
     std::this_thread::sleep_for(1500ms);
+    // Operators see who holds the pins, and the hand-over in the metrics, of the agent that holds them now.
+    RunResult status = pn_->node().run(
+        {PODIDCTL_BIN, "--socket", pn_->node().workdir() + "/admin-19.sock", "--bpffs", pn_->pin_dir(), "status"}, "",
+        "");
+    EXPECT_EQ(status.exit_code, 0) << status.out << status.err;
+    EXPECT_NE(status.out.find("pins held by"), std::string::npos) << status.out;
+    EXPECT_NE(status.out.find("this agent (pid " + std::to_string(old.pid()) + ")"), std::string::npos) << status.out;
+    EXPECT_NE(status.out.find("taken over from pid"), std::string::npos) << status.out;
+    RunResult metrics = pn_->node().run({"curl", "-s", "http://127.0.0.1:9090/metrics"}, pn_->node().node_netns(), "");
+    EXPECT_NE(metrics.out.find("podid_handovers_total{direction=\"received\"} 1"), std::string::npos)
+        << metrics.out.substr(0, 4000);
     pn_->adopt_agent(std::move(old));
     auto outcomes = stop_clients();
     std::sort(handover_ms.begin(), handover_ms.end());
