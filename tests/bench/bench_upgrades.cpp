@@ -53,7 +53,7 @@ PodLoop start_loop(test::PodidNode& pn, const std::string& pod, const std::strin
               "until [ -e " + loop.stop_file +
                   " ]; do curl -s -o /dev/null -H 'Metadata: true' --max-time 10 -w '%{http_code} %{exitcode}\\n' "
                   "'http://169.254.169.254" +
-                  token_path() + "'; done"});
+                  token_path() + "'; done; exit 0"});
     return loop;
 }
 

@@ -73,14 +73,14 @@ protected:
         const std::string curl =
             "curl -s -o /dev/null -H 'Metadata: true' --max-time 10 -w '%{http_code} %{exitcode}\\n' ";
         // A new connection per request.
-        clients_["fresh"] =
-            pn_->node().spawn_in_pod("fresh", {"sh", "-c", "until " + stop + "; do " + curl + "'" + kUrl + "'; done"});
+        clients_["fresh"] = pn_->node().spawn_in_pod(
+            "fresh", {"sh", "-c", "until " + stop + "; do " + curl + "'" + kUrl + "'; done; exit 0"});
         // Keep-alive: one curl, 20 requests on its connection (a new one only when the server closes it).
         std::string urls;
         for (int i = 0; i < 20; ++i)
             urls += std::string(" -o /dev/null '") + kUrl + "'";
-        clients_["keepalive"] =
-            pn_->node().spawn_in_pod("keepalive", {"sh", "-c", "until " + stop + "; do " + curl + urls + "; done"});
+        clients_["keepalive"] = pn_->node().spawn_in_pod(
+            "keepalive", {"sh", "-c", "until " + stop + "; do " + curl + urls + "; done; exit 0"});
         if (!with_sdks)
             return;
         // The SDKs, a new credential per token so that nothing is served from the SDK's own cache.
