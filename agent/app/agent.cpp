@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <optional>
@@ -156,6 +157,15 @@ int run_agent(const AgentOptions& o) {
     uint64_t own_id = own_cgroup_id_from_proc(**paths);
     if (own_id != 0)
         exempt->push_back(own_id);
+    // The agent's own cgroup when it lies below the cgroup root (a DaemonSet pod does), else 0: where the self-check
+    // moves if the kernel refuses it a cgroup directly below the root (nsdelegate). Known from /proc/self/cgroup
+    // here, or from the redirect once the agent listens (inside a cgroup namespace).
+    std::atomic<uint64_t> own_below_root{0};
+    if (own_id != 0) {
+        auto rel = (*paths)->path_of(own_id);
+        if (rel && (kubepods_rel == "/" || rel->rfind(kubepods_rel + "/", 0) == 0))
+            own_below_root = own_id;
+    }
 
     // The capabilities, then every kernel feature the datapath relies on, each failure naming the feature and the
     // kernel that has it, before anything is loaded or asked of a running agent (docs/kernels.md). The attach
@@ -401,6 +411,13 @@ int run_agent(const AgentOptions& o) {
     // dials 169.254.169.254 and must come back attributed to that cgroup), bindings loaded/synced.
     SelfCheckOptions self_check_options;
     self_check_options.cgroup_root = cgroup_root;
+    self_check_options.own_cgroup = [&own_below_root, &paths, mount = *mount]() -> std::string {
+        const uint64_t id = own_below_root.load();
+        if (id == 0)
+            return "";
+        auto rel = (*paths)->path_of(id);
+        return rel ? mount + *rel : "";
+    };
     self_check_options.on_result = [last = std::make_shared<std::optional<bool>>()](const SelfCheckStatus& st) {
         if (*last != st.passed)
             (st.passed ? log_info : log_warn)(st.passed ? "self-check passed" : "self-check failed",
@@ -516,6 +533,7 @@ int run_agent(const AgentOptions& o) {
             return 1;
         }
         if (*discovered != 0) {
+            own_below_root = *discovered;
             exempt->push_back(*discovered);
             datapath_exempt.push_back(*discovered);
             if (auto r = dp->set_exempt(datapath_exempt); !r) {

@@ -16,10 +16,14 @@
 #include <cstring>
 
 #include "common/fd.h"
+#include "common/log.h"
 
 namespace podid {
 
 namespace {
+
+// What the child reports when the kernel refuses to move it into the cgroup.
+constexpr std::string_view kJoinFailed = "!join cgroup";
 
 // Everything the child needs, prepared before the fork so that the child allocates nothing.
 struct ChildPlan {
@@ -51,7 +55,7 @@ void write_all(int fd, const char* p, size_t n) {
         _exit(e > 0 && e < 256 ? e : 255);
     };
     if (p.procs_fd >= 0 && write(p.procs_fd, "0", 1) != 1)
-        fail("!join cgroup", 12);
+        fail(kJoinFailed.data(), kJoinFailed.size());
     alarm(p.timeout_s);  // SIGALRM's default action ends a child stuck in connect or read
     int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (s < 0)
@@ -149,6 +153,11 @@ SelfCheck::~SelfCheck() {
         rmdir(cgroup_path_.c_str());
 }
 
+std::string SelfCheck::cgroup_path() const {
+    std::lock_guard lock(mu_);
+    return cgroup_path_;
+}
+
 uint64_t SelfCheck::cgroup_id() const {
     std::lock_guard lock(mu_);
     return cgroup_id_;
@@ -173,18 +182,46 @@ SelfCheckStatus SelfCheck::run_once() {
 }
 
 SelfCheckStatus SelfCheck::check() {
+    bool refused = false;
+    SelfCheckStatus st = check_in(cgroup_path_, refused);
+    if (!refused || moved_ || !o_.own_cgroup)
+        return st;
+    const std::string own = o_.own_cgroup();
+    if (own.empty()) {
+        st.detail += " (the agent's own cgroup is not below the cgroup root, so the check cannot run there instead)";
+        return st;
+    }
+    // Once, for good: the kernel will refuse the same move next time too.
+    const std::string moved_to = own + "/" + o_.fallback_name;
+    log_info("the self-check runs below the agent's own cgroup",
+             kv("refused", cgroup_path_) + kv("reason", st.detail) + kv("cgroup", moved_to) +
+                 kv("usual_cause",
+                    "cgroup2 nsdelegate: the kernel moves processes only inside the agent's cgroup namespace"));
+    if (created_)
+        rmdir(cgroup_path_.c_str());
+    created_ = false;
+    moved_ = true;
+    {
+        std::lock_guard lock(mu_);
+        cgroup_path_ = moved_to;
+        cgroup_id_ = 0;
+    }
+    return check_in(moved_to, refused);
+}
+
+SelfCheckStatus SelfCheck::check_in(const std::string& path, bool& refused) {
     SelfCheckStatus st;
     auto fail = [&](std::string what, int err) {
         st.detail = std::move(what) + (err ? std::string(": ") + std::strerror(err) : "");
         return st;
     };
     // The directory may exist from an agent that died before cleaning up; reusing it is fine.
-    if (mkdir(cgroup_path_.c_str(), 0755) != 0 && errno != EEXIST)
-        return fail("cannot create " + cgroup_path_, errno);
+    if (mkdir(path.c_str(), 0755) != 0 && errno != EEXIST)
+        return fail("cannot create " + path, errno);
     created_ = true;
     struct stat sb {};
-    if (stat(cgroup_path_.c_str(), &sb) != 0)
-        return fail("cannot stat " + cgroup_path_, errno);
+    if (stat(path.c_str(), &sb) != 0)
+        return fail("cannot stat " + path, errno);
     {
         std::lock_guard lock(mu_);
         cgroup_id_ = sb.st_ino;  // a cgroup2 directory's inode number is its cgroup id
@@ -208,20 +245,25 @@ SelfCheckStatus SelfCheck::check() {
     plan.out_fd = write_end.get();
 
     pid_t pid = -1;
-    Fd cgroup_fd(open(cgroup_path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    Fd cgroup_fd(open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (o_.use_clone3 && cgroup_fd.valid()) {
         pid = spawn_into_cgroup(cgroup_fd.get());
         if (pid == 0)
             child_main(plan);
         // ENOSYS: no clone3 (< 5.3); E2BIG/EINVAL: no CLONE_INTO_CGROUP (< 5.7); EPERM: seccomp. Fall back.
-        if (pid < 0 && errno != ENOSYS && errno != E2BIG && errno != EINVAL && errno != EPERM)
-            return fail("clone3 into " + cgroup_path_, errno);
+        // Anything else is the kernel refusing the cgroup (ENOENT: outside the cgroup namespace, with nsdelegate).
+        if (pid < 0 && errno != ENOSYS && errno != E2BIG && errno != EINVAL && errno != EPERM) {
+            refused = true;
+            return fail("clone3 into " + path, errno);
+        }
     }
     Fd procs_fd;
     if (pid < 0) {
-        procs_fd = Fd(open((cgroup_path_ + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
-        if (!procs_fd.valid())
-            return fail("cannot open " + cgroup_path_ + "/cgroup.procs", errno);
+        procs_fd = Fd(open((path + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
+        if (!procs_fd.valid()) {
+            refused = true;
+            return fail("cannot open " + path + "/cgroup.procs", errno);
+        }
         plan.procs_fd = procs_fd.get();
         pid = fork();
         if (pid == 0)
@@ -257,6 +299,8 @@ SelfCheckStatus SelfCheck::check() {
     if (!st.passed && !raw.empty() && raw.front() == '!' && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) != 0 &&
         WEXITSTATUS(wstatus) != 255)
         st.detail += std::string(": ") + std::strerror(WEXITSTATUS(wstatus));
+    if (raw.rfind(kJoinFailed, 0) == 0)
+        refused = true;  // the child could not write itself into cgroup.procs
     return st;
 }
 

@@ -204,6 +204,56 @@ TEST(SelfCheck, FailsWithTheReasonTable) {
     }
 }
 
+// Where the kernel refuses to place the process below the cgroup root (nsdelegate: ENOENT outside the agent's
+// cgroup namespace; here a cgroup.procs that cannot be written), the check moves below the agent's own cgroup.
+TEST(SelfCheck, MovesBelowTheAgentsOwnCgroupWhenTheRootRefuses) {
+    TempRoot root;
+    const fs::path refused = root.path / "podid-selfcheck.scope";
+    const fs::path own = root.path / "agent-container";
+    const fs::path moved = own / "podid-selfcheck";
+    auto o = loopback_options(root, 0);
+    fs::remove(refused / "cgroup.procs");
+    fs::create_symlink("/dev/full", refused / "cgroup.procs");  // the child's write fails (ENOSPC)
+    fs::create_directories(moved);
+    std::ofstream(moved / "cgroup.procs").flush();
+    LoopbackAgent agent([&](const std::string&) { return http_ok(selfcheck_body(inode_of(moved))); });
+    o.target_port = agent.port();
+    int asked = 0;
+    o.own_cgroup = [&] {
+        ++asked;
+        return own.string();
+    };
+    {
+        SelfCheck check(o);
+        auto st = check.run_once();
+        EXPECT_TRUE(st.passed) << st.detail;
+        EXPECT_EQ(check.cgroup_path(), moved.string());
+        EXPECT_EQ(check.cgroup_id(), inode_of(moved));
+        // For good: the next run goes straight there, without asking again.
+        st = check.run_once();
+        EXPECT_TRUE(st.passed) << st.detail;
+        EXPECT_EQ(asked, 1);
+        fs::remove(moved / "cgroup.procs");
+    }
+    EXPECT_FALSE(fs::exists(moved)) << "the moved self-check cgroup is removed on destruction";
+}
+
+TEST(SelfCheck, RefusedWithNoOwnCgroupBelowTheRootSaysSo) {
+    TempRoot root;
+    const fs::path refused = root.path / "podid-selfcheck.scope";
+    auto o = loopback_options(root, 1);
+    fs::remove(refused / "cgroup.procs");
+    fs::create_symlink("/dev/full", refused / "cgroup.procs");
+    o.own_cgroup = [] { return std::string(); };
+    SelfCheck check(o);
+    auto st = check.run_once();
+    EXPECT_FALSE(st.passed);
+    EXPECT_NE(st.detail.find("join cgroup failed: No space left on device"), std::string::npos) << st.detail;
+    EXPECT_NE(st.detail.find("not below the cgroup root"), std::string::npos) << st.detail;
+    EXPECT_EQ(check.cgroup_path(), refused.string());
+    fs::remove(refused / "cgroup.procs");
+}
+
 TEST(SelfCheck, CannotCreateTheCgroup) {
     SelfCheckOptions o;
     o.cgroup_root = "/nonexistent-podid-root";
