@@ -99,17 +99,10 @@ Result<tcp::endpoint> AdminServer::listen(const tcp::endpoint& endpoint) {
 }
 
 Result<tcp::endpoint> AdminServer::adopt(Fd listener) {
-    sockaddr_storage address{};
-    socklen_t len = sizeof(address);
-    if (::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&address), &len) != 0)
-        return make_error(std::string("the passed metrics listener is not a socket: ") + std::strerror(errno), errno);
-    auto acceptor = std::make_shared<tcp::acceptor>(io_);
-    boost::system::error_code ec;
-    acceptor->assign(address.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), listener.get(), ec);
-    if (ec)
-        return make_error("cannot serve the passed metrics listener: " + ec.message(), ec.value());
-    listener.release();
-    return serve(acceptor);
+    auto acceptor = adopt_acceptor(io_.get_executor(), std::move(listener), "for metrics");
+    if (!acceptor)
+        return acceptor.error();
+    return serve(*acceptor);
 }
 
 int AdminServer::listener_fd() const {

@@ -53,56 +53,27 @@ Result<void> AdminSocketServer::listen(const std::string& path) {
     auto fd = bind_unix_listener(path, "admin socket");
     if (!fd)
         return fd.error();
-    auto acceptor = std::make_shared<acceptor_type>(io_);
-    boost::system::error_code ec;
-    acceptor->assign(local(), fd->get(), ec);
-    if (ec)
-        return make_error("cannot listen on " + path + ": " + ec.message(), ec.value());
-    fd->release();
-    {
-        std::lock_guard lock(mu_);
-        acceptor_ = acceptor;
-        path_ = path;
-    }
-    asio::co_spawn(io_, accept_loop(acceptor), asio::detached);
-    return {};
+    return acceptor_.start(std::move(*fd), path, "admin socket", [this](std::shared_ptr<socket_type> socket) {
+        {
+            std::lock_guard lock(mu_);
+            sockets_.insert(socket);
+        }
+        asio::co_spawn(io_, session(std::move(socket)), asio::detached);
+    });
 }
 
 void AdminSocketServer::shutdown() {
     if (stopping_.exchange(true))
         return;
+    if (acceptor_.stop())
+        ::unlink(acceptor_.path().c_str());
     std::lock_guard lock(mu_);
-    if (acceptor_) {
-        asio::post(acceptor_->get_executor(), [a = acceptor_] {
-            boost::system::error_code ec;
-            a->close(ec);
-        });
-        ::unlink(path_.c_str());
-    }
     for (const auto& s : sockets_)
         asio::post(s->get_executor(), [s] {
             boost::system::error_code ec;
             s->shutdown(socket_type::shutdown_both, ec);
             s->close(ec);
         });
-}
-
-asio::awaitable<void> AdminSocketServer::accept_loop(std::shared_ptr<acceptor_type> acceptor) {
-    while (!stopping_) {
-        boost::system::error_code ec;
-        auto socket = std::make_shared<socket_type>(io_);
-        co_await acceptor->async_accept(*socket, asio::redirect_error(asio::use_awaitable, ec));
-        if (ec) {
-            if (stopping_ || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor)
-                co_return;
-            continue;
-        }
-        {
-            std::lock_guard lock(mu_);
-            sockets_.insert(socket);
-        }
-        asio::co_spawn(io_, session(socket), asio::detached);
-    }
 }
 
 asio::awaitable<void> AdminSocketServer::session(std::shared_ptr<socket_type> socket) {

@@ -19,6 +19,7 @@
 #include <boost/asio/local/stream_protocol.hpp>
 
 #include "admin/admin_http.h"
+#include "admin/unix_acceptor.h"
 #include "common/result.h"
 
 namespace podid {
@@ -37,16 +38,13 @@ public:
     void shutdown();
 
 private:
-    using socket_type = boost::asio::local::stream_protocol::socket;
-    using acceptor_type = boost::asio::local::stream_protocol::acceptor;
-    boost::asio::awaitable<void> accept_loop(std::shared_ptr<acceptor_type> acceptor);
+    using socket_type = UnixAcceptor::Socket;
     boost::asio::awaitable<void> session(std::shared_ptr<socket_type> socket);
 
     boost::asio::io_context& io_;
     AdminRoute route_;
-    std::string path_;
-    std::mutex mu_;
-    std::shared_ptr<acceptor_type> acceptor_;
+    UnixAcceptor acceptor_{io_};
+    std::mutex mu_;  // guards sockets_
     std::set<std::shared_ptr<socket_type>> sockets_;
     std::atomic<bool> stopping_{false};
 };

@@ -21,6 +21,7 @@
 #include "common/fd_passing.h"
 #include "common/log.h"
 #include "common/unix_listener.h"
+#include "observe/metric_family.h"
 
 namespace podid {
 
@@ -49,44 +50,17 @@ Result<void> HandoverServer::listen(const std::string& path) {
 Result<void> HandoverServer::adopt(Fd listener, const std::string& path) { return start(std::move(listener), path); }
 
 Result<void> HandoverServer::start(Fd listener, const std::string& path) {
-    auto acceptor = std::make_shared<acceptor_type>(io_);
-    boost::system::error_code ec;
-    acceptor->assign(local(), listener.get(), ec);
-    if (ec)
-        return make_error("cannot serve the hand-over socket " + path + ": " + ec.message(), ec.value());
-    listener.release();
-    acceptor_ = acceptor;
-    path_ = path;
-    asio::co_spawn(io_, accept_loop(acceptor), asio::detached);
-    return {};
+    return acceptor_.start(std::move(listener), path, "hand-over socket", [this](std::shared_ptr<socket_type> socket) {
+        asio::co_spawn(io_, session(std::move(socket)), asio::detached);
+    });
 }
 
-int HandoverServer::listener_fd() const { return acceptor_ ? acceptor_->native_handle() : -1; }
+int HandoverServer::listener_fd() const { return acceptor_.native_handle(); }
 
 void HandoverServer::shutdown() {
-    if (stopping_.exchange(true) || !acceptor_)
-        return;
-    asio::post(acceptor_->get_executor(), [a = acceptor_] {
-        boost::system::error_code ec;
-        a->close(ec);
-    });
     // The file now names the successor's socket (the same socket): it stays.
-    if (!handed_over_.load())
-        ::unlink(path_.c_str());
-}
-
-asio::awaitable<void> HandoverServer::accept_loop(std::shared_ptr<acceptor_type> acceptor) {
-    while (!stopping_) {
-        boost::system::error_code ec;
-        auto socket = std::make_shared<socket_type>(io_);
-        co_await acceptor->async_accept(*socket, asio::redirect_error(asio::use_awaitable, ec));
-        if (ec) {
-            if (stopping_ || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor)
-                co_return;
-            continue;
-        }
-        asio::co_spawn(io_, session(socket), asio::detached);
-    }
+    if (acceptor_.stop() && !handed_over_.load())
+        ::unlink(acceptor_.path().c_str());
 }
 
 namespace {
@@ -122,14 +96,14 @@ asio::awaitable<void> HandoverServer::session(std::shared_ptr<socket_type> socke
     }
     asio::streambuf buf(64 * 1024);
     json ask = co_await read_json_line(*socket, buf);
-    if (ask.is_discarded() || ask.value("op", "") != "offer" || stopping_ || handed_over_) {
+    if (ask.is_discarded() || ask.value("op", "") != "offer" || acceptor_.stopped() || handed_over_) {
         log_warn("hand-over socket: unexpected request", kv("pid", std::to_string(cred.pid)));
         co_return;
     }
     const int successor = static_cast<int>(cred.pid);
     log_info("hand-over: a new agent asks for the listeners", kv("successor_pid", std::to_string(successor)));
     HandoverContent content = hooks_.offer();
-    content.listeners.emplace_back(kHandoverSocket, acceptor_->native_handle());
+    content.listeners.emplace_back(kHandoverSocket, acceptor_.native_handle());
     json offer = {{"pid", ::getpid()},
                   {"version", content.version},
                   {"holding_since_ms", content.holding_since_ms},
@@ -172,20 +146,14 @@ asio::awaitable<void> HandoverServer::session(std::shared_ptr<socket_type> socke
 
 Result<std::optional<HandoverClient>> HandoverClient::request(const std::string& path,
                                                               std::chrono::milliseconds timeout) {
-    sockaddr_un addr{};
-    if (path.size() >= sizeof(addr.sun_path))
-        return make_error("hand-over socket path " + path + " is too long", ENAMETOOLONG);
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    HandoverClient client;
-    client.socket_ = Fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!client.socket_.valid())
-        return make_error(std::string("socket: ") + std::strerror(errno), errno);
-    if (::connect(client.socket_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-        if (errno == ENOENT || errno == ECONNREFUSED)
+    auto connected = connect_unix(path);
+    if (!connected) {
+        if (connected.error().code == ENOENT || connected.error().code == ECONNREFUSED)
             return std::optional<HandoverClient>();  // no agent, or a killed agent's socket file
-        return make_error("cannot reach the running agent at " + path + ": " + std::strerror(errno), errno);
+        return make_error("hand-over: " + connected.error().message, connected.error().code);
     }
+    HandoverClient client;
+    client.socket_ = std::move(*connected);
     if (auto sent = send_line_with_fds(client.socket_.get(), json{{"op", "offer"}, {"pid", ::getpid()}}.dump(), {});
         !sent)
         return make_error("hand-over: " + sent.error().message, sent.error().code);
@@ -258,28 +226,18 @@ nlohmann::json HandoverState::to_json() const {
 }
 
 std::vector<prometheus::MetricFamily> HandoverMetrics::Collect() const {
-    prometheus::MetricFamily handovers;
-    handovers.name = "podid_handovers_total";
-    handovers.help =
-        "Hand-overs of the listeners and pins between two agents on this node (docs/upgrades.md), by "
-        "whether this agent received them from the previous agent or gave them to the next.";
-    handovers.type = prometheus::MetricType::Counter;
-    for (const auto& [direction, value] :
-         {std::pair{"received", state_.received.load()}, std::pair{"given", state_.given.load()}}) {
-        prometheus::ClientMetric m;
-        m.label.push_back({"direction", direction});
-        m.counter.value = static_cast<double>(value);
-        handovers.metric.push_back(std::move(m));
-    }
-    prometheus::MetricFamily drained;
-    drained.name = "podid_handover_drained_connections_total";
-    drained.help =
-        "Connections this agent finished (answered with Connection: close, or closed idle) after handing "
-        "its listeners to the next agent.";
-    drained.type = prometheus::MetricType::Counter;
-    prometheus::ClientMetric m;
-    m.counter.value = static_cast<double>(state_.drained_connections.load());
-    drained.metric.push_back(std::move(m));
+    auto handovers = metric_family("podid_handovers_total",
+                                   "Hand-overs of the listeners and pins between two agents on this node "
+                                   "(docs/upgrades.md), by whether this agent received them from the previous agent "
+                                   "or gave them to the next.",
+                                   prometheus::MetricType::Counter);
+    add_sample(handovers, {{"direction", "received"}}, static_cast<double>(state_.received.load()));
+    add_sample(handovers, {{"direction", "given"}}, static_cast<double>(state_.given.load()));
+    auto drained = metric_family("podid_handover_drained_connections_total",
+                                 "Connections this agent finished (answered with Connection: close, or closed idle) "
+                                 "after handing its listeners to the next agent.",
+                                 prometheus::MetricType::Counter);
+    add_sample(drained, {}, static_cast<double>(state_.drained_connections.load()));
     return {std::move(handovers), std::move(drained)};
 }
 

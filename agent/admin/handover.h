@@ -37,6 +37,7 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <nlohmann/json.hpp>
 
+#include "admin/unix_acceptor.h"
 #include "common/fd.h"
 #include "common/result.h"
 
@@ -92,19 +93,15 @@ public:
     bool handed_over() const { return handed_over_.load(); }
 
 private:
-    using socket_type = boost::asio::local::stream_protocol::socket;
-    using acceptor_type = boost::asio::local::stream_protocol::acceptor;
+    using socket_type = UnixAcceptor::Socket;
     Result<void> start(Fd listener, const std::string& path);
-    boost::asio::awaitable<void> accept_loop(std::shared_ptr<acceptor_type> acceptor);
     boost::asio::awaitable<void> session(std::shared_ptr<socket_type> socket);
 
     boost::asio::io_context& io_;
     HandoverHooks hooks_;
-    std::string path_;
-    std::shared_ptr<acceptor_type> acceptor_;
+    UnixAcceptor acceptor_{io_};
     std::shared_ptr<socket_type> successor_;  // kept open until this process exits: the successor watches it
     std::atomic<bool> handed_over_{false};
-    std::atomic<bool> stopping_{false};
 };
 
 class HandoverClient {

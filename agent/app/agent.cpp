@@ -21,6 +21,7 @@
 #include "caller/cgroup_paths.h"
 #include "caller/local_caller_resolver.h"
 #include "caller/own_cgroup.h"
+#include "common/listen.h"
 #include "common/log.h"
 #include "datapath/datapath.h"
 #include "datapath/guard.h"
@@ -98,16 +99,12 @@ Fd passed_listener(std::optional<HandoverClient>& predecessor, const char* role,
     Fd fd = predecessor->offer().take(role);
     if (!fd.valid())
         return fd;
-    sockaddr_storage address{};
-    socklen_t len = sizeof(address);
-    boost::asio::ip::tcp::endpoint bound;
-    if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&address), &len) == 0 && len <= bound.capacity()) {
-        std::memcpy(bound.data(), &address, len);
-        bound.resize(len);
-    }
-    if (bound != wanted) {
+    auto bound = bound_endpoint(fd.get());
+    if (!bound || *bound != wanted) {
         log_warn("hand-over: a passed listener is bound elsewhere than this agent's flags say; not used",
-                 kv("role", role) + kv("passed", bound.address().to_string() + ":" + std::to_string(bound.port())) +
+                 kv("role", role) +
+                     kv("passed", bound ? bound->address().to_string() + ":" + std::to_string(bound->port())
+                                        : bound.error().message) +
                      kv("wanted", wanted.address().to_string() + ":" + std::to_string(wanted.port())));
         return Fd();
     }

@@ -22,13 +22,21 @@ bool fill_address(const std::string& path, sockaddr_un& addr) {
 
 }  // namespace
 
-bool unix_socket_answers(const std::string& path) {
+Result<Fd> connect_unix(const std::string& path) {
     sockaddr_un addr{};
     if (!fill_address(path, addr))
-        return false;
+        return make_error(
+            "unix socket path " + path + " is longer than " + std::to_string(sizeof(addr.sun_path) - 1) + " bytes",
+            ENAMETOOLONG);
     Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    return fd.valid() && ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    if (!fd.valid())
+        return make_error(std::string("socket: ") + std::strerror(errno), errno);
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
+        return make_error("cannot connect to " + path + ": " + std::strerror(errno), errno);
+    return fd;
 }
+
+bool unix_socket_answers(const std::string& path) { return connect_unix(path).ok(); }
 
 Result<Fd> bind_unix_listener(const std::string& path, const std::string& what) {
     sockaddr_un addr{};

@@ -13,6 +13,10 @@ namespace podid {
 // `what` names the socket in errors ("admin socket").
 Result<Fd> bind_unix_listener(const std::string& path, const std::string& what);
 
+// A stream socket connected to the unix socket at `path`. The error's code is connect's errno (ENOENT: no socket
+// file; ECONNREFUSED: nobody accepts there) or ENAMETOOLONG.
+Result<Fd> connect_unix(const std::string& path);
+
 // True when a process accepts connections on the unix socket at `path`.
 bool unix_socket_answers(const std::string& path);
 

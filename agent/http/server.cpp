@@ -349,18 +349,10 @@ Result<tcp::endpoint> Server::listen(const tcp::endpoint& endpoint, bool loopbac
 }
 
 Result<tcp::endpoint> Server::adopt(Fd listener, bool loopback) {
-    sockaddr_storage address{};
-    socklen_t len = sizeof(address);
-    if (::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&address), &len) != 0)
-        return make_error(std::string("a passed listener is not a socket: ") + std::strerror(errno), errno);
-    const auto protocol = address.ss_family == AF_INET6 ? tcp::v6() : tcp::v4();
-    auto acceptor = std::make_shared<tcp::acceptor>(*contexts_.front());
-    beast::error_code ec;
-    acceptor->assign(protocol, listener.get(), ec);
-    if (ec)
-        return make_error("cannot serve a passed listener: " + ec.message(), ec.value());
-    listener.release();
-    return serve(acceptor, loopback);
+    auto acceptor = adopt_acceptor(contexts_.front()->get_executor(), std::move(listener));
+    if (!acceptor)
+        return acceptor.error();
+    return serve(*acceptor, loopback);
 }
 
 std::vector<std::pair<int, bool>> Server::listeners() const {

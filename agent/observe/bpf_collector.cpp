@@ -1,6 +1,7 @@
 #include "observe/bpf_collector.h"
 
 #include "caller/kubelet_cgroup.h"
+#include "observe/metric_family.h"
 #include "observe/metrics.h"
 
 namespace podid {
@@ -68,27 +69,18 @@ std::vector<pm::MetricFamily> BpfCollector::Collect() const {
         std::erase_if(known_, [&](const auto& entry) { return !counters.contains(entry.first); });
     }
 
-    pm::MetricFamily redirected;
-    redirected.name = "podid_redirected_connections_total";
-    redirected.help = "Connections to 169.254.169.254 the BPF hooks redirected to the agent, by pod.";
-    redirected.type = pm::MetricType::Counter;
-    pm::MetricFamily blocked;
-    blocked.name = "podid_blocked_packets_total";
-    blocked.help =
-        "Connections and packets to the metadata endpoint the BPF hooks refused or dropped "
-        "(bypass attempts), by pod and reason.";
-    blocked.type = pm::MetricType::Counter;
+    auto redirected = metric_family("podid_redirected_connections_total",
+                                    "Connections to 169.254.169.254 the BPF hooks redirected to the agent, by pod.",
+                                    pm::MetricType::Counter);
+    auto blocked = metric_family("podid_blocked_packets_total",
+                                 "Connections and packets to the metadata endpoint the BPF hooks refused or dropped "
+                                 "(bypass attempts), by pod and reason.",
+                                 pm::MetricType::Counter);
     for (const auto& [key, sums] : pods) {
-        pm::ClientMetric m;
-        m.label = {{"namespace", key.ns}, {"pod", key.name}};
-        m.counter.value = static_cast<double>(sums.redirected);
-        redirected.metric.push_back(m);
-        for (const auto& [slot, n] : sums.blocked) {
-            pm::ClientMetric b;
-            b.label = {{"namespace", key.ns}, {"pod", key.name}, {"reason", counter_name(slot)}};
-            b.counter.value = static_cast<double>(n);
-            blocked.metric.push_back(std::move(b));
-        }
+        add_sample(redirected, {{"namespace", key.ns}, {"pod", key.name}}, static_cast<double>(sums.redirected));
+        for (const auto& [slot, n] : sums.blocked)
+            add_sample(blocked, {{"namespace", key.ns}, {"pod", key.name}, {"reason", counter_name(slot)}},
+                       static_cast<double>(n));
     }
     std::vector<pm::MetricFamily> out;
     out.push_back(std::move(redirected));

@@ -5,29 +5,13 @@
 #include <prometheus/metric_family.h>
 #include <prometheus/text_serializer.h>
 
+#include "observe/metric_family.h"
+
 namespace podid {
 
 namespace pm = prometheus;
 
 namespace {
-
-pm::MetricFamily family(std::string name, std::string help, pm::MetricType type) {
-    pm::MetricFamily f;
-    f.name = std::move(name);
-    f.help = std::move(help);
-    f.type = type;
-    return f;
-}
-
-void add_sample(pm::MetricFamily& f, std::vector<pm::ClientMetric::Label> labels, double value) {
-    pm::ClientMetric m;
-    m.label = std::move(labels);
-    if (f.type == pm::MetricType::Counter)
-        m.counter.value = value;
-    else
-        m.gauge.value = value;
-    f.metric.push_back(std::move(m));
-}
 
 const std::vector<double>& accept_wait_buckets() {
     // A loopback or veth handshake and an idle agent: tens of microseconds. Milliseconds mean a busy agent;
@@ -75,28 +59,28 @@ public:
         if (p_.token_cache)
             collect_cache(p_.token_cache(), out);
         if (p_.pods_tracked) {
-            auto f =
-                family("podid_pods_tracked", "Pods in the agent's pod directory (this node).", pm::MetricType::Gauge);
+            auto f = metric_family("podid_pods_tracked", "Pods in the agent's pod directory (this node).",
+                                   pm::MetricType::Gauge);
             add_sample(f, {}, static_cast<double>(p_.pods_tracked()));
             out.push_back(std::move(f));
         }
         if (p_.cgroups_tracked) {
-            auto f = family("podid_cgroups_tracked", "Cgroups with decision counters in the BPF map.",
-                            pm::MetricType::Gauge);
+            auto f = metric_family("podid_cgroups_tracked", "Cgroups with decision counters in the BPF map.",
+                                   pm::MetricType::Gauge);
             add_sample(f, {}, static_cast<double>(p_.cgroups_tracked()));
             out.push_back(std::move(f));
         }
         if (p_.kube_watches) {
-            auto restarts = family("podid_kube_watch_restarts_total",
-                                   "Kubernetes watches re-established (errors, timeouts, relists), by resource.",
-                                   pm::MetricType::Counter);
-            auto events = family("podid_kube_watch_events_total", "Kubernetes watch events applied, by resource.",
-                                 pm::MetricType::Counter);
+            auto restarts = metric_family("podid_kube_watch_restarts_total",
+                                          "Kubernetes watches re-established (errors, timeouts, relists), by resource.",
+                                          pm::MetricType::Counter);
+            auto events = metric_family("podid_kube_watch_events_total",
+                                        "Kubernetes watch events applied, by resource.", pm::MetricType::Counter);
             auto nudges =
-                family("podid_kube_watch_nudges_total",
-                       "Watch reconnections (or backoffs cut short) asked for by a pod still unknown after its "
-                       "request, by resource: a rising rate means watches go silent.",
-                       pm::MetricType::Counter);
+                metric_family("podid_kube_watch_nudges_total",
+                              "Watch reconnections (or backoffs cut short) asked for by a pod still unknown after its "
+                              "request, by resource: a rising rate means watches go silent.",
+                              pm::MetricType::Counter);
             for (const auto& [resource, c] : p_.kube_watches()) {
                 add_sample(restarts, {{"resource", resource}}, static_cast<double>(c.restarts));
                 add_sample(events, {{"resource", resource}}, static_cast<double>(c.events));
@@ -107,30 +91,30 @@ public:
             out.push_back(std::move(nudges));
         }
         if (p_.bpf_programs_attached) {
-            auto f = family("podid_bpf_programs_attached", "BPF programs the agent attached or took over.",
-                            pm::MetricType::Gauge);
+            auto f = metric_family("podid_bpf_programs_attached", "BPF programs the agent attached or took over.",
+                                   pm::MetricType::Gauge);
             add_sample(f, {}, static_cast<double>(p_.bpf_programs_attached()));
             out.push_back(std::move(f));
         }
         if (p_.guard) {
             GuardMetrics g = p_.guard();
-            auto dropped = family("podid_guard_dropped_frames_total",
-                                  "Frames to 169.254.169.254 the interface guard dropped on pods' host-side "
-                                  "interfaces (AF_PACKET bypass attempts), by IP family.",
-                                  pm::MetricType::Counter);
+            auto dropped = metric_family("podid_guard_dropped_frames_total",
+                                         "Frames to 169.254.169.254 the interface guard dropped on pods' host-side "
+                                         "interfaces (AF_PACKET bypass attempts), by IP family.",
+                                         pm::MetricType::Counter);
             add_sample(dropped, {{"family", "ipv4"}}, static_cast<double>(g.dropped_ipv4));
             add_sample(dropped, {{"family", "ipv6"}}, static_cast<double>(g.dropped_ipv6));
             out.push_back(std::move(dropped));
-            auto interfaces = family("podid_guard_interfaces", "Interfaces the interface guard is attached to.",
-                                     pm::MetricType::Gauge);
+            auto interfaces = metric_family("podid_guard_interfaces", "Interfaces the interface guard is attached to.",
+                                            pm::MetricType::Gauge);
             add_sample(interfaces, {}, static_cast<double>(g.interfaces));
             out.push_back(std::move(interfaces));
         }
         if (p_.ready) {
-            auto f = family("podid_ready",
-                            "1 when /readyz answers 200 (programs attached, self-check passed, "
-                            "bindings loaded), else 0.",
-                            pm::MetricType::Gauge);
+            auto f = metric_family("podid_ready",
+                                   "1 when /readyz answers 200 (programs attached, self-check passed, "
+                                   "bindings loaded), else 0.",
+                                   pm::MetricType::Gauge);
             add_sample(f, {}, p_.ready() ? 1 : 0);
             out.push_back(std::move(f));
         }
@@ -140,7 +124,7 @@ public:
 private:
     static void collect_cache(const TokenCacheStats& s, std::vector<pm::MetricFamily>& out) {
         auto counter = [&](const char* name, const char* help, uint64_t v) {
-            auto f = family(name, help, pm::MetricType::Counter);
+            auto f = metric_family(name, help, pm::MetricType::Counter);
             add_sample(f, {}, static_cast<double>(v));
             out.push_back(std::move(f));
         };
@@ -149,11 +133,11 @@ private:
         counter("podid_token_cache_shared_total", "Token requests that waited on a fetch another request started.",
                 s.shared);
         auto entries =
-            family("podid_token_cache_entries", "Identities (token keys) in the cache.", pm::MetricType::Gauge);
+            metric_family("podid_token_cache_entries", "Identities (token keys) in the cache.", pm::MetricType::Gauge);
         add_sample(entries, {}, static_cast<double>(s.entries));
         out.push_back(std::move(entries));
-        auto refreshes =
-            family("podid_token_refreshes_total", "Background token refreshes, by result.", pm::MetricType::Counter);
+        auto refreshes = metric_family("podid_token_refreshes_total", "Background token refreshes, by result.",
+                                       pm::MetricType::Counter);
         add_sample(refreshes, {{"result", "ok"}}, static_cast<double>(s.refreshes_ok));
         add_sample(refreshes, {{"result", "failed"}}, static_cast<double>(s.refreshes_failed));
         out.push_back(std::move(refreshes));

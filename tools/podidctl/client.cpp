@@ -1,11 +1,11 @@
 #include "client.h"
 
 #include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+
+#include "common/unix_listener.h"
 
 namespace podid::ctl {
 
@@ -27,28 +27,18 @@ Result<AdminReply> parse_admin_reply(const std::string& raw) {
 }
 
 Result<AdminReply> admin_get(const std::string& socket_path, const std::string& target) {
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return make_error(std::string("socket: ") + std::strerror(errno), errno);
-    struct Closer {
-        int fd;
-        ~Closer() { ::close(fd); }
-    } closer{fd};
-    timeval tv{10, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (socket_path.size() >= sizeof(addr.sun_path))
-        return make_error("socket path too long: " + socket_path, ENAMETOOLONG);
-    std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size());
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-        int err = errno;
+    auto connected = connect_unix(socket_path);
+    if (!connected) {
+        const int err = connected.error().code;
         std::string hint = err == ENOENT || err == ECONNREFUSED ? " (is podid-agent running?)"
                            : err == EACCES                      ? " (the admin socket is for root only)"
                                                                 : "";
-        return make_error("cannot connect to " + socket_path + ": " + std::strerror(err) + hint, err);
+        return make_error(connected.error().message + hint, err);
     }
+    const int fd = connected->get();
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     std::string req =
         "GET " + target + " HTTP/1.1\r\nHost: podid\r\nAccept: application/json\r\nConnection: close\r\n\r\n";
     for (size_t off = 0; off < req.size();) {
