@@ -1,5 +1,7 @@
 // Kernel compatibility matrix: the guest check (tests/kernel/guest_check.cpp: feature probes, then the datapath on a
-// pod in its own netns and cgroup) on older kernels booted under QEMU, and on the build machine's kernel.
+// pod in its own netns and cgroup, then the real podid-agent in a cgroup namespace of its own serving that pod,
+// tests/kernel/agent_check.cpp) on older kernels booted under QEMU, with cgroup2 mounted with nsdelegate as on AKS
+// nodes, and on the build machine's kernel.
 //
 // This test binary is also the guest program: run with --guest-check it runs the check instead of the tests. That
 // keeps one build target (the e2e glob builds one executable per file) and the initramfs gets exactly the code
@@ -21,7 +23,8 @@
 #include "kernel/guest_check.h"
 #include "support/self_helper.h"
 
-// The guest program lives in its own file; it is compiled into this test binary (see above).
+// The guest program lives in its own files; they are compiled into this test binary (see above).
+#include "kernel/agent_check.cpp"
 #include "kernel/guest_check.cpp"
 
 namespace podid::test {
@@ -97,19 +100,48 @@ const char* const kRequiredChecks[] = {
     "guard-af-packet",
     "guard-uninstall",
     "uninstall",
+    // The real agent in a cgroup namespace of its own (tests/kernel/agent_check.h).
+    "agent-cgroups",
+    "agent-emulator",
+    "agent-probes",
+    "agent-own-cgroup",
+    "agent-selfcheck",
+    "agent-readyz",
+    "agent-token",
+    "agent-sigterm",
+    "agent-cleanup",
 };
 
-void expect_all_pass(const Transcript& t, const std::string& where) {
+// Only where cgroup2 is mounted with nsdelegate, which the QEMU guests do and the build machine cannot (a system-wide
+// flag): without these lines the agent checks above could pass because nothing refused the self-check.
+const char* const kRequiredNsdelegateChecks[] = {
+    "nsdelegate-mount",
+    "nsdelegate-move-refused",
+};
+
+void expect_all_pass(const Transcript& t, const std::string& where, bool nsdelegate) {
     ASSERT_TRUE(t.done) << where << ": the guest check never finished; console:\n" << t.text;
-    for (const auto& [name, line] : t.checks)
+    bool failed = false;
+    for (const auto& [name, line] : t.checks) {
         EXPECT_TRUE(line.pass) << where << ": " << name << " FAIL " << line.detail;
+        failed = failed || !line.pass;
+    }
     for (const char* name : kRequiredChecks)
         EXPECT_TRUE(t.checks.count(name)) << where << ": no result for " << name << "; console:\n" << t.text;
+    if (nsdelegate) {
+        for (const char* name : kRequiredNsdelegateChecks)
+            EXPECT_TRUE(t.checks.count(name)) << where << ": no result for " << name << "; console:\n" << t.text;
+    }
+    // The agent's and the emulator's logs are on the console after a failed agent check.
+    if (failed)
+        std::printf("%s: console:\n%s\n", where.c_str(), t.text.c_str());
     for (const auto& r : kernel_requirements())
         EXPECT_TRUE(t.checks.count("probe:" + kernel_check::one_token(r.what))) << where << ": probe " << r.what;
     // Which recording each kernel picked is worth seeing in the log (docs/kernels.md lists it).
     if (auto it = t.checks.find("origin-recording"); it != t.checks.end())
         std::printf("%s: origin recorded from %s\n", where.c_str(), it->second.detail.c_str());
+    if (auto it = t.checks.find("agent-timing"); it != t.checks.end())
+        std::printf("[ timing   ] %s agent phase: %s\n", where.c_str(), it->second.detail.c_str());
 }
 
 bool is_root() { return geteuid() == 0; }
@@ -127,10 +159,11 @@ TEST(KernelProbeOnHost, EveryFeatureIsPresent) {
 TEST(KernelMatrix, HostKernel) {
     ASSERT_TRUE(is_root()) << "the guest check loads BPF programs and builds namespaces: run as root";
     auto start = std::chrono::steady_clock::now();
-    Transcript t = run_command(self_exe() + " --guest-check --probe-bin " + PODID_PROBE_BIN);
+    Transcript t = run_command(self_exe() + " --guest-check --probe-bin " + PODID_PROBE_BIN + " --agent-bin " +
+                               PODID_AGENT_BIN + " --emulator-bin " + PODID_EMULATOR_BIN);
     auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::printf("[ timing   ] host kernel check %.1fs\n", secs);
-    expect_all_pass(t, "host kernel");
+    expect_all_pass(t, "host kernel", false);
     EXPECT_EQ(t.exit_code, 0) << t.text;
 }
 
@@ -142,12 +175,12 @@ TEST_P(QemuKernel, DatapathWorks) {
     const std::string pkg = GetParam();
     auto start = std::chrono::steady_clock::now();
     Transcript t = run_command(std::string(PODID_SOURCE_DIR) + "/tests/kernel/run_in_qemu.sh " + pkg + " " +
-                               self_exe() + " " + PODID_PROBE_BIN);
+                               self_exe() + " " + PODID_PROBE_BIN + " " + PODID_AGENT_BIN + " " + PODID_EMULATOR_BIN);
     auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::printf("[ timing   ] %s %.1fs (fetch, initramfs, boot and check)\n", pkg.c_str(), secs);
     ASSERT_NE(t.exit_code, 3) << "could not prepare " << pkg << ":\n" << t.text;
     ASSERT_NE(t.text.find("PODID-KERNEL-BOOTED"), std::string::npos) << pkg << " did not boot:\n" << t.text;
-    expect_all_pass(t, pkg);
+    expect_all_pass(t, pkg, true);
     auto kernel = t.checks.find("kernel");
     if (kernel != t.checks.end())
         std::printf("[ kernel   ] %s\n", kernel->second.detail.c_str());
@@ -174,11 +207,20 @@ INSTANTIATE_TEST_SUITE_P(Debian, QemuKernel,
 int main(int argc, char** argv) {
     if (argc > 1 && std::strcmp(argv[1], "--guest-check") == 0) {
         podid::kernel_check::GuestCheckOptions options;
-        for (int i = 2; i + 1 < argc; i += 2) {
-            if (std::strcmp(argv[i], "--probe-bin") == 0)
-                options.probe_bin = argv[i + 1];
-            else if (std::strcmp(argv[i], "--ip-bin") == 0)
-                options.ip_bin = argv[i + 1];
+        const std::map<std::string, std::string*> with_value = {{"--probe-bin", &options.probe_bin},
+                                                                {"--ip-bin", &options.ip_bin},
+                                                                {"--agent-bin", &options.agent_bin},
+                                                                {"--emulator-bin", &options.emulator_bin},
+                                                                {"--emulator-key", &options.emulator_key}};
+        for (int i = 2; i < argc; ++i) {
+            if (std::strcmp(argv[i], "--expect-nsdelegate") == 0) {
+                options.expect_nsdelegate = true;
+            } else if (auto it = with_value.find(argv[i]); it != with_value.end() && i + 1 < argc) {
+                *it->second = argv[++i];
+            } else {
+                std::fprintf(stderr, "--guest-check: unknown or incomplete flag %s\n", argv[i]);
+                return 2;
+            }
         }
         return podid::kernel_check::run_guest_check(options);
     }

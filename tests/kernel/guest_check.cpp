@@ -23,162 +23,14 @@
 #include <vector>
 
 #include "caller/cgroup_paths.h"
-#include "common/fd.h"
 #include "datapath/datapath.h"
 #include "datapath/guard.h"
 #include "datapath/probe.h"
+#include "kernel/agent_check.h"
+#include "kernel/guest_support.h"
 
 namespace podid::kernel_check {
 namespace {
-
-constexpr const char* kNodeIp = "10.77.0.1";
-constexpr const char* kPodIp = "10.77.0.2";
-constexpr const char* kMetadataIp = "169.254.169.254";
-constexpr uint16_t kAgentPort = 2579;
-
-class Reporter {
-public:
-    bool check(const std::string& name, bool ok, const std::string& detail) {
-        std::printf("PODID-KERNEL-CHECK %s %s %s\n", name.c_str(), ok ? "PASS" : "FAIL", detail.c_str());
-        std::fflush(stdout);
-        (ok ? pass_ : fail_)++;
-        return ok;
-    }
-    int done() {
-        std::printf("PODID-KERNEL-DONE pass=%d fail=%d\n", pass_, fail_);
-        std::fflush(stdout);
-        return fail_ == 0 ? 0 : 1;
-    }
-
-private:
-    int pass_ = 0;
-    int fail_ = 0;
-};
-
-std::string one_token(std::string s) {
-    for (char& c : s)
-        if (c == ' ')
-            c = '_';
-    return s;
-}
-
-std::string errno_text() { return std::strerror(errno); }
-
-struct RunResult {
-    int exit_code = -1;
-    std::string out;
-};
-
-// Starts argv, optionally inside a network namespace and a cgroup: the child joins the cgroup first (its pid
-// written to cgroup.procs), then the netns, so the connect hooks see the pod's cgroup.
-struct Spawned {
-    pid_t pid = -1;
-    int out = -1;
-};
-
-Spawned spawn(const std::vector<std::string>& argv, int netns_fd, const std::string& cgroup) {
-    int out[2];
-    if (pipe2(out, O_CLOEXEC) != 0)
-        return {};
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(out[1], 1);
-        dup2(out[1], 2);
-        if (!cgroup.empty()) {
-            int fd = open((cgroup + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
-            if (fd < 0 || write(fd, "0", 1) != 1)
-                _exit(126);
-            close(fd);
-        }
-        if (netns_fd >= 0 && setns(netns_fd, CLONE_NEWNET) != 0)
-            _exit(126);
-        std::vector<char*> args;
-        for (const auto& a : argv)
-            args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
-        execvp(args[0], args.data());
-        _exit(127);
-    }
-    close(out[1]);
-    return {pid, out[0]};
-}
-
-RunResult finish(const Spawned& s) {
-    RunResult r;
-    if (s.pid < 0)
-        return r;
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(s.out, buf, sizeof(buf))) > 0)
-        r.out.append(buf, static_cast<size_t>(n));
-    close(s.out);
-    int status = 0;
-    waitpid(s.pid, &status, 0);
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    while (!r.out.empty() && r.out.back() == '\n')
-        r.out.pop_back();
-    return r;
-}
-
-RunResult run(const std::vector<std::string>& argv, int netns_fd = -1, const std::string& cgroup = {}) {
-    return finish(spawn(argv, netns_fd, cgroup));
-}
-
-// A process that only holds the pod's network namespace open; killed at the end.
-class PodNetns {
-public:
-    PodNetns() {
-        int ready[2];
-        if (pipe2(ready, O_CLOEXEC) != 0)
-            return;
-        pid_ = fork();
-        if (pid_ == 0) {
-            char ok = unshare(CLONE_NEWNET) == 0 ? '1' : '0';
-            (void)!write(ready[1], &ok, 1);
-            for (;;)
-                pause();
-        }
-        close(ready[1]);
-        char ok = '0';
-        (void)!read(ready[0], &ok, 1);
-        close(ready[0]);
-        if (ok == '1')
-            fd_ = Fd(open(("/proc/" + std::to_string(pid_) + "/ns/net").c_str(), O_RDONLY | O_CLOEXEC));
-    }
-    ~PodNetns() {
-        if (pid_ > 0) {
-            kill(pid_, SIGKILL);
-            waitpid(pid_, nullptr, 0);
-        }
-    }
-    PodNetns(const PodNetns&) = delete;
-    PodNetns& operator=(const PodNetns&) = delete;
-    bool valid() const { return fd_.valid(); }
-    int fd() const { return fd_.get(); }
-    pid_t pid() const { return pid_; }
-
-private:
-    pid_t pid_ = -1;
-    Fd fd_;
-};
-
-// Cgroups made for the check, removed (children first) at the end.
-class Cgroups {
-public:
-    ~Cgroups() {
-        for (auto it = made_.rbegin(); it != made_.rend(); ++it)
-            rmdir(it->c_str());
-    }
-    bool make(const std::string& path) {
-        if (mkdir(path.c_str(), 0755) != 0)
-            return false;
-        made_.push_back(path);
-        return true;
-    }
-
-private:
-    std::vector<std::string> made_;
-};
 
 Fd listen_tcp(const char* ip, uint16_t port) {
     Fd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -204,8 +56,6 @@ uint64_t counter(const Datapath& dp, uint64_t cgroup_id, int slot) {
     auto c = dp.counters_of(cgroup_id);
     return c ? (*c)[slot] : 0;
 }
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // One connection from the pod to 169.254.169.254:80: the app must see the metadata address as its peer and the
 // agent must find the record naming the pod's cgroup.
@@ -327,7 +177,7 @@ std::optional<std::string> private_bpffs(Reporter& rep) {
 
 // The interface guard (tc ingress, clsact + cls_bpf) on the node end of the pod's veth: an AF_PACKET frame
 // the pod writes to 169.254.169.254 is dropped and counted; uninstall removes the filter.
-void check_guard(Reporter& rep, const GuestCheckOptions& o, PodNetns& pod, const std::string& pin_dir) {
+void check_guard(Reporter& rep, const GuestCheckOptions& o, const PodNetns& pod, const std::string& pin_dir) {
     auto selector = parse_guard_selector("kcnode");
     auto guard = InterfaceGuard::load(pin_dir, *selector);
     if (!rep.check("guard-load", guard.ok(), guard.ok() ? "tc program loaded" : guard.error().message))
@@ -345,12 +195,11 @@ void check_guard(Reporter& rep, const GuestCheckOptions& o, PodNetns& pod, const
               removed.ok() ? std::to_string(*removed) + " filter(s) removed" : removed.error().message);
 }
 
-void check_datapath(Reporter& rep, const GuestCheckOptions& o, const std::string& bpffs) {
-    auto mount = find_cgroup2_mount();
-    if (!rep.check("cgroup2", mount.ok(), mount.ok() ? *mount : mount.error().message))
-        return;
+// The datapath alone (Datapath::install, as the agent does it) at a cgroup of the check's own, on the pod `pod`.
+void check_datapath(Reporter& rep, const GuestCheckOptions& o, const std::string& mount, const std::string& bpffs,
+                    const PodNetns& pod) {
     Cgroups cgroups;
-    const std::string root = *mount + "/podid-kc-" + std::to_string(getpid());
+    const std::string root = mount + "/podid-kc-" + std::to_string(getpid());
     const std::string pod_cgroup = root + "/pod";
     const bool made = cgroups.make(root) && cgroups.make(pod_cgroup);
     if (!rep.check("cgroups", made, made ? pod_cgroup : root + ": " + errno_text()))
@@ -359,11 +208,6 @@ void check_datapath(Reporter& rep, const GuestCheckOptions& o, const std::string
     stat(pod_cgroup.c_str(), &st);
     const uint64_t pod_id = st.st_ino;
 
-    PodNetns pod;
-    if (!rep.check("pod-netns", pod.valid(), pod.valid() ? "ok" : "unshare(CLONE_NEWNET) failed"))
-        return;
-    if (!setup_network(rep, o, pod))
-        return;
     Fd agent = listen_tcp(kNodeIp, kAgentPort);
     Fd imds = listen_tcp(kMetadataIp, 80);
     const bool listening = agent.valid() && imds.valid();
@@ -404,6 +248,22 @@ void check_datapath(Reporter& rep, const GuestCheckOptions& o, const std::string
     rep.check("uninstall", u.ok(), u.ok() ? "pins removed" : u.error().message);
 }
 
+// The node: the cgroup2 mount and a pod network namespace, on which the datapath phase and then the agent phase
+// (agent_check.h) run, one after the other.
+void check_node(Reporter& rep, const GuestCheckOptions& o, const std::string& bpffs) {
+    auto mount = find_cgroup2_mount();
+    if (!rep.check("cgroup2", mount.ok(), mount.ok() ? *mount : mount.error().message))
+        return;
+    PodNetns pod;
+    if (!rep.check("pod-netns", pod.valid(), pod.valid() ? "ok" : "unshare(CLONE_NEWNET) failed"))
+        return;
+    if (!setup_network(rep, o, pod))
+        return;
+    check_datapath(rep, o, *mount, bpffs, pod);
+    AgentCheckEnv env{*mount, bpffs, pod.fd()};
+    check_agent(rep, o, env);
+}
+
 }  // namespace
 
 int run_guest_check(const GuestCheckOptions& options) {
@@ -429,7 +289,7 @@ int run_guest_check(const GuestCheckOptions& options) {
         return rep.done();
     auto bpffs = private_bpffs(rep);
     if (bpffs) {
-        check_datapath(rep, options, *bpffs);
+        check_node(rep, options, *bpffs);
         umount2(bpffs->c_str(), MNT_DETACH);
         rmdir(bpffs->c_str());
     }

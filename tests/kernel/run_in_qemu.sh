@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # Boots a Debian kernel package under QEMU (TCG: nested KVM is not available on the CI machines) with an
-# initramfs holding busybox, the guest check program and podid-probe, and prints the serial console.
+# initramfs holding busybox, the guest check program, podid-probe, podid-agent and podid-imds-emulator, and prints
+# the serial console. The guest mounts cgroup2 with nsdelegate, as systemd does on AKS nodes.
 #
-#   run_in_qemu.sh PACKAGE GUEST_CHECK_BIN PROBE_BIN
+#   run_in_qemu.sh PACKAGE GUEST_CHECK_BIN PROBE_BIN AGENT_BIN EMULATOR_BIN
 #
 # The .deb and its unpacked tree are cached under $PODID_KERNEL_CACHE (default /var/cache/podid-kernels), so a
 # rerun only rebuilds the initramfs (~1 s) and boots. Timings go to stderr as "podid-kernel: timing ...".
 set -euo pipefail
-pkg=$1 guest=$2 probe=$3
+pkg=$1 guest=$2 probe=$3 agent=$4 emulator=$5
 cache=${PODID_KERNEL_CACHE:-/var/cache/podid-kernels}
 boot_timeout=${PODID_KERNEL_BOOT_TIMEOUT:-240}
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 timing() { local d=$(($(now_ms) - $2)); printf 'podid-kernel: timing %s %d.%03ds\n' "$1" $((d / 1000)) $((d % 1000)) >&2; }
 t0=$(now_ms)
 
-for tool in qemu-system-x86_64 busybox cpio gzip apt-get dpkg ldd; do
+for tool in qemu-system-x86_64 busybox cpio gzip apt-get dpkg ldd objcopy openssl; do
   command -v "$tool" >/dev/null || { echo "podid-kernel: $tool is missing (tools/install-deps.sh installs it)" >&2; exit 3; }
 done
 
@@ -43,10 +44,16 @@ root=$work/root
 mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,run,lib/modules,etc}
 cp "$(command -v busybox)" "$root/bin/busybox"
 for applet in $(busybox --list); do [[ $applet == busybox ]] || ln -s busybox "$root/bin/$applet"; done
-install -m755 "$guest" "$root/bin/podid-guest-check"
+# Without their debug info (most of their size): a smaller initramfs is packed, and unpacked by the emulated CPU,
+# faster.
+objcopy --strip-debug "$guest" "$root/bin/podid-guest-check"
 install -m755 "$probe" "$root/bin/podid-probe"
+objcopy --strip-debug "$agent" "$root/bin/podid-agent"
+objcopy --strip-debug "$emulator" "$root/bin/podid-imds-emulator"
+# The emulator's token signing key, made here: generating an RSA key on the emulated CPU takes seconds.
+openssl genrsa -out "$root/etc/podid-emulator-key.pem" 2048 2>/dev/null
 # Shared libraries at the same paths as on the build machine, with the dynamic loader.
-for bin in "$guest" "$probe"; do
+for bin in "$guest" "$probe" "$agent" "$emulator"; do
   ldd "$bin" | grep -oE '/[^ ]+' | while read -r lib; do
     mkdir -p "$root$(dirname "$lib")" && cp -Ln "$lib" "$root$lib"
   done
@@ -76,10 +83,13 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs tmpfs /tmp
-mkdir -p /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup
+# nsdelegate, as systemd mounts it: the kernel then refuses to move a process out of its cgroup namespace, which the
+# agent phase of the check runs into (docs/kernels.md). The init cgroup namespace, where the rest runs, is not limited.
+mkdir -p /sys/fs/cgroup && mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
 for m in ${modules[*]}; do insmod /lib/modules/\$m.ko || echo "PODID-KERNEL-CHECK module:\$m FAIL insmod failed"; done
 echo PODID-KERNEL-BOOTED
-podid-guest-check --guest-check --probe-bin /bin/podid-probe --ip-bin ip
+podid-guest-check --guest-check --probe-bin /bin/podid-probe --ip-bin ip --agent-bin /bin/podid-agent \\
+  --emulator-bin /bin/podid-imds-emulator --emulator-key /etc/podid-emulator-key.pem --expect-nsdelegate
 poweroff -f
 INIT
 chmod 755 "$root/init"
