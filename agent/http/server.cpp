@@ -384,7 +384,7 @@ Result<tcp::endpoint> Server::serve(std::shared_ptr<tcp::acceptor> opened, bool 
     const tcp::endpoint bound = per_thread.front()->local_endpoint();
     for (auto& acceptor : per_thread) {
         acceptors_.push_back({acceptor, bound, loopback});
-        ++open_acceptors_;
+        ++*open_acceptors_;
         asio::co_spawn(acceptor->get_executor(), accept_loop(acceptor, bound, loopback), asio::detached);
     }
     return bound;
@@ -404,6 +404,15 @@ sockaddr_storage local_end(const tcp::socket& socket, const tcp::endpoint& bound
 }  // namespace
 
 asio::awaitable<void> Server::accept_loop(std::shared_ptr<tcp::acceptor> acceptor, tcp::endpoint bound, bool loopback) {
+    // The server accepts until the last loop has ended, not merely until its acceptor closed: a connection the
+    // reactor accepted just before the close resumes this loop later, and is served then. Stopping the I/O
+    // threads before that would destroy it unanswered (a reset for a client that already sent its request).
+    // The count is shared: a loop the I/O threads never resumed ends when its io_context is destroyed, which may
+    // be after this server.
+    struct Ended {
+        std::shared_ptr<std::atomic<size_t>> open;
+        ~Ended() { --*open; }
+    } ended{open_acceptors_};
     for (;;) {
         beast::error_code ec;
         tcp::endpoint peer;
@@ -498,8 +507,7 @@ void Server::shutdown(std::chrono::milliseconds idle_linger) {
                     start_session(std::move(socket), peer, bound, loopback);
                 }
             }
-            acceptor->close(ec);
-            --open_acceptors_;
+            acceptor->close(ec);  // the pending accept ends with operation_aborted, and its loop with it
         });
     }
     std::lock_guard lock(sessions_mu_);

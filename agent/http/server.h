@@ -81,7 +81,7 @@ public:
     size_t connections() const { return active_.load(); }
     // False once shutdown() has closed every listener (after taking what was queued): only then may the process
     // exit without the kernel resetting connections still in an accept queue.
-    bool accepting() const { return open_acceptors_.load() > 0; }
+    bool accepting() const { return open_acceptors_->load() > 0; }
 
 private:
     class Session;
@@ -111,7 +111,8 @@ private:
     std::set<std::shared_ptr<Session>> sessions_;
     CallerLimits caller_limits_;
     std::atomic<size_t> active_{0};
-    std::atomic<size_t> open_acceptors_{0};
+    std::shared_ptr<std::atomic<size_t>> open_acceptors_ =
+        std::make_shared<std::atomic<size_t>>(0);  // accept loops running
     std::atomic<bool> stopping_{false};
 };
 
