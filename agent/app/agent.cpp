@@ -121,7 +121,7 @@ public:
     bool check_kernel();
     void ask_predecessor();
     bool install_datapath();
-    bool load_interface_guard();
+    void load_interface_guard();
     bool open_audit_log();
     bool load_bindings_file();
     bool build_token_pipeline();
@@ -332,18 +332,17 @@ bool Agent::install_datapath() {
 
 // The interface guard: AF_PACKET frames from pods' interfaces to 169.254.169.254, which no cgroup hook sees.
 // A failure is loud but not fatal: the cgroup datapath already covers every inet socket.
-bool Agent::load_interface_guard() {
+void Agent::load_interface_guard() {
     if (o_.guard_interfaces == "none")
-        return true;
+        return;
     auto loaded = InterfaceGuard::load(o_.bpffs, *parse_guard_selector(o_.guard_interfaces));
     if (!loaded) {
         log_error("interface guard not loaded: pods with CAP_NET_RAW could reach 169.254.169.254 with AF_PACKET",
                   kv("reason", loaded.error().message));
     } else {
-        guard_ =
-            std::move(*loaded);  // attached in build_token_pipeline, where the io_context that follows rtnetlink runs
+        // Attached in build_token_pipeline, once the io_context that follows rtnetlink exists.
+        guard_ = std::move(*loaded);
     }
-    return true;
 }
 
 bool Agent::open_audit_log() {
@@ -898,9 +897,11 @@ int run_agent(const AgentOptions& o) {
         return 1;
     agent.ask_predecessor();
     // The datapath, then the stages of a request, then the listeners (passed on or bound).
-    const bool built = agent.install_datapath() && agent.load_interface_guard() && agent.open_audit_log() &&
-                       agent.load_bindings_file() && agent.build_token_pipeline() && agent.connect_kubernetes();
-    if (!built)
+    if (!agent.install_datapath())
+        return 1;
+    agent.load_interface_guard();
+    if (!agent.open_audit_log() || !agent.load_bindings_file() || !agent.build_token_pipeline() ||
+        !agent.connect_kubernetes())
         return 1;
     agent.build_request_stages();
     if (!agent.serve_metrics() || !agent.serve_imds() || !agent.find_own_cgroup() || !agent.serve_admin_socket())
