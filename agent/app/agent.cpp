@@ -278,7 +278,9 @@ bool Agent::find_cgroups() {
 // probes' throwaway cgroup goes below the cgroup root, which the agent may write (the mount's root is 0555).
 bool Agent::check_kernel() {
     std::string missing_features;
+    std::size_t probed = 0;
     for (const auto& f : probe_kernel_features_report(cgroup_root_)) {
+        ++probed;
         if (f.ok)
             continue;
         if (f.requirement->kind == ProbeKind::privileges) {
@@ -291,6 +293,7 @@ bool Agent::check_kernel() {
         log_error("this kernel cannot run podid", kv("reason", missing_features));
         return false;
     }
+    log_info("kernel features probed: all present", kv("probes", std::to_string(probed)));
     return true;
 }
 

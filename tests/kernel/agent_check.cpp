@@ -518,10 +518,12 @@ void check_agent(Reporter& rep, const GuestCheckOptions& o, const AgentCheckEnv&
 
     // It refuses to start unless every probe passed, and says which failed; attaching comes after the probes.
     const std::string refused = line_with(log, "this kernel cannot run podid") + line_with(log, "lacks a privilege");
+    const std::string probed = line_with(log, "kernel features probed: all present");
     const bool attached = contains(log, "program attached");
-    rep.check("agent-probes", refused.empty() && attached,
+    rep.check("agent-probes", refused.empty() && !probed.empty() && attached,
               !refused.empty() ? refused
-              : attached       ? "probes passed, programs attached at " + kubepods
+              : probed.empty() ? "no \"kernel features probed\" line" + state
+              : attached       ? probed + "; programs attached at " + kubepods
                                : "the agent never attached its programs" + state);
 
     const std::string found = line_with(log, "agent cgroup found through the redirect");
