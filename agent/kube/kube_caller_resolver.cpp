@@ -27,10 +27,11 @@ asio::awaitable<Caller> KubeCallerResolver::resolve(std::optional<Origin> origin
         }
     }
     caller.pod = state_.pod_by_uid(caller.pod_ref->uid);
+    // Rounded up: truncating to milliseconds would end the wait up to 1 ms before --pod-wait.
     if (!caller.pod && may_wait)
         caller.pod = co_await state_.wait_for_pod(
             caller.pod_ref->uid,
-            std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::ceil<std::chrono::milliseconds>(
                 std::max(deadline - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration::zero())));
     co_return caller;
 }
