@@ -1,9 +1,12 @@
 #include "common/listen.h"
 
+#include <linux/filter.h>
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <string>
 
 namespace podid {
@@ -28,6 +31,22 @@ Result<std::shared_ptr<boost::asio::ip::tcp::acceptor>> open_acceptor(const boos
                 (ec == boost::system::errc::address_not_available ? " (is the address one of this host's?)" : ""),
             ec.value());
     return acceptor;
+}
+
+Result<void> refuse_new_handshakes(int fd) {
+    // A socket filter on a TCP socket sees the segment from its TCP header: byte 13 holds the flags.
+    constexpr uint32_t kSyn = 0x02, kAck = 0x10;
+    static sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 13),
+        BPF_STMT(BPF_ALU | BPF_AND | BPF_K, kSyn | kAck),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kSyn, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, 0),           // a SYN alone: a new connection, dropped
+        BPF_STMT(BPF_RET | BPF_K, 0xffffffff),  // anything else, whole
+    };
+    const sock_fprog program{static_cast<unsigned short>(std::size(code)), code};
+    if (::setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof(program)) != 0)
+        return make_error(std::string("cannot stop new connections to the listener: ") + std::strerror(errno), errno);
+    return {};
 }
 
 Result<boost::asio::ip::tcp::endpoint> bound_endpoint(int fd) {

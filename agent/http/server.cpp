@@ -37,6 +37,10 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
+// How long a listener closing for good waits, after it stopped taking new connections, for the handshakes already
+// under way (a round trip on the node: microseconds, more on a loaded one) to reach its accept queue.
+constexpr std::chrono::milliseconds kHandshakeGrace{50};
+
 int64_t epoch_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
         .count();
@@ -492,10 +496,20 @@ void Server::shutdown(std::chrono::milliseconds idle_linger) {
     stopping_.store(true);
     // Handed over (a linger), the listening sockets live on in the next agent: closing our descriptors loses
     // nothing. Stopping for good, the connections already in the accept queue are taken and answered first: the
-    // kernel resets those still queued when the last descriptor closes. New ones are refused from then on.
+    // kernel resets those still queued when the last descriptor closes. So new connection attempts are dropped
+    // first (their SYNs; the clients retry and meet the next agent or a refusal), the handshakes under way get a
+    // moment to complete into the queue, and only then is the queue taken and the listener closed: nothing can
+    // enter it between the last look and the close.
     const bool take_queue = idle_linger.count() <= 0;
+    if (take_queue)
+        for (const auto& [acceptor, loopback] : primary_)
+            if (auto r = refuse_new_handshakes(acceptor->native_handle()); !r)
+                log_warn("drain: new connections may still be queued and reset at exit",
+                         kv("reason", r.error().message));
+    const auto handshakes_under_way = take_queue ? kHandshakeGrace : std::chrono::milliseconds(0);
     for (auto& [acceptor, bound, loopback] : acceptors_) {
-        asio::post(acceptor->get_executor(), [this, acceptor, bound, loopback, take_queue] {
+        auto timer = std::make_shared<asio::steady_timer>(acceptor->get_executor(), handshakes_under_way);
+        timer->async_wait([this, timer, acceptor, bound, loopback, take_queue](beast::error_code) {
             beast::error_code ec;
             if (take_queue) {
                 acceptor->non_blocking(true, ec);

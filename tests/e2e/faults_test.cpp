@@ -723,8 +723,9 @@ TEST_F(FaultsTest, SigtermDrainUnderLoadFinishesInFlightAndRefusesNew) {
 
 // A DaemonSet rolling update (maxUnavailable 1) under load: the old agent gets SIGTERM and drains, then the new
 // build starts in a new pod (its own cgroup, its own binary) and swaps its programs into the pinned links with
-// bpf_link_update. Pods see refusals in between, never IMDS, never another pod's token; the links end up running
-// the new agent's programs.
+// bpf_link_update. In between, a pod's request is held (its SYN came while the old agent no longer took new
+// connections: the retry a second later meets the new agent) or refused (no agent listened); never reset, never
+// IMDS, never another pod's token. The links end up running the new agent's programs.
 TEST_F(FaultsTest, RollingUpgradeUnderLoadSwapsProgramsAndLeaksNothing) {
     start();
     expect_each_pod_served();
@@ -768,7 +769,10 @@ TEST_F(FaultsTest, RollingUpgradeUnderLoadSwapsProgramsAndLeaksNothing) {
     EXPECT_NE(after.second, before.second) << "the pinned link still runs the old agent's program";
     EXPECT_NE(extra_agent_.read_err().find("updated pinned link"), std::string::npos) << extra_agent_.read_err();
     expect_only_own_tokens(f);
-    EXPECT_GT(f["refused"], 0) << "no request met the switch-over";
+    EXPECT_TRUE(f["refused"] > 0 || f.max_ms >= 900)
+        << "no request met the switch-over (neither refused nor held by a SYN retry; slowest " << f.max_ms << " ms)";
+    // ("closed": an idle keep-alive connection the draining agent closed, which HTTP clients retry.)
+    EXPECT_EQ(f["reset"], 0) << f.failures();
     EXPECT_GT(f["ok"], 0);
     EXPECT_EQ(f.statuses_outside({200, 400}), "");
     EXPECT_EQ(f["st400"], f["not_found"]);
