@@ -114,7 +114,10 @@ asio::awaitable<void> HandoverServer::session(std::shared_ptr<socket_type> socke
         offer["listeners"].push_back(role);
         fds.push_back(fd);
     }
+    // Shared from the moment they are sent (the new agent may hold them before this send returns).
+    passed_ = true;
     if (auto sent = send_line_with_fds(socket->native_handle(), offer.dump(), fds); !sent) {
+        passed_ = false;
         log_error("hand-over: cannot pass the listeners", kv("reason", sent.error().message));
         co_return;
     }
@@ -125,6 +128,7 @@ asio::awaitable<void> HandoverServer::session(std::shared_ptr<socket_type> socke
         // The successor died (or gave up) before serving: keep serving as before. Its copies of the listeners
         // closed with it; ours never did.
         log_warn("hand-over abandoned by the new agent; still serving", kv("successor_pid", std::to_string(successor)));
+        passed_ = false;
         co_return;
     }
     handed_over_ = true;

@@ -91,6 +91,9 @@ public:
     // Stops answering. The socket file is removed unless a successor took the socket over.
     void shutdown();
     bool handed_over() const { return handed_over_.load(); }
+    // True from the moment the listeners were passed to a new agent (unless it abandoned the hand-over): they are
+    // that agent's too, so this one must leave them as they are when it stops.
+    bool listeners_passed() const { return passed_.load() || handed_over_.load(); }
 
 private:
     using socket_type = UnixAcceptor::Socket;
@@ -102,6 +105,7 @@ private:
     UnixAcceptor acceptor_{io_};
     std::shared_ptr<socket_type> successor_;  // kept open until this process exits: the successor watches it
     std::atomic<bool> handed_over_{false};
+    std::atomic<bool> passed_{false};
 };
 
 class HandoverClient {

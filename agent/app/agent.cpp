@@ -159,6 +159,7 @@ private:
     // ask_predecessor, install_datapath, load_interface_guard
     HandoverState handover_state_;
     std::optional<HandoverClient> predecessor_;
+    std::atomic<bool> predecessor_drained_{false};  // it closed its copies of the listeners (or exited)
     std::vector<uint64_t> datapath_exempt_;
     std::optional<Datapath> dp_;
     std::unique_ptr<InterfaceGuard> guard_;
@@ -725,7 +726,12 @@ void Agent::begin_drain(bool handed_over, std::function<void()> drained) {
     if (draining_)
         return;
     draining_ = true;
-    server_->shutdown(handed_over ? kHandoverIdleLinger : std::chrono::milliseconds(0));
+    // Listeners are shared while a hand-over is under way: passed to a new agent (which may not have asked this one
+    // to drain yet), or received from an old agent that has not drained yet. A SIGTERM then must leave them alone.
+    const bool shared =
+        handed_over || (handover_ && handover_->listeners_passed()) || (predecessor_ && !predecessor_drained_.load());
+    server_->shutdown(handed_over ? kHandoverIdleLinger : std::chrono::milliseconds(0),
+                      shared ? Server::Listeners::live_on : Server::Listeners::close_for_good);
     if (admin_)
         admin_->shutdown();
     if (handover_)
@@ -866,6 +872,7 @@ void Agent::take_over() {
                          kv("its_connections", std::to_string(*draining_count)));
         }
         predecessor_->on_drained(io_, [this, pid = predecessor_->offer().pid] {
+            predecessor_drained_ = true;
             if (auto r = dp_->set_exempt(exempt_); !r)
                 log_warn("cannot drop the previous agent's exemption", kv("reason", r.error().message));
             log_info("hand-over: complete; the previous agent has drained", kv("predecessor_pid", std::to_string(pid)));

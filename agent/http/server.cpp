@@ -491,16 +491,16 @@ void Server::start_session(tcp::socket socket, const tcp::endpoint& peer, const 
     });
 }
 
-void Server::shutdown(std::chrono::milliseconds idle_linger) {
+void Server::shutdown(std::chrono::milliseconds idle_linger, Listeners listeners) {
     drain_linger_ms_.store(idle_linger.count());
     stopping_.store(true);
-    // Handed over (a linger), the listening sockets live on in the next agent: closing our descriptors loses
-    // nothing. Stopping for good, the connections already in the accept queue are taken and answered first: the
-    // kernel resets those still queued when the last descriptor closes. So new connection attempts are dropped
-    // first (their SYNs; the clients retry and meet the next agent or a refusal), the handshakes under way get a
-    // moment to complete into the queue, and only then is the queue taken and the listener closed: nothing can
-    // enter it between the last look and the close.
-    const bool take_queue = idle_linger.count() <= 0;
+    // Handed over, the listening sockets live on in the next agent: closing our descriptors loses nothing, and their
+    // accept queue and socket filter are the next agent's. Stopping for good, the connections already in the accept
+    // queue are taken and answered first: the kernel resets those still queued when the last descriptor closes. So new
+    // connection attempts are dropped first (their SYNs; the clients retry and meet the next agent or a refusal), the
+    // handshakes under way get a moment to complete into the queue, and only then is the queue taken and the listener
+    // closed: nothing can enter it between the last look and the close.
+    const bool take_queue = listeners == Listeners::close_for_good;
     if (take_queue)
         for (const auto& [acceptor, loopback] : primary_)
             if (auto r = refuse_new_handshakes(acceptor->native_handle()); !r)

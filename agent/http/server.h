@@ -75,9 +75,12 @@ public:
     Result<boost::asio::ip::tcp::endpoint> adopt(Fd listener, bool loopback);
     // The listening sockets (one per listen/adopt call) and whether each is the loopback one, to pass on.
     std::vector<std::pair<int, bool>> listeners() const;
+    // What becomes of the listening sockets at shutdown: this process holds the last descriptors (they close for good,
+    // after what is queued was taken), or another agent holds them too (a hand-over), whose queue is left alone.
+    enum class Listeners { close_for_good, live_on };
     // Stops accepting, lets in-flight requests finish (up to drain_timeout) and closes idle connections: at once,
     // or after `idle_linger` during which a new request is still answered (with `Connection: close`).
-    void shutdown(std::chrono::milliseconds idle_linger = {});
+    void shutdown(std::chrono::milliseconds idle_linger = {}, Listeners listeners = Listeners::close_for_good);
     size_t connections() const { return active_.load(); }
     // False once shutdown() has closed every listener (after taking what was queued): only then may the process
     // exit without the kernel resetting connections still in an accept queue.

@@ -115,10 +115,13 @@ TEST(Handover, ListenersPassAsTheSameSocketsThenTheOldAgentDrains) {
     ASSERT_EQ(::stat(path.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0600u);
 
+    EXPECT_FALSE(old.server->listeners_passed());
     auto asked = HandoverClient::request(path, 5s);
     ASSERT_TRUE(asked) << asked.error().message;
     ASSERT_TRUE(asked->has_value());
     HandoverClient& client = **asked;
+    // From the offer on, the listeners are the new agent's too: a SIGTERM now must not close them for good.
+    EXPECT_TRUE(old.server->listeners_passed());
     HandoverOffer& offer = client.offer();
     EXPECT_EQ(offer.pid, ::getpid());
     EXPECT_EQ(offer.version, "old");
@@ -149,6 +152,7 @@ TEST(Handover, ListenersPassAsTheSameSocketsThenTheOldAgentDrains) {
     EXPECT_EQ(*draining, 3u);
     EXPECT_EQ(old.successor.load(), ::getpid());
     EXPECT_TRUE(old.server->handed_over());
+    EXPECT_TRUE(old.server->listeners_passed());
 
     asio::io_context mine;
     bool drained = false;
@@ -180,9 +184,11 @@ TEST(Handover, AbandonedHandOverLeavesTheOldAgentServing) {
     {
         auto asked = HandoverClient::request(path, 5s);
         ASSERT_TRUE(asked && asked->has_value());
+        EXPECT_TRUE(old.server->listeners_passed());
     }  // closed without a drain
     std::this_thread::sleep_for(100ms);
     EXPECT_FALSE(old.server->handed_over());
+    EXPECT_FALSE(old.server->listeners_passed()) << "abandoned: the listeners are this agent's alone again";
     EXPECT_EQ(old.drains.load(), 0);
     auto again = HandoverClient::request(path, 5s);
     ASSERT_TRUE(again && again->has_value());
