@@ -85,6 +85,15 @@ struct OldAgent {
         EXPECT_TRUE(r) << r.error().message;
         thread = std::thread([this] { io.run(); });
     }
+    // HandoverServer::shutdown on the agent's I/O thread, as the agent calls it; returns once it ran.
+    void shutdown_server() {
+        std::promise<void> stopped;
+        asio::post(io, [&] {
+            server->shutdown();
+            stopped.set_value();
+        });
+        stopped.get_future().wait();
+    }
     ~OldAgent() {
         asio::post(io, [this] { server->shutdown(); });
         work.reset();
@@ -164,12 +173,7 @@ TEST(Handover, ListenersPassAsTheSameSocketsThenTheOldAgentDrains) {
     EXPECT_TRUE(drained);
 
     // Handed over, the socket file names the new agent's socket (the same one): it stays.
-    std::promise<void> stopped;
-    asio::post(old.io, [&] {
-        old.server->shutdown();
-        stopped.set_value();
-    });
-    stopped.get_future().wait();
+    old.shutdown_server();
     EXPECT_TRUE(std::filesystem::exists(path));
     EXPECT_EQ(old.offers.load(), 1);
     EXPECT_EQ(old.drains.load(), 1);
@@ -194,12 +198,7 @@ TEST(Handover, AbandonedHandOverLeavesTheOldAgentServing) {
     ASSERT_TRUE(again && again->has_value());
     EXPECT_EQ(old.offers.load(), 2);
     // Not handed over: a shutdown removes the socket file.
-    std::promise<void> stopped;
-    asio::post(old.io, [&] {
-        old.server->shutdown();
-        stopped.set_value();
-    });
-    stopped.get_future().wait();
+    old.shutdown_server();
     EXPECT_FALSE(std::filesystem::exists(path));
 }
 
